@@ -1,0 +1,154 @@
+//! The backend contract: one synchronous trait pair every storage engine implements, plus
+//! the scheme registry that opens a backend from a location.
+//!
+//! Backends store rows of opaque `(key, value)` byte pairs and never interpret values.
+//! Index normalisation, bounds checks, key strictness and capability checks happen once,
+//! above this layer, in [`crate::store`]; a backend receives only indices already checked
+//! against the length it reports inside the same transaction.
+//!
+//! The trait is synchronous on purpose: LMDB, HDF5 and Zarr are blocking libraries. The
+//! store actor's own thread absorbs writes; concurrent readers run on connection threads.
+
+pub mod error;
+#[cfg(feature = "lmdb")]
+pub mod lmdb;
+pub mod memory;
+
+use std::sync::Arc;
+
+use asebytes_protocol::{Capabilities, Key, Row};
+
+pub use error::{Error, ErrorKind, Result};
+
+/// What a backend is and what it can do.
+#[derive(Clone, Debug)]
+pub struct BackendInfo {
+    /// Short name and URI scheme (`lmdb`, `memory`).
+    pub scheme: &'static str,
+    /// Canonical location including the group, e.g. `lmdb:///abs/x.lmdb#default`.
+    pub canonical: String,
+    /// Capabilities of this open store.
+    pub caps: Capabilities,
+}
+
+/// How to open a store (parsed from an `Open` request by the registry).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Backend-specific location: an absolute path for file backends, a name for memory.
+    pub path: String,
+    /// Group name (already defaulted to `"default"`).
+    pub group: String,
+    /// Open without write capabilities.
+    pub readonly: bool,
+    /// LMDB initial map size.
+    pub map_size: Option<u64>,
+}
+
+/// A consistent read view of a store.
+///
+/// # Behavior
+/// - Indices passed in are `< len()` of this same view (checked above this layer).
+/// - `get` with `keys` returns only the requested keys the row has (absent ones are simply
+///   left out; strictness is decided above). A placeholder row is `Ok(None)`.
+/// - Field order within a row is stable (the order written, or sorted, per backend).
+pub trait Snapshot {
+    /// Number of rows.
+    fn len(&self) -> Result<u64>;
+    /// One row, or `None` for a placeholder.
+    fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>>;
+    /// Several rows; the default calls [`Snapshot::get`] per index.
+    fn get_many(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
+        indices.iter().map(|&i| self.get(i, keys)).collect()
+    }
+    /// The value of `key` in each row, `None` where absent or placeholder.
+    fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys = std::slice::from_ref(key);
+        indices
+            .iter()
+            .map(|&i| {
+                Ok(self
+                    .get(i, Some(keys))?
+                    .and_then(|row| row.into_iter().find(|(k, _)| k == key).map(|(_, v)| v.into_vec())))
+            })
+            .collect()
+    }
+    /// The keys of one row (empty for a placeholder).
+    fn keys(&self, index: u64) -> Result<Vec<Key>> {
+        Ok(self.get(index, None)?.map(|r| r.into_iter().map(|(k, _)| k).collect()).unwrap_or_default())
+    }
+    /// Every key ever written (sorted); may include keys no row has any more.
+    fn schema(&self) -> Result<Vec<Key>>;
+}
+
+/// Read access that many threads may use at once (only used when
+/// [`Capabilities::concurrent_readers`] is set; otherwise reads go through the actor).
+pub trait Reader: Send + Sync {
+    /// Opens a consistent snapshot of the latest committed state.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>>;
+}
+
+/// Mutations inside one write transaction. Reads through the [`Snapshot`] supertrait see
+/// this transaction's own uncommitted writes.
+///
+/// # Behavior
+/// - Every method validates before it mutates: a method that returns an error has
+///   changed nothing (so one bad command in a group-committed batch spoils nothing).
+/// - Indices are already normalised and bounds-checked against `len()` of this transaction.
+/// - A row of `None`, or an empty row, is stored as a placeholder.
+pub trait Writer: Snapshot {
+    /// Appends rows; returns the new length.
+    fn extend(&mut self, rows: Vec<Option<Row>>) -> Result<u64>;
+    /// Inserts one row before `index` (`index <= len`). Requires `write_can_insert`.
+    fn insert(&mut self, index: u64, row: Option<Row>) -> Result<()>;
+    /// Replaces a row. Requires `write_can_set`.
+    fn set(&mut self, index: u64, row: Option<Row>) -> Result<()>;
+    /// Merges keys into a row (a placeholder becomes a row). Requires `write_can_update`.
+    fn update(&mut self, index: u64, data: Row) -> Result<()>;
+    /// Deletes rows `start..stop`, shifting later rows. Requires `write_can_delete`.
+    fn delete_range(&mut self, start: u64, stop: u64) -> Result<()>;
+    /// Removes keys from the given rows (every row when `None`); a row left with no keys
+    /// becomes a placeholder. Requires `write_can_drop_keys`.
+    fn drop_keys(&mut self, keys: &[Key], indices: Option<&[u64]>) -> Result<()>;
+    /// Removes every row.
+    fn clear(&mut self) -> Result<()>;
+}
+
+/// An open store, owned by exactly one writer actor: `&mut self` methods are never called
+/// concurrently.
+pub trait Backend: Send + 'static {
+    /// Scheme, canonical location, capabilities.
+    fn info(&self) -> &BackendInfo;
+    /// A reader that may be used from other threads while this backend writes.
+    fn reader(&self) -> Arc<dyn Reader>;
+    /// Runs `f` inside one write transaction and commits if it returns `Ok`; aborts (changes
+    /// nothing) if it returns `Err`. A backend may run `f` more than once (e.g. LMDB after
+    /// growing a full map), so `f` must reset any state it collects at its start.
+    fn write(&mut self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()>;
+    /// Deletes the container (the group's files). The backend is unusable afterwards.
+    /// Requires `write_can_remove`.
+    fn remove(&mut self) -> Result<()>;
+    /// Flushes and releases resources; called once at shutdown.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Groups that exist at a file location (sorted); used by `ListGroups`.
+pub fn list_groups(scheme: &str, path: &str) -> Result<Vec<String>> {
+    match scheme {
+        #[cfg(feature = "lmdb")]
+        lmdb::SCHEME => lmdb::list_groups(path),
+        memory::SCHEME => Ok(memory::list_groups(path)),
+        other => Err(Error::new(ErrorKind::NotFound, format!("no backend for scheme '{other}'"))),
+    }
+}
+
+/// Opens a backend by scheme.
+pub fn open(scheme: &str, opts: &OpenOptions) -> Result<Box<dyn Backend>> {
+    match scheme {
+        #[cfg(feature = "lmdb")]
+        lmdb::SCHEME => Ok(Box::new(lmdb::LmdbBackend::open(opts)?)),
+        memory::SCHEME => Ok(Box::new(memory::MemoryBackend::open(opts)?)),
+        other => Err(Error::new(ErrorKind::NotFound, format!("no backend for scheme '{other}'"))),
+    }
+}

@@ -1,0 +1,2 @@
+//! The asebytes daemon (placeholder during bring-up).
+pub mod backend;

@@ -1,0 +1,69 @@
+//! What a backend can do. Sent to clients when a store is opened; checked by the daemon in
+//! one place before any operation reaches a backend.
+
+use serde::{Deserialize, Serialize};
+
+/// Capability flags of an open store.
+///
+/// Naming: base operation (`write`), variant (`write_can_insert`), option (`read_with_keys`).
+/// `#[serde(default)]`: a newer daemon may send flags an older client lacks, or omit new ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Capabilities {
+    /// Rows can be read.
+    pub read: bool,
+    /// Only some keys of a row can be fetched.
+    pub read_with_keys: bool,
+    /// Any mutation at all (false for read-only opens).
+    pub write: bool,
+    /// Rows can be replaced in place (`db[i] = row`).
+    pub write_can_set: bool,
+    /// Rows can be inserted in the middle, shifting later rows.
+    pub write_can_insert: bool,
+    /// Rows can be deleted, shifting later rows.
+    pub write_can_delete: bool,
+    /// Keys can be merged into an existing row.
+    pub write_can_update: bool,
+    /// Keys can be removed from rows.
+    pub write_can_drop_keys: bool,
+    /// The whole store (all rows) can be removed from its container.
+    pub write_can_remove: bool,
+    /// Readers may bypass the writer actor and read a consistent snapshot concurrently.
+    pub concurrent_readers: bool,
+    /// Reads of several rows see one consistent snapshot.
+    pub snapshots: bool,
+    /// Data survives the daemon (false for `memory://`).
+    pub persistent: bool,
+}
+
+impl Capabilities {
+    /// Every capability: what the memory reference backend offers.
+    pub fn all() -> Self {
+        Self {
+            read: true,
+            read_with_keys: true,
+            write: true,
+            write_can_set: true,
+            write_can_insert: true,
+            write_can_delete: true,
+            write_can_update: true,
+            write_can_drop_keys: true,
+            write_can_remove: true,
+            concurrent_readers: true,
+            snapshots: true,
+            persistent: true,
+        }
+    }
+
+    /// The same flags with every write capability switched off.
+    pub fn read_only(mut self) -> Self {
+        self.write = false;
+        self.write_can_set = false;
+        self.write_can_insert = false;
+        self.write_can_delete = false;
+        self.write_can_update = false;
+        self.write_can_drop_keys = false;
+        self.write_can_remove = false;
+        self
+    }
+}

@@ -1,0 +1,34 @@
+//! Wire types of the asebytes daemon protocol, shared by the daemon and the client.
+//!
+//! Every message is one frame: a `u32` big-endian length followed by one MessagePack body
+//! (an [`Envelope`] carrying a request id). The first frame on a connection is the frozen
+//! [`Hello`] / [`HelloReply`] handshake; after it, requests and responses follow.
+//!
+//! # Layout
+//! - [`version`]: protocol version constants.
+//! - [`handshake`]: `Hello` / `Welcome`, frozen forever.
+//! - [`frame`]: length-prefixed framing, size caps, encode/decode of envelopes.
+//! - [`stream`]: a blocking Unix-socket frame stream with a bounded busy-poll before blocking.
+//! - [`request`] / [`response`]: one request and one response variant per operation.
+//! - [`value`]: rows, keys and field values as they travel (opaque bytes).
+//! - [`capability`]: what a backend can do, sent to clients on open.
+//! - [`error`]: typed wire error codes and the codec error.
+#![deny(missing_docs)]
+
+pub mod capability;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod request;
+pub mod response;
+pub mod stream;
+pub mod value;
+pub mod version;
+
+pub use capability::Capabilities;
+pub use error::{Error, ErrorCode, Result, WireError};
+pub use frame::Envelope;
+pub use handshake::{Hello, HelloReply, Welcome};
+pub use request::Request;
+pub use response::Response;
+pub use value::{Bytes, Key, Row};

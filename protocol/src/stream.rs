@@ -1,0 +1,161 @@
+//! A blocking frame stream over a Unix socket, used by both the daemon's connection
+//! threads and the client.
+//!
+//! Waiting for the next frame first busy-polls (non-blocking `recv` with a CPU relax hint)
+//! for a short bounded time, then blocks. On these machines a peer blocked on another CPU
+//! takes ~30 µs to wake, which would dwarf everything else a request costs
+//! (`notes/ipc-floor.md`); spinning only while a conversation is active and backing off to
+//! a blocking read keeps an idle peer at zero CPU.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::frame::{HEADER_LEN, body_len};
+
+/// Default busy-poll budget before a blocking read.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// The busy-poll budget in force: `ASEBYTES_SPIN_US` (microseconds, 0 disables) or the default.
+pub fn spin_budget() -> Duration {
+    std::env::var("ASEBYTES_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros)
+        .unwrap_or(DEFAULT_SPIN)
+}
+
+/// Frames over one connected Unix socket.
+#[derive(Debug)]
+pub struct FrameStream {
+    sock: UnixStream,
+    buf: Vec<u8>,
+    /// Start of unread bytes in `buf`.
+    pos: usize,
+    spin: Duration,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl FrameStream {
+    /// Wraps a connected, blocking socket.
+    pub fn new(sock: UnixStream) -> Self {
+        Self { sock, buf: Vec::with_capacity(READ_CHUNK), pos: 0, spin: spin_budget() }
+    }
+
+    /// The underlying socket.
+    pub fn socket(&self) -> &UnixStream {
+        &self.sock
+    }
+
+    /// Sets the busy-poll budget (zero disables spinning).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// Writes one complete frame (prefix included, as [`crate::frame::encode`] makes it).
+    pub fn send(&mut self, frame: &[u8]) -> Result<()> {
+        self.sock.write_all(frame)?;
+        Ok(())
+    }
+
+    /// Reads the next frame body, at most `max` bytes long.
+    ///
+    /// Returns [`Error::Closed`] if the peer closed cleanly between frames and an
+    /// `UnexpectedEof` i/o error if it closed inside one.
+    pub fn recv(&mut self, max: usize) -> Result<&[u8]> {
+        self.compact();
+        self.fill_to(HEADER_LEN, true)?;
+        let header: [u8; HEADER_LEN] = self.buf[self.pos..self.pos + HEADER_LEN].try_into().expect("header");
+        let len = body_len(header, max)?;
+        self.fill_to(HEADER_LEN + len, false)?;
+        let start = self.pos + HEADER_LEN;
+        self.pos = start + len;
+        Ok(&self.buf[start..start + len])
+    }
+
+    /// Drops consumed bytes so the buffer does not grow without bound.
+    fn compact(&mut self) {
+        if self.pos == 0 {
+            return;
+        }
+        if self.pos >= self.buf.len() {
+            self.buf.clear();
+        } else {
+            self.buf.drain(..self.pos);
+        }
+        self.pos = 0;
+        if self.buf.capacity() > 16 * READ_CHUNK && self.buf.len() < READ_CHUNK {
+            self.buf.shrink_to(READ_CHUNK);
+        }
+    }
+
+    /// Ensures `n` unread bytes are buffered.
+    fn fill_to(&mut self, n: usize, at_frame_start: bool) -> Result<()> {
+        let mut spun = false;
+        while self.buf.len() - self.pos < n {
+            let want = (n - (self.buf.len() - self.pos)).max(READ_CHUNK);
+            let old = self.buf.len();
+            self.buf.resize(old + want, 0);
+            let got = if !spun && !self.spin.is_zero() {
+                spun = true;
+                self.spin_read(old)
+            } else {
+                self.sock.read(&mut self.buf[old..]).map(Some)
+            };
+            let got = match got {
+                Ok(Some(k)) => k,
+                Ok(None) => {
+                    self.buf.truncate(old);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.buf.truncate(old);
+                    continue;
+                }
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e.into());
+                }
+            };
+            self.buf.truncate(old + got);
+            if got == 0 {
+                return if at_frame_start && self.buf.len() == self.pos {
+                    Err(Error::Closed)
+                } else {
+                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed inside a frame").into())
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls with non-blocking `recv` until data arrives or the budget runs out.
+    /// `Ok(None)` means nothing arrived in time (the caller then blocks).
+    fn spin_read(&mut self, at: usize) -> io::Result<Option<usize>> {
+        let fd = self.sock.as_raw_fd();
+        let deadline = Instant::now() + self.spin;
+        loop {
+            let dst = &mut self.buf[at..];
+            // SAFETY: `dst` is a valid, writable buffer of `dst.len()` bytes owned by us.
+            let r = unsafe { libc::recv(fd, dst.as_mut_ptr().cast(), dst.len(), libc::MSG_DONTWAIT) };
+            if r >= 0 {
+                return Ok(Some(r as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => {}
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
