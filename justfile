@@ -1,0 +1,75 @@
+# asebytes-rs developer recipes. Run through ./dev (it bootstraps .venv and just).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+py := venv / "bin" / "python"
+ref_py := justfile_directory() / ".venv-ref" / "bin" / "python"
+rust_pkgs := "-p asebytes-protocol -p asebytes-daemon -p asebytes-tests"
+
+# List recipes.
+default:
+    @just --list
+
+# Install the Python tooling into .venv (idempotent).
+[group('dev')]
+venv:
+    @[ -x {{py}} ] || python3 -m venv {{venv}}
+    @{{py}} -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+# Create .venv-ref with the reference asebytes 0.3.3 (compatibility tests, benchmarks).
+[group('dev')]
+ref-venv:
+    @[ -x {{ref_py}} ] || python3 -m venv .venv-ref
+    @{{ref_py}} -m pip install -q --disable-pip-version-check -r requirements-ref.txt
+
+# Build the extension (release) into .venv.
+[group('dev')]
+develop: venv
+    cd pyclient && VIRTUAL_ENV={{venv}} PATH={{venv}}/bin:$PATH maturin develop --release -q
+
+# The quick-start job: several processes write and read one local LMDB through the daemon.
+[group('dev')]
+demo: develop
+    {{py}} examples/quickstart.py
+
+# Rust tests: protocol, daemon (unit + end-to-end), contract suite on every backend.
+[group('test')]
+test-rs: ref-venv
+    cargo test --locked {{rust_pkgs}}
+
+# Python tests against a freshly built extension and a private daemon.
+[group('test')]
+test-py: develop ref-venv
+    {{py}} -m pytest -q pyclient/tests tests/python
+
+# Format check, clippy -D warnings, ruff, stub check.
+[group('lint')]
+lint: venv
+    cargo fmt --all --check
+    cargo clippy --locked {{rust_pkgs}} -p asebytes-py --all-targets -- -D warnings
+    {{venv}}/bin/ruff check pyclient/python tests/python benches/python examples
+    {{venv}}/bin/ruff format --check pyclient/python tests/python benches/python examples
+
+# Stub check of the native module against _native.pyi.
+[group('lint')]
+stubtest: develop
+    {{py}} -m mypy.stubtest asebytes._native --allowlist pyclient/.stubtest-allowlist
+
+# Everything: lint, Rust tests, Python tests (what CI runs).
+[group('test')]
+test: lint test-rs test-py stubtest
+
+# Alias of `test`, the name CI uses.
+[group('test')]
+ci: test
+
+# Round-trip latency and read benchmarks against the reference asebytes (issue: speed).
+[group('bench')]
+bench-latency: develop ref-venv
+    {{py}} benches/python/bench_latency.py --ref-python {{ref_py}}
+
+# Criterion benches (codec, daemon round trip).
+[group('bench')]
+bench-rs:
+    cargo bench --locked -p asebytes-benches

@@ -1,0 +1,205 @@
+//! Every message survives encode → frame → decode unchanged, at every protocol version,
+//! and arbitrary bytes never make the decoder panic.
+
+use asebytes_protocol::capability::Capabilities;
+use asebytes_protocol::error::{ErrorCode, WireError};
+use asebytes_protocol::frame::{self, Envelope, HEADER_LEN};
+use asebytes_protocol::handshake::{Hello, HelloReply, Welcome};
+use asebytes_protocol::request::*;
+use asebytes_protocol::response::{Opened, Response, Status, StoreStatus};
+use asebytes_protocol::value::{key, row};
+use asebytes_protocol::version;
+use proptest::prelude::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(id: u64, msg: T) {
+    let bytes = frame::encode(id, &msg).expect("encode");
+    let len = u32::from_be_bytes(bytes[..HEADER_LEN].try_into().unwrap()) as usize;
+    assert_eq!(len, bytes.len() - HEADER_LEN, "length prefix matches the body");
+    let back: Envelope<T> = frame::decode(&bytes[HEADER_LEN..]).expect("decode");
+    assert_eq!(back.id, id);
+    assert_eq!(back.body, msg);
+}
+
+fn sample_row() -> asebytes_protocol::Row {
+    row([("calc.energy", vec![0xcb, 0, 0, 0, 0, 0, 0, 0, 0]), ("info.tag", b"\xa4done".to_vec())])
+}
+
+fn all_requests() -> Vec<Request> {
+    let store = 7;
+    vec![
+        Request::Ping,
+        Request::Status,
+        Request::Shutdown,
+        Request::Open(Open {
+            location: "/tmp/x.lmdb".into(),
+            group: Some("train".into()),
+            readonly: true,
+            map_size: Some(1 << 20),
+        }),
+        Request::Close(StoreRef { store }),
+        Request::Len(StoreRef { store }),
+        Request::Get(Get { store, index: -1, keys: Some(vec![key("calc.energy")]) }),
+        Request::GetMany(GetMany { store, indices: vec![0, 5, -2], keys: None, missing_ok: true }),
+        Request::GetColumn(GetColumn { store, key: key("calc.energy"), indices: Some(vec![1, 2]) }),
+        Request::Keys(Keys { store, index: 3 }),
+        Request::Schema(StoreRef { store }),
+        Request::Extend(Extend { store, rows: vec![Some(sample_row()), None, Some(vec![])] }),
+        Request::Insert(Insert { store, index: 1, row: None }),
+        Request::Set(Set { store, index: 0, row: Some(sample_row()) }),
+        Request::SetMany(SetMany { store, indices: vec![0, 1], rows: vec![None, Some(sample_row())] }),
+        Request::Update(Update { store, index: 2, data: sample_row() }),
+        Request::UpdateMany(UpdateMany { store, indices: vec![0, 1], data: vec![sample_row(), vec![]] }),
+        Request::Delete(Delete { store, index: -1 }),
+        Request::DeleteRange(DeleteRange { store, start: 1, stop: 4 }),
+        Request::DropKeys(DropKeys { store, keys: vec![key("info.tag")], indices: None }),
+        Request::Reserve(Reserve { store, n: 10 }),
+        Request::Clear(StoreRef { store }),
+        Request::Remove(StoreRef { store }),
+        Request::ListGroups(ListGroups { location: "/tmp/x.lmdb".into() }),
+    ]
+}
+
+fn all_responses() -> Vec<Response> {
+    vec![
+        Response::Ok,
+        Response::Pong,
+        Response::Len(42),
+        Response::Opened(Opened {
+            store: 3,
+            canonical: "lmdb:///tmp/x.lmdb#default".into(),
+            backend: "lmdb".into(),
+            caps: Capabilities::all(),
+            len: 9,
+        }),
+        Response::Row(Some(sample_row())),
+        Response::Row(None),
+        Response::Rows(vec![Some(sample_row()), None]),
+        Response::Column(vec![Some(serde_bytes::ByteBuf::from(vec![1, 2])), None]),
+        Response::Keys(vec![key("a"), key("b")]),
+        Response::Groups(vec!["default".into(), "train".into()]),
+        Response::Status(Status {
+            version: "0.1.0".into(),
+            protocol: 1,
+            pid: 99,
+            uptime_secs: 5,
+            clients: 2,
+            socket: "/tmp/s.sock".into(),
+            idle_timeout_secs: 600,
+            stores: vec![StoreStatus {
+                canonical: "memory://x#default".into(),
+                backend: "memory".into(),
+                len: 1,
+                clients: 1,
+                commits: 4,
+            }],
+        }),
+        Response::Error(WireError::index_out_of_range(5, 3)),
+        Response::Error(WireError::not_found("Invalid keys at index 0: ['x']", vec!["x".into()])),
+    ]
+}
+
+#[test]
+fn every_request_roundtrips() {
+    for (i, req) in all_requests().into_iter().enumerate() {
+        roundtrip(i as u64, req);
+    }
+}
+
+#[test]
+fn every_response_roundtrips() {
+    for (i, resp) in all_responses().into_iter().enumerate() {
+        roundtrip(u64::MAX - i as u64, resp);
+    }
+}
+
+#[test]
+fn handshake_roundtrips_at_every_version() {
+    for v in version::MIN_SUPPORTED..=version::CURRENT {
+        roundtrip(0, Hello { protocol: v, min_protocol: version::MIN_SUPPORTED, client_version: "x".into(), build_id: "b".into() });
+        roundtrip(
+            0,
+            HelloReply::Welcome(Welcome { protocol: v, daemon_version: "x".into(), build_id: "b".into(), pid: 1, started_at: 2 }),
+        );
+    }
+    roundtrip(0, HelloReply::Refused(WireError::new(ErrorCode::VersionMismatch, "too old")));
+}
+
+/// A `Hello` from a future client with fields we do not know still decodes, so the daemon
+/// can answer it with a clear `VersionMismatch` instead of a decode failure.
+#[test]
+fn hello_from_future_version_with_extra_fields_decodes() {
+    #[derive(Serialize)]
+    struct FutureHello {
+        protocol: u32,
+        min_protocol: u32,
+        client_version: String,
+        build_id: String,
+        compression: String,
+    }
+    let bytes = frame::encode(
+        1,
+        &FutureHello { protocol: 9, min_protocol: 8, client_version: "9.0".into(), build_id: "z".into(), compression: "zstd".into() },
+    )
+    .unwrap();
+    let hello: Envelope<Hello> = frame::decode(&bytes[HEADER_LEN..]).unwrap();
+    assert_eq!(hello.body.protocol, 9);
+    assert_eq!(version::negotiate(hello.body.min_protocol, hello.body.protocol), None);
+}
+
+/// An error code added by a newer daemon decodes as `Unknown`, never as a failure.
+#[test]
+fn unknown_error_code_decodes_as_unknown() {
+    #[derive(Serialize)]
+    enum FutureCode {
+        QuotaExceeded,
+    }
+    #[derive(Serialize)]
+    struct FutureError {
+        code: FutureCode,
+        message: String,
+    }
+    #[derive(Serialize)]
+    enum FutureResponse {
+        Error(FutureError),
+    }
+    let bytes =
+        frame::encode(4, &FutureResponse::Error(FutureError { code: FutureCode::QuotaExceeded, message: "full".into() })).unwrap();
+    let back: Envelope<Response> = frame::decode(&bytes[HEADER_LEN..]).unwrap();
+    match back.body {
+        Response::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Unknown);
+            assert_eq!(e.message, "full");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_length_prefix_is_refused() {
+    let header = (frame::HANDSHAKE_MAX_FRAME_LEN as u32 + 1).to_be_bytes();
+    assert!(matches!(
+        frame::body_len(header, frame::HANDSHAKE_MAX_FRAME_LEN),
+        Err(asebytes_protocol::Error::FrameTooLarge { .. })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = frame::decode::<Request>(&bytes);
+        let _ = frame::decode::<Response>(&bytes);
+        let _ = frame::decode::<Hello>(&bytes);
+    }
+
+    #[test]
+    fn truncated_frames_fail_cleanly(cut in 0usize..200) {
+        for req in all_requests() {
+            let bytes = frame::encode(1, &req).unwrap();
+            let body = &bytes[HEADER_LEN..];
+            let cut = cut.min(body.len().saturating_sub(1));
+            prop_assert!(frame::decode::<Request>(&body[..cut]).is_err());
+        }
+    }
+}

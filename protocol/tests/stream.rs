@@ -1,0 +1,83 @@
+//! The frame stream delivers whole frames across partial writes, pipelined frames and the
+//! busy-poll/blocking boundary, and reports a clean close.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use asebytes_protocol::frame::{self, Envelope};
+use asebytes_protocol::stream::FrameStream;
+use asebytes_protocol::{Error, Request};
+
+#[test]
+fn frames_arrive_whole_when_written_byte_by_byte() {
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    let bytes = frame::encode(11, &Request::Ping).unwrap();
+    let writer = std::thread::spawn(move || {
+        for byte in &bytes {
+            b.write_all(std::slice::from_ref(byte)).unwrap();
+            std::thread::yield_now();
+        }
+        b
+    });
+    let body = rx.recv(1024).unwrap().to_vec();
+    let env: Envelope<Request> = frame::decode(&body).unwrap();
+    assert_eq!((env.id, env.body), (11, Request::Ping));
+    drop(writer.join().unwrap());
+    assert!(matches!(rx.recv(1024), Err(Error::Closed)));
+}
+
+#[test]
+fn pipelined_frames_are_split_correctly() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    let mut tx = FrameStream::new(b);
+    let mut all = Vec::new();
+    for id in 0..100u64 {
+        frame::encode_into(&mut all, id, &Request::Status).unwrap();
+    }
+    tx.send(&all).unwrap();
+    for id in 0..100u64 {
+        let env: Envelope<Request> = frame::decode(rx.recv(1024).unwrap()).unwrap();
+        assert_eq!(env.id, id);
+    }
+}
+
+#[test]
+fn blocking_read_after_spin_budget_still_receives() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    rx.set_spin(Duration::from_micros(1));
+    let mut tx = FrameStream::new(b);
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        go_rx.recv().unwrap();
+        tx.send(&frame::encode(5, &Request::Ping).unwrap()).unwrap();
+        tx
+    });
+    go_tx.send(()).unwrap();
+    let env: Envelope<Request> = frame::decode(rx.recv(1024).unwrap()).unwrap();
+    assert_eq!(env.id, 5);
+    drop(h.join().unwrap());
+}
+
+#[test]
+fn close_inside_a_frame_is_an_error_not_a_clean_close() {
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    b.write_all(&[0, 0, 0, 10, 1, 2]).unwrap();
+    drop(b);
+    match rx.recv(1024) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
+        other => panic!("expected UnexpectedEof, got {:?}", other.map(|b| b.to_vec())),
+    }
+}
+
+#[test]
+fn oversized_frame_is_refused() {
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    b.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
+    assert!(matches!(rx.recv(1024), Err(Error::FrameTooLarge { .. })));
+}
