@@ -54,6 +54,10 @@ pub struct OpenOptions {
 pub trait Snapshot {
     /// Number of rows.
     fn len(&self) -> Result<u64>;
+    /// Whether there are no rows.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// One row, or `None` for a placeholder.
     fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>>;
     /// Several rows; the default calls [`Snapshot::get`] per index.
@@ -66,15 +70,20 @@ pub trait Snapshot {
         indices
             .iter()
             .map(|&i| {
-                Ok(self
-                    .get(i, Some(keys))?
-                    .and_then(|row| row.into_iter().find(|(k, _)| k == key).map(|(_, v)| v.into_vec())))
+                Ok(self.get(i, Some(keys))?.and_then(|row| {
+                    row.into_iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.into_vec())
+                }))
             })
             .collect()
     }
     /// The keys of one row (empty for a placeholder).
     fn keys(&self, index: u64) -> Result<Vec<Key>> {
-        Ok(self.get(index, None)?.map(|r| r.into_iter().map(|(k, _)| k).collect()).unwrap_or_default())
+        Ok(self
+            .get(index, None)?
+            .map(|r| r.into_iter().map(|(k, _)| k).collect())
+            .unwrap_or_default())
     }
     /// Every key ever written (sorted); may include keys no row has any more.
     fn schema(&self) -> Result<Vec<Key>>;
@@ -139,7 +148,10 @@ pub fn list_groups(scheme: &str, path: &str) -> Result<Vec<String>> {
         #[cfg(feature = "lmdb")]
         lmdb::SCHEME => lmdb::list_groups(path),
         memory::SCHEME => Ok(memory::list_groups(path)),
-        other => Err(Error::new(ErrorKind::NotFound, format!("no backend for scheme '{other}'"))),
+        other => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no backend for scheme '{other}'"),
+        )),
     }
 }
 
@@ -149,6 +161,9 @@ pub fn open(scheme: &str, opts: &OpenOptions) -> Result<Box<dyn Backend>> {
         #[cfg(feature = "lmdb")]
         lmdb::SCHEME => Ok(Box::new(lmdb::LmdbBackend::open(opts)?)),
         memory::SCHEME => Ok(Box::new(memory::MemoryBackend::open(opts)?)),
-        other => Err(Error::new(ErrorKind::NotFound, format!("no backend for scheme '{other}'"))),
+        other => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no backend for scheme '{other}'"),
+        )),
     }
 }

@@ -19,19 +19,12 @@ pub(crate) enum Command {
     /// [`WriteOp`]; indices are still raw (normalised inside the transaction).
     Write { op: WriteOp, reply: Reply<Response> },
     /// A read, for backends without concurrent readers.
-    Read { req: Request, reply: Reply<Response> },
+    Read {
+        req: Request,
+        reply: Reply<Response>,
+    },
     /// Delete the container; the actor stops afterwards if it succeeds.
     Remove { reply: Reply<Response> },
     /// Close the backend and stop; writes queued before it are still committed.
     Shutdown { reply: Reply<Result<(), WireError>> },
-}
-
-impl Command {
-    /// Payload bytes a write carries, to bound how much one group commit holds.
-    pub(crate) fn payload_bytes(&self) -> usize {
-        match self {
-            Command::Write { op, .. } => op.payload_bytes(),
-            _ => 0,
-        }
-    }
 }

@@ -16,7 +16,9 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use asebytes_protocol::{Capabilities, Key, Row};
 
-use super::{Backend, BackendInfo, Error, ErrorKind, OpenOptions, Reader, Result, Snapshot, Writer};
+use super::{
+    Backend, BackendInfo, Error, ErrorKind, OpenOptions, Reader, Result, Snapshot, Writer,
+};
 
 /// URI scheme and backend name.
 pub const SCHEME: &str = "memory";
@@ -43,7 +45,10 @@ struct Slot {
 
 impl Slot {
     fn load(&self) -> Table {
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn publish(&self, table: Table) {
@@ -62,8 +67,11 @@ fn registry() -> std::sync::MutexGuard<'static, HashMap<(String, String), Arc<Sl
 
 /// Groups that exist under `path` in this process (sorted).
 pub fn list_groups(path: &str) -> Vec<String> {
-    let mut groups: Vec<String> =
-        registry().keys().filter(|(p, _)| p == path).map(|(_, g)| g.clone()).collect();
+    let mut groups: Vec<String> = registry()
+        .keys()
+        .filter(|(p, _)| p == path)
+        .map(|(_, g)| g.clone())
+        .collect();
     groups.sort();
     groups
 }
@@ -93,14 +101,22 @@ impl MemoryBackend {
             canonical: format!("{SCHEME}://{}#{}", opts.path, opts.group),
             caps,
         };
-        Ok(Self { info, id, slot, removed: false })
+        Ok(Self {
+            info,
+            id,
+            slot,
+            removed: false,
+        })
     }
 
     /// Refuses writes to a removed or read-only store; the store layer checks first, this
     /// keeps the backend honest when used on its own.
     fn check_writable(&self) -> Result<()> {
         if self.removed {
-            return Err(Error::new(ErrorKind::NotFound, format!("{} was removed", self.info.canonical)));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("{} was removed", self.info.canonical),
+            ));
         }
         if !self.info.caps.write {
             return Err(Error::new(ErrorKind::ReadOnly, "Backend is read-only"));
@@ -115,15 +131,23 @@ impl Backend for MemoryBackend {
     }
 
     fn reader(&self) -> Arc<dyn Reader> {
-        Arc::new(MemoryReader { slot: self.slot.clone() })
+        Arc::new(MemoryReader {
+            slot: self.slot.clone(),
+        })
     }
 
     fn write(&mut self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
         self.check_writable()?;
         // Holding the writer lock from load to publish means no other commit can slip in
         // between and be overwritten by this one.
-        let _guard = self.slot.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut txn = MemoryWriter { table: self.slot.load() };
+        let _guard = self
+            .slot
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut txn = MemoryWriter {
+            table: self.slot.load(),
+        };
         f(&mut txn)?;
         self.slot.publish(txn.table);
         Ok(())
@@ -137,7 +161,10 @@ impl Backend for MemoryBackend {
         let mut stores = registry();
         // A later open of the same name must start empty even while old readers still hold
         // this slot, so the entry is dropped, not emptied.
-        if stores.get(&self.id).is_some_and(|s| Arc::ptr_eq(s, &self.slot)) {
+        if stores
+            .get(&self.id)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+        {
             stores.remove(&self.id);
         }
         self.removed = true;
@@ -153,7 +180,9 @@ struct MemoryReader {
 
 impl Reader for MemoryReader {
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
-        Ok(Box::new(MemorySnapshot { table: self.slot.load() }))
+        Ok(Box::new(MemorySnapshot {
+            table: self.slot.load(),
+        }))
     }
 }
 
@@ -195,7 +224,8 @@ impl MemoryWriter {
                 format!("Index {index} out of range [0, {})", self.table.rows.len()),
             ));
         }
-        usize::try_from(index).map_err(|_| Error::new(ErrorKind::IndexOutOfRange, "index overflows usize"))
+        usize::try_from(index)
+            .map_err(|_| Error::new(ErrorKind::IndexOutOfRange, "index overflows usize"))
     }
 
     fn len_u64(&self) -> u64 {
@@ -294,7 +324,10 @@ impl Writer for MemoryWriter {
     fn drop_keys(&mut self, keys: &[Key], indices: Option<&[u64]>) -> Result<()> {
         let len = self.len_u64();
         let targets: Vec<usize> = match indices {
-            Some(ix) => ix.iter().map(|&i| self.check_index(i, len)).collect::<Result<_>>()?,
+            Some(ix) => ix
+                .iter()
+                .map(|&i| self.check_index(i, len))
+                .collect::<Result<_>>()?,
             None => (0..self.table.rows.len()).collect(),
         };
         if keys.is_empty() {
@@ -304,13 +337,26 @@ impl Writer for MemoryWriter {
             if !row.iter().any(|(k, _)| keys.contains(k)) {
                 return None;
             }
-            let kept: Row = row.iter().filter(|(k, _)| !keys.contains(k)).cloned().collect();
-            Some(if kept.is_empty() { None } else { Some(Arc::new(kept)) })
+            let kept: Row = row
+                .iter()
+                .filter(|(k, _)| !keys.contains(k))
+                .cloned()
+                .collect();
+            Some(if kept.is_empty() {
+                None
+            } else {
+                Some(Arc::new(kept))
+            })
         };
         // Decide first, then copy the table only if some row actually changes.
         let changes: Vec<(usize, Option<Arc<Row>>)> = targets
             .into_iter()
-            .filter_map(|i| self.table.rows[i].as_deref().and_then(drop_from).map(|r| (i, r)))
+            .filter_map(|i| {
+                self.table.rows[i]
+                    .as_deref()
+                    .and_then(drop_from)
+                    .map(|r| (i, r))
+            })
             .collect();
         if !changes.is_empty() {
             let rows = self.rows_mut();
@@ -332,10 +378,18 @@ impl Writer for MemoryWriter {
 /// Reads one row of `table`; with `keys`, only the requested keys the row has, in the
 /// requested order.
 fn get_row(table: &Table, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>> {
-    let row = usize::try_from(index).ok().and_then(|i| table.rows.get(i)).ok_or_else(|| {
-        Error::new(ErrorKind::IndexOutOfRange, format!("Index {index} out of range [0, {})", table.rows.len()))
-    })?;
-    let Some(row) = row.as_deref() else { return Ok(None) };
+    let row = usize::try_from(index)
+        .ok()
+        .and_then(|i| table.rows.get(i))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::IndexOutOfRange,
+                format!("Index {index} out of range [0, {})", table.rows.len()),
+            )
+        })?;
+    let Some(row) = row.as_deref() else {
+        return Ok(None);
+    };
     Ok(Some(match keys {
         None => row.clone(),
         Some(keys) => keys
@@ -365,7 +419,11 @@ mod tests {
     use super::*;
 
     fn open(path: &str) -> MemoryBackend {
-        let opts = OpenOptions { path: path.into(), group: "default".into(), ..OpenOptions::default() };
+        let opts = OpenOptions {
+            path: path.into(),
+            group: "default".into(),
+            ..OpenOptions::default()
+        };
         MemoryBackend::open(&opts).expect("open")
     }
 
@@ -379,9 +437,15 @@ mod tests {
     #[test]
     fn test_rows_keep_written_field_order() {
         let mut b = open("unit-field-order");
-        b.write(&mut |w| w.extend(vec![Some(row([("z", "1"), ("a", "2"), ("m", "3")]))]).map(drop))
-            .expect("write");
-        assert_eq!(snapshot_rows(&b), vec![Some(row([("z", "1"), ("a", "2"), ("m", "3")]))]);
+        b.write(&mut |w| {
+            w.extend(vec![Some(row([("z", "1"), ("a", "2"), ("m", "3")]))])
+                .map(drop)
+        })
+        .expect("write");
+        assert_eq!(
+            snapshot_rows(&b),
+            vec![Some(row([("z", "1"), ("a", "2"), ("m", "3")]))]
+        );
     }
 
     #[test]
@@ -392,13 +456,17 @@ mod tests {
             w.update(0, row([("c", "3"), ("b", "9")]))
         })
         .expect("write");
-        assert_eq!(snapshot_rows(&b), vec![Some(row([("b", "9"), ("a", "2"), ("c", "3")]))]);
+        assert_eq!(
+            snapshot_rows(&b),
+            vec![Some(row([("b", "9"), ("a", "2"), ("c", "3")]))]
+        );
     }
 
     #[test]
     fn test_failed_transaction_publishes_nothing() {
         let mut b = open("unit-abort");
-        b.write(&mut |w| w.extend(vec![Some(row([("a", "1")]))]).map(drop)).expect("write");
+        b.write(&mut |w| w.extend(vec![Some(row([("a", "1")]))]).map(drop))
+            .expect("write");
         let err = b
             .write(&mut |w| {
                 w.extend(vec![Some(row([("new", "x")]))])?;
@@ -407,13 +475,21 @@ mod tests {
             .expect_err("set out of range must fail");
         assert_eq!(err.kind, ErrorKind::IndexOutOfRange);
         assert_eq!(snapshot_rows(&b), vec![Some(row([("a", "1")]))]);
-        assert_eq!(b.reader().snapshot().expect("snapshot").schema().expect("schema"), vec![key("a")]);
+        assert_eq!(
+            b.reader()
+                .snapshot()
+                .expect("snapshot")
+                .schema()
+                .expect("schema"),
+            vec![key("a")]
+        );
     }
 
     #[test]
     fn test_snapshot_is_unaffected_by_later_commits() {
         let mut b = open("unit-snapshot");
-        b.write(&mut |w| w.extend(vec![Some(row([("a", "1")]))]).map(drop)).expect("write");
+        b.write(&mut |w| w.extend(vec![Some(row([("a", "1")]))]).map(drop))
+            .expect("write");
         let reader = b.reader();
         let snap = reader.snapshot().expect("snapshot");
         b.write(&mut |w| {
@@ -434,7 +510,12 @@ mod tests {
             w.clear()
         })
         .expect("write");
-        let snap_schema = b.reader().snapshot().expect("snapshot").schema().expect("schema");
+        let snap_schema = b
+            .reader()
+            .snapshot()
+            .expect("snapshot")
+            .schema()
+            .expect("schema");
         assert_eq!(snap_schema, vec![key("a"), key("b")]);
     }
 
@@ -442,7 +523,10 @@ mod tests {
     fn test_drop_keys_emptying_a_row_makes_a_placeholder() {
         let mut b = open("unit-drop");
         b.write(&mut |w| {
-            w.extend(vec![Some(row([("a", "1")])), Some(row([("a", "1"), ("b", "2")]))])?;
+            w.extend(vec![
+                Some(row([("a", "1")])),
+                Some(row([("a", "1"), ("b", "2")])),
+            ])?;
             w.drop_keys(&[key("a")], None)
         })
         .expect("write");
@@ -452,7 +536,9 @@ mod tests {
     #[test]
     fn test_reopen_shares_data_and_remove_drops_it() {
         let mut first = open("unit-reopen");
-        first.write(&mut |w| w.extend(vec![None, None]).map(drop)).expect("write");
+        first
+            .write(&mut |w| w.extend(vec![None, None]).map(drop))
+            .expect("write");
         let mut second = open("unit-reopen");
         assert_eq!(snapshot_rows(&second).len(), 2);
         assert_eq!(list_groups("unit-reopen"), vec!["default".to_string()]);
@@ -464,7 +550,12 @@ mod tests {
 
     #[test]
     fn test_readonly_open_has_no_write_caps() {
-        let opts = OpenOptions { path: "unit-ro".into(), group: "g".into(), readonly: true, map_size: None };
+        let opts = OpenOptions {
+            path: "unit-ro".into(),
+            group: "g".into(),
+            readonly: true,
+            map_size: None,
+        };
         let b = MemoryBackend::open(&opts).expect("open");
         assert!(!b.info().caps.write);
         assert!(b.info().caps.read && b.info().caps.concurrent_readers);

@@ -1,0 +1,264 @@
+//! One open store: a cloneable [`StoreHandle`] in front of a writer actor that owns the
+//! backend.
+//!
+//! Layer: below the registry and connections, above [`crate::backend`]. Connection threads
+//! only ever see a `StoreHandle`. Writes become [`command::Command`]s on a bounded channel
+//! and are group-committed by [`writer`] on the store's own OS thread; a write is answered
+//! only after its transaction committed. When the backend allows concurrent readers, reads
+//! run on the caller's thread from one snapshot and never queue behind writes; otherwise
+//! they queue on the actor. Request semantics (indices, bounds, keys, capabilities) live in
+//! [`ops`], the one place the contract's rules are applied.
+
+mod command;
+mod ops;
+mod writer;
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+
+use asebytes_protocol::request::StoreRef;
+use asebytes_protocol::{ErrorCode, Request, Response, WireError};
+
+use crate::backend::{Backend, BackendInfo, Reader};
+use command::{Command, Reply};
+use ops::{Route, WriteOp};
+use writer::{CLOSING, FAILED, OPEN, REMOVED, Shared, WriterActor, guarded, into_response};
+
+/// Commands that may wait for the actor before senders block (backpressure).
+const QUEUE_CAPACITY: usize = 1024;
+
+/// A handle on one open store. Clones share the same actor; when the last clone is dropped
+/// the actor commits, closes the backend and its thread is joined.
+#[derive(Clone)]
+pub struct StoreHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    info: BackendInfo,
+    /// Emptied at shutdown and removal: a stale clone of this handle must not keep the
+    /// backend's files open (LMDB refuses a second open of an environment still alive).
+    reader: RwLock<Option<Arc<dyn Reader>>>,
+    tx: SyncSender<Command>,
+    shared: Arc<Shared>,
+    /// Taken by the first shutdown; later ones find it empty and return at once.
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StoreHandle {
+    /// Starts the writer actor on a dedicated named OS thread ("store-writer:<scheme>").
+    pub fn spawn(backend: Box<dyn Backend>) -> std::io::Result<StoreHandle> {
+        let info = backend.info().clone();
+        let reader = backend.reader();
+        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let shared = Arc::new(Shared::default());
+        let actor = WriterActor {
+            backend,
+            reader: reader.clone(),
+            rx,
+            shared: shared.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("store-writer:{}", info.scheme))
+            .spawn(move || actor.run())?;
+        let inner = Inner {
+            info,
+            reader: RwLock::new(Some(reader)),
+            tx,
+            shared,
+            thread: Mutex::new(Some(thread)),
+        };
+        Ok(StoreHandle {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Scheme, canonical location and capabilities as opened.
+    pub fn info(&self) -> &BackendInfo {
+        &self.inner.info
+    }
+
+    /// Write transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.inner.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Current number of rows.
+    pub fn len(&self) -> Result<u64, WireError> {
+        match self.execute(Request::Len(StoreRef { store: 0 }), false) {
+            Response::Len(n) => Ok(n),
+            Response::Error(e) => Err(e),
+            other => Err(WireError::new(
+                ErrorCode::Unexpected,
+                format!("len answered {other:?}"),
+            )),
+        }
+    }
+
+    /// Whether the store has no rows.
+    pub fn is_empty(&self) -> Result<bool, WireError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Executes one store request. Handles exactly these variants: Len, Get, GetMany,
+    /// GetColumn, Keys, Schema, Extend, Insert, Set, SetMany, Update, UpdateMany, Delete,
+    /// DeleteRange, DropKeys, Reserve, Clear, Remove. `readonly` = this client opened
+    /// read-only: every write is refused with code ReadOnly, message "Backend is read-only",
+    /// before anything is queued. Any other variant → `Response::Error(BadRequest)`.
+    /// Never panics on any input.
+    pub fn execute(&self, req: Request, readonly: bool) -> Response {
+        into_response(self.try_execute(req, readonly))
+    }
+
+    /// Commits, closes the backend, joins the thread. Idempotent. After it, `execute()`
+    /// answers `ShuttingDown`.
+    pub fn shutdown(&self) -> Result<(), WireError> {
+        self.inner.shutdown()
+    }
+
+    fn try_execute(&self, req: Request, readonly: bool) -> Result<Response, WireError> {
+        let route = ops::route(&req);
+        if route == Route::Other {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!("'{}' is not a request on an open store", req.name()),
+            ));
+        }
+        self.inner.check_open()?;
+        if readonly && route != Route::Read {
+            return Err(ops::read_only());
+        }
+        ops::check_capabilities(&req, &self.inner.info)?;
+        match route {
+            Route::Read if self.inner.info.caps.concurrent_readers => guarded(|| {
+                let reader = self.inner.current_reader()?;
+                let snap = reader.snapshot().map_err(ops::wire)?;
+                ops::read(&*snap, &req)
+            }),
+            Route::Read => self.inner.call(|reply| Command::Read { req, reply }),
+            Route::Write => match WriteOp::from_request(req) {
+                Some(op) => {
+                    let op = op?;
+                    self.inner.call(|reply| Command::Write { op, reply })
+                }
+                None => Err(WireError::new(ErrorCode::BadRequest, "not a write request")),
+            },
+            Route::Remove => {
+                let resp = self.inner.call(|reply| Command::Remove { reply });
+                if resp.is_ok() {
+                    self.inner.release_reader();
+                }
+                resp
+            }
+            Route::Other => Err(WireError::new(ErrorCode::BadRequest, "not a store request")),
+        }
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<(), WireError> {
+        match self.shared.state.load(Ordering::Acquire) {
+            OPEN => Ok(()),
+            _ => Err(self.gone()),
+        }
+    }
+
+    /// The reader, unless the store was shut down or removed meanwhile.
+    fn current_reader(&self) -> Result<Arc<dyn Reader>, WireError> {
+        let reader = self
+            .reader
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        reader.ok_or_else(|| self.gone())
+    }
+
+    fn release_reader(&self) {
+        self.reader
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Why the actor cannot take work, for a caller that found it unreachable.
+    fn gone(&self) -> WireError {
+        match self.shared.state.load(Ordering::Acquire) {
+            REMOVED => WireError::new(ErrorCode::UnknownStore, "store was removed"),
+            CLOSING => WireError::new(ErrorCode::ShuttingDown, "store is shutting down"),
+            _ => {
+                self.shared.state.store(FAILED, Ordering::Release);
+                WireError::new(
+                    ErrorCode::Unexpected,
+                    format!(
+                        "the writer of {} stopped unexpectedly; re-open the store",
+                        self.info.canonical
+                    ),
+                )
+            }
+        }
+    }
+
+    /// Sends one command and waits for its answer.
+    fn call(&self, make: impl FnOnce(Reply<Response>) -> Command) -> Result<Response, WireError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self.tx.send(make(reply)).is_err() {
+            return Err(self.gone());
+        }
+        match answer.recv() {
+            Ok(Response::Error(e)) => Err(e),
+            Ok(resp) => Ok(resp),
+            // The command was dropped unanswered: the actor stopped after it was queued.
+            Err(mpsc::RecvError) => Err(self.gone()),
+        }
+    }
+
+    fn shutdown(&self) -> Result<(), WireError> {
+        let mut slot = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(thread) = slot.take() else {
+            return Ok(());
+        };
+        let _ =
+            self.shared
+                .state
+                .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire);
+        self.release_reader();
+        let (reply, answer) = mpsc::sync_channel(1);
+        let closed = match self.tx.send(Command::Shutdown { reply }) {
+            // An actor that drops the command unanswered has already stopped on its own.
+            Ok(()) => answer.recv().unwrap_or(Ok(())),
+            // Already stopped (the store was removed): nothing left to close.
+            Err(_) => Ok(()),
+        };
+        let joined = thread.join().map_err(|_| {
+            self.shared.state.store(FAILED, Ordering::Release);
+            WireError::new(
+                ErrorCode::Unexpected,
+                format!("the writer of {} panicked", self.info.canonical),
+            )
+        });
+        closed.and(joined)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the last handle must not lose the store's clean close; there is no one
+        // left to tell about a failure.
+        let _ = self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("canonical", &self.inner.info.canonical)
+            .field("state", &self.inner.shared.state.load(Ordering::Relaxed))
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,595 @@
+//! Request semantics: the one place where the contract's rules on indices, bounds, key
+//! strictness, placeholders and capabilities are applied.
+//!
+//! Layer: inside [`crate::store`], between the handle/actor and the [`crate::backend`]
+//! traits. Backends never see a raw index: reads normalise against the length of the
+//! snapshot they read, writes against the length inside their own write transaction, so a
+//! concurrent writer can never make a normalised index stale.
+
+use asebytes_protocol::request::{DropKeys, Get, GetColumn, GetMany};
+use asebytes_protocol::{ErrorCode, Key, Request, Response, Row, WireError};
+use serde_bytes::ByteBuf;
+
+use crate::backend::{self, BackendInfo, Snapshot, Writer};
+
+/// Most placeholder rows one `Reserve` may append: a bigger count would make the daemon
+/// allocate without bound on a single request.
+pub(crate) const MAX_RESERVE: u64 = 1 << 24;
+
+/// How the store handle routes a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Answered from a snapshot.
+    Read,
+    /// Queued on the writer actor and group-committed.
+    Write,
+    /// Deletes the container; runs on the actor outside any write transaction.
+    Remove,
+    /// Not a store request.
+    Other,
+}
+
+/// Classifies a request.
+pub(crate) fn route(req: &Request) -> Route {
+    match req {
+        Request::Len(_)
+        | Request::Get(_)
+        | Request::GetMany(_)
+        | Request::GetColumn(_)
+        | Request::Keys(_)
+        | Request::Schema(_) => Route::Read,
+        Request::Extend(_)
+        | Request::Insert(_)
+        | Request::Set(_)
+        | Request::SetMany(_)
+        | Request::Update(_)
+        | Request::UpdateMany(_)
+        | Request::Delete(_)
+        | Request::DeleteRange(_)
+        | Request::DropKeys(_)
+        | Request::Reserve(_)
+        | Request::Clear(_) => Route::Write,
+        Request::Remove(_) => Route::Remove,
+        _ => Route::Other,
+    }
+}
+
+/// Refuses a request the store cannot do, before anything is queued: a store opened
+/// without `write` is read-only; a missing variant flag is `Unsupported`, naming the
+/// backend and the operation.
+pub(crate) fn check_capabilities(req: &Request, info: &BackendInfo) -> Result<(), WireError> {
+    let caps = &info.caps;
+    let route = route(req);
+    if matches!(route, Route::Write | Route::Remove) && !caps.write {
+        return Err(read_only());
+    }
+    let allowed = match req {
+        Request::Get(Get { keys: Some(_), .. })
+        | Request::GetMany(GetMany { keys: Some(_), .. }) => caps.read && caps.read_with_keys,
+        _ if route == Route::Read => caps.read,
+        Request::Insert(_) => caps.write_can_insert,
+        Request::Set(_) | Request::SetMany(_) => caps.write_can_set,
+        Request::Update(_) | Request::UpdateMany(_) => caps.write_can_update,
+        Request::Delete(_) | Request::DeleteRange(_) => caps.write_can_delete,
+        Request::DropKeys(_) => caps.write_can_drop_keys,
+        Request::Remove(_) => caps.write_can_remove,
+        _ => true,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        let op = match req {
+            Request::Get(_) | Request::GetMany(_) if caps.read => "reading selected keys",
+            other => other.name(),
+        };
+        Err(wire(backend::Error::unsupported(info.scheme, op)))
+    }
+}
+
+/// The refusal every write gets on a read-only store or from a read-only client.
+pub(crate) fn read_only() -> WireError {
+    WireError::new(ErrorCode::ReadOnly, "Backend is read-only")
+}
+
+/// A backend failure as it travels; the message includes the native cause.
+pub(crate) fn wire(e: backend::Error) -> WireError {
+    WireError::new(e.kind.code(), e.to_string())
+}
+
+/// A write as the actor applies it: payload already in its stored shape (duplicate keys
+/// collapsed, empty rows made placeholders), indices still as the caller gave them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum WriteOp {
+    /// Append rows atomically.
+    Extend { rows: Vec<Option<Row>> },
+    /// Insert one row (clamped like `list.insert`).
+    Insert { index: i64, row: Option<Row> },
+    /// Replace rows (`Set` is the one-row case).
+    Set {
+        indices: Vec<i64>,
+        rows: Vec<Option<Row>>,
+    },
+    /// Merge keys into rows (`Update` is the one-row case).
+    Update { indices: Vec<i64>, data: Vec<Row> },
+    /// Delete one row.
+    Delete { index: i64 },
+    /// Delete `start..stop`.
+    DeleteRange { start: u64, stop: u64 },
+    /// Remove keys from rows (all rows when `None`).
+    DropKeys {
+        keys: Vec<Key>,
+        indices: Option<Vec<i64>>,
+    },
+    /// Append `n` placeholders.
+    Reserve { n: u64 },
+    /// Remove every row.
+    Clear,
+}
+
+impl WriteOp {
+    /// Shapes a write request. Fails only on input that is wrong whatever the store holds
+    /// (mismatched lengths, an oversized reserve); `None` for a request that is not a write.
+    pub(crate) fn from_request(req: Request) -> Option<Result<WriteOp, WireError>> {
+        Some(Ok(match req {
+            Request::Extend(x) => WriteOp::Extend {
+                rows: x.rows.into_iter().map(stored_row).collect(),
+            },
+            Request::Insert(x) => WriteOp::Insert {
+                index: x.index,
+                row: stored_row(x.row),
+            },
+            Request::Set(x) => WriteOp::Set {
+                indices: vec![x.index],
+                rows: vec![stored_row(x.row)],
+            },
+            Request::SetMany(x) => {
+                if x.indices.len() != x.rows.len() {
+                    return Some(Err(length_mismatch(
+                        "set_many",
+                        x.indices.len(),
+                        "rows",
+                        x.rows.len(),
+                    )));
+                }
+                WriteOp::Set {
+                    indices: x.indices,
+                    rows: x.rows.into_iter().map(stored_row).collect(),
+                }
+            }
+            Request::Update(x) => WriteOp::Update {
+                indices: vec![x.index],
+                data: vec![dedup(x.data)],
+            },
+            Request::UpdateMany(x) => {
+                if x.indices.len() != x.data.len() {
+                    return Some(Err(length_mismatch(
+                        "update_many",
+                        x.indices.len(),
+                        "data",
+                        x.data.len(),
+                    )));
+                }
+                WriteOp::Update {
+                    indices: x.indices,
+                    data: x.data.into_iter().map(dedup).collect(),
+                }
+            }
+            Request::Delete(x) => WriteOp::Delete { index: x.index },
+            Request::DeleteRange(x) => WriteOp::DeleteRange {
+                start: x.start,
+                stop: x.stop,
+            },
+            Request::DropKeys(DropKeys { keys, indices, .. }) => WriteOp::DropKeys {
+                keys: unique(&keys),
+                indices,
+            },
+            Request::Reserve(x) => {
+                if x.n > MAX_RESERVE {
+                    return Some(Err(WireError::new(
+                        ErrorCode::InvalidArgument,
+                        format!(
+                            "reserve({}) exceeds the limit of {MAX_RESERVE} rows per call; reserve in steps",
+                            x.n
+                        ),
+                    )));
+                }
+                WriteOp::Reserve { n: x.n }
+            }
+            Request::Clear(_) => WriteOp::Clear,
+            _ => return None,
+        }))
+    }
+
+    /// Key and value bytes carried, to bound one group commit.
+    pub(crate) fn payload_bytes(&self) -> usize {
+        fn row_bytes(row: &Row) -> usize {
+            row.iter().map(|(k, v)| k.len() + v.len()).sum()
+        }
+        match self {
+            WriteOp::Extend { rows } | WriteOp::Set { rows, .. } => {
+                rows.iter().flatten().map(row_bytes).sum()
+            }
+            WriteOp::Insert { row, .. } => row.as_ref().map_or(0, row_bytes),
+            WriteOp::Update { data, .. } => data.iter().map(row_bytes).sum(),
+            WriteOp::DropKeys { keys, .. } => keys.iter().map(|k| k.len()).sum(),
+            WriteOp::Delete { .. }
+            | WriteOp::DeleteRange { .. }
+            | WriteOp::Reserve { .. }
+            | WriteOp::Clear => 0,
+        }
+    }
+}
+
+/// Applies one write inside a transaction.
+///
+/// The outer error is a backend failure: the transaction must be aborted, because an
+/// operation made of several backend calls may be half done. The inner error is a
+/// rejection decided before anything was mutated, so the transaction stays usable for the
+/// rest of a group-committed batch.
+pub(crate) fn apply(
+    w: &mut dyn Writer,
+    op: &WriteOp,
+) -> backend::Result<Result<Response, WireError>> {
+    let len = w.len()?;
+    let out = match op {
+        WriteOp::Extend { rows } => {
+            if rows.is_empty() {
+                Response::Len(len)
+            } else {
+                Response::Len(w.extend(rows.clone())?)
+            }
+        }
+        WriteOp::Reserve { n } => {
+            if *n == 0 {
+                Response::Len(len)
+            } else {
+                // `n` is capped by MAX_RESERVE, so it fits a usize.
+                Response::Len(w.extend(vec![None; *n as usize])?)
+            }
+        }
+        WriteOp::Insert { index, row } => {
+            w.insert(clamp(*index, len), row.clone())?;
+            Response::Len(len + 1)
+        }
+        WriteOp::Set { indices, rows } => {
+            let at = match normalise_all(indices, len) {
+                Ok(at) => at,
+                Err(e) => return Ok(Err(e)),
+            };
+            for (&i, row) in at.iter().zip(rows) {
+                w.set(i, row.clone())?;
+            }
+            Response::Ok
+        }
+        WriteOp::Update { indices, data } => {
+            let at = match normalise_all(indices, len) {
+                Ok(at) => at,
+                Err(e) => return Ok(Err(e)),
+            };
+            for (&i, data) in at.iter().zip(data) {
+                if !data.is_empty() {
+                    w.update(i, data.clone())?;
+                }
+            }
+            Response::Ok
+        }
+        WriteOp::Delete { index } => {
+            let i = match normalise(*index, len) {
+                Ok(i) => i,
+                Err(e) => return Ok(Err(e)),
+            };
+            w.delete_range(i, i + 1)?;
+            Response::Len(len - 1)
+        }
+        WriteOp::DeleteRange { start, stop } => {
+            if start > stop {
+                return Ok(Err(WireError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("delete_range start {start} is greater than stop {stop}"),
+                )));
+            }
+            if *stop > len {
+                return Ok(Err(WireError::index_out_of_range(
+                    i64::try_from(*stop).unwrap_or(i64::MAX),
+                    len,
+                )));
+            }
+            if start < stop {
+                w.delete_range(*start, *stop)?;
+            }
+            Response::Len(len - (stop - start))
+        }
+        WriteOp::DropKeys { keys, indices } => {
+            let at = match indices {
+                Some(ix) => match normalise_all(ix, len) {
+                    Ok(mut at) => {
+                        at.sort_unstable();
+                        at.dedup();
+                        Some(at)
+                    }
+                    Err(e) => return Ok(Err(e)),
+                },
+                None => None,
+            };
+            if !keys.is_empty() && at.as_ref().is_none_or(|at| !at.is_empty()) {
+                w.drop_keys(keys, at.as_deref())?;
+            }
+            Response::Ok
+        }
+        WriteOp::Clear => {
+            w.clear()?;
+            Response::Ok
+        }
+    };
+    Ok(Ok(out))
+}
+
+/// Answers a read request from one snapshot.
+pub(crate) fn read(snap: &dyn Snapshot, req: &Request) -> Result<Response, WireError> {
+    match req {
+        Request::Len(_) => Ok(Response::Len(snap.len().map_err(wire)?)),
+        Request::Get(g) => get(snap, g),
+        Request::GetMany(g) => get_many(snap, g),
+        Request::GetColumn(g) => get_column(snap, g),
+        Request::Keys(k) => {
+            let i = normalise(k.index, snap.len().map_err(wire)?)?;
+            Ok(Response::Keys(snap.keys(i).map_err(wire)?))
+        }
+        Request::Schema(_) => Ok(Response::Keys(snap.schema().map_err(wire)?)),
+        other => Err(WireError::new(
+            ErrorCode::BadRequest,
+            format!("{} is not a read request", other.name()),
+        )),
+    }
+}
+
+fn get(snap: &dyn Snapshot, g: &Get) -> Result<Response, WireError> {
+    let i = normalise(g.index, snap.len().map_err(wire)?)?;
+    let row = match g.keys.as_deref() {
+        None => snap.get(i, None).map_err(wire)?,
+        // Asking for no keys still has to tell a placeholder from a real row.
+        Some([]) => snap.get(i, None).map_err(wire)?.map(|_| Row::new()),
+        Some(keys) => {
+            let keys = unique(keys);
+            project(
+                snap.get(i, Some(&keys)).map_err(wire)?,
+                &keys,
+                Some(g.index),
+            )?
+        }
+    };
+    Ok(Response::Row(row))
+}
+
+fn get_many(snap: &dyn Snapshot, g: &GetMany) -> Result<Response, WireError> {
+    let at = normalise_all(&g.indices, snap.len().map_err(wire)?)?;
+    let rows = match g.keys.as_deref() {
+        None => checked_count(snap.get_many(&at, None).map_err(wire)?, at.len())?,
+        Some([]) => {
+            let rows = checked_count(snap.get_many(&at, None).map_err(wire)?, at.len())?;
+            rows.into_iter().map(|r| r.map(|_| Row::new())).collect()
+        }
+        Some(keys) => {
+            let keys = unique(keys);
+            let rows = checked_count(snap.get_many(&at, Some(&keys)).map_err(wire)?, at.len())?;
+            rows.into_iter()
+                .zip(&g.indices)
+                .map(|(row, &index)| project(row, &keys, (!g.missing_ok).then_some(index)))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    Ok(Response::Rows(rows))
+}
+
+fn get_column(snap: &dyn Snapshot, g: &GetColumn) -> Result<Response, WireError> {
+    let len = snap.len().map_err(wire)?;
+    let at = match &g.indices {
+        Some(ix) => normalise_all(ix, len)?,
+        None => (0..len).collect(),
+    };
+    let values = checked_count(snap.get_column(&g.key, &at).map_err(wire)?, at.len())?;
+    if values.iter().all(Option::is_none) {
+        // Only all-`None` columns pay for this: a key no selected real row has is a typo
+        // (KeyError), but a selection of placeholders alone is just empty.
+        for &i in &at {
+            if !snap.keys(i).map_err(wire)?.is_empty() {
+                let name = String::from_utf8_lossy(&g.key).into_owned();
+                return Err(WireError::not_found(name.clone(), vec![name]));
+            }
+        }
+    }
+    Ok(Response::Column(
+        values.into_iter().map(|v| v.map(ByteBuf::from)).collect(),
+    ))
+}
+
+/// Restricts `row` to `keys`, in that order. With `strict = Some(index)`, a key missing
+/// from a real row is `NotFound` naming the index as the caller gave it.
+fn project(row: Option<Row>, keys: &[Key], strict: Option<i64>) -> Result<Option<Row>, WireError> {
+    let Some(mut row) = row else { return Ok(None) };
+    let mut out = Row::with_capacity(keys.len());
+    let mut missing = Vec::new();
+    for k in keys {
+        match row.iter().position(|(have, _)| have == k) {
+            Some(pos) => out.push(row.swap_remove(pos)),
+            None => missing.push(String::from_utf8_lossy(k).into_owned()),
+        }
+    }
+    match strict {
+        Some(index) if !missing.is_empty() => Err(WireError::not_found(
+            format!("Invalid keys at index {index}: {}", py_list(&missing)),
+            missing,
+        )),
+        _ => Ok(Some(out)),
+    }
+}
+
+/// A backend returning the wrong number of results is a bug there, reported rather than
+/// passed on as a misaligned answer.
+fn checked_count<T>(items: Vec<T>, want: usize) -> Result<Vec<T>, WireError> {
+    if items.len() == want {
+        Ok(items)
+    } else {
+        Err(WireError::new(
+            ErrorCode::Unexpected,
+            format!("backend returned {} results for {want} rows", items.len()),
+        ))
+    }
+}
+
+/// Python indexing: a negative index counts from the end; the result must be in `[0, len)`.
+pub(crate) fn normalise(index: i64, len: u64) -> Result<u64, WireError> {
+    let i = if index < 0 {
+        i128::from(index) + i128::from(len)
+    } else {
+        i128::from(index)
+    };
+    if (0..i128::from(len)).contains(&i) {
+        Ok(i as u64)
+    } else {
+        Err(WireError::index_out_of_range(index, len))
+    }
+}
+
+/// Normalises every index, failing on the first one out of range.
+pub(crate) fn normalise_all(indices: &[i64], len: u64) -> Result<Vec<u64>, WireError> {
+    indices.iter().map(|&i| normalise(i, len)).collect()
+}
+
+/// `list.insert` position: negative counts from the end, then clamped to `[0, len]`.
+pub(crate) fn clamp(index: i64, len: u64) -> u64 {
+    let i = if index < 0 {
+        i128::from(index) + i128::from(len)
+    } else {
+        i128::from(index)
+    };
+    i.clamp(0, i128::from(len)) as u64
+}
+
+/// The stored shape of a row: repeated keys collapsed, and no keys at all is a placeholder.
+fn stored_row(row: Option<Row>) -> Option<Row> {
+    row.map(dedup).filter(|r| !r.is_empty())
+}
+
+/// Collapses repeated keys as a dict built from pairs does: first position, last value.
+fn dedup(row: Row) -> Row {
+    let mut out = Row::with_capacity(row.len());
+    for (k, v) in row {
+        match out.iter_mut().find(|(have, _)| *have == k) {
+            Some(field) => field.1 = v,
+            None => out.push((k, v)),
+        }
+    }
+    out
+}
+
+/// Keys without repeats, first occurrence kept.
+fn unique(keys: &[Key]) -> Vec<Key> {
+    let mut out: Vec<Key> = Vec::with_capacity(keys.len());
+    for k in keys {
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    out
+}
+
+fn length_mismatch(op: &str, n_indices: usize, what: &str, n: usize) -> WireError {
+    WireError::new(
+        ErrorCode::InvalidArgument,
+        format!("{op}: {n_indices} indices but {n} {what}; pass one entry per index"),
+    )
+}
+
+/// Renders names as Python prints a list of `str`, the form the reference's messages use.
+fn py_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| py_repr(s)).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+/// `repr(s)` of a Python `str`.
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_normalise_counts_negatives_from_the_end() {
+        assert_eq!(normalise(-1, 3).unwrap(), 2);
+        assert_eq!(normalise(-3, 3).unwrap(), 0);
+        assert_eq!(normalise(2, 3).unwrap(), 2);
+    }
+
+    #[test]
+    fn test_normalise_out_of_range_keeps_the_original_index() {
+        let e = normalise(-4, 3).unwrap_err();
+        assert_eq!(e.message, "Index -4 out of range [0, 3)");
+        assert_eq!((e.index, e.len), (Some(-4), Some(3)));
+        assert_eq!(
+            normalise(3, 3).unwrap_err().code,
+            ErrorCode::IndexOutOfRange
+        );
+        assert_eq!(
+            normalise(0, 0).unwrap_err().message,
+            "Index 0 out of range [0, 0)"
+        );
+        assert!(normalise(i64::MIN, u64::MAX).is_ok());
+        assert!(normalise(i64::MAX, 0).is_err());
+    }
+
+    #[test]
+    fn test_clamp_follows_list_insert() {
+        assert_eq!(clamp(-100, 3), 0);
+        assert_eq!(clamp(-1, 3), 2);
+        assert_eq!(clamp(100, 3), 3);
+        assert_eq!(clamp(i64::MIN, 0), 0);
+        assert_eq!(clamp(i64::MAX, 5), 5);
+    }
+
+    #[test]
+    fn test_py_repr_matches_python() {
+        assert_eq!(py_list(&["a".into(), "b c".into()]), "['a', 'b c']");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_repr("a'\"b"), "'a\\'\"b'");
+        assert_eq!(py_repr("back\\slash\n"), "'back\\\\slash\\n'");
+        assert_eq!(py_list(&[]), "[]");
+    }
+
+    #[test]
+    fn test_stored_row_collapses_duplicates_and_empties() {
+        use asebytes_protocol::value::row;
+        assert_eq!(
+            stored_row(Some(row([("a", "1"), ("b", "2"), ("a", "3")]))),
+            Some(row([("a", "3"), ("b", "2")]))
+        );
+        assert_eq!(stored_row(Some(Row::new())), None);
+        assert_eq!(stored_row(None), None);
+    }
+}

@@ -1,0 +1,669 @@
+//! The contract suite's kit: which backends run, how a trial opens a fresh store, seeded
+//! row generators, request builders and comparison helpers.
+//!
+//! Layer: test-only, above the whole daemon. The suite drives [`StoreHandle`] (the writer
+//! actor plus a backend), never a bare backend trait, so actor semantics are contracted for
+//! every backend alike. `ASEBYTES_TEST_BACKENDS=memory,lmdb` narrows the backend list;
+//! `ASEBYTES_TEST_CAPABILITY_OVERRIDES=write_can_insert=false,...` narrows the memory
+//! backend's capabilities to exercise the refusal paths.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use asebytes_daemon::backend::memory::MemoryBackend;
+use asebytes_daemon::backend::{self, Backend, BackendInfo, OpenOptions, Reader, Writer};
+use asebytes_daemon::store::StoreHandle;
+use asebytes_protocol::request::{
+    Delete, DeleteRange, DropKeys, Extend, Get, GetColumn, GetMany, Insert, Keys, Reserve, Set,
+    SetMany, StoreRef, Update, UpdateMany,
+};
+use asebytes_protocol::{Capabilities, ErrorCode, Key, Request, Response, Row, WireError};
+pub use libtest_mimic::{Failed, Trial};
+use serde_bytes::ByteBuf;
+use tempfile::TempDir;
+
+/// One backend the suite runs against.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendFixture {
+    /// Backend name, used in trial names (`contract::<name>::<test>`).
+    pub name: &'static str,
+    /// Opens (creating if needed) the store kept in the directory `dir`, writable.
+    pub make: fn(&Path) -> Box<dyn Backend>,
+    /// Opens the existing store in `dir` read-only.
+    pub make_readonly: fn(&Path) -> Box<dyn Backend>,
+    /// Capabilities of a writable open, probed once, to gate trials.
+    pub caps: Capabilities,
+}
+
+/// The backends to run: memory always, lmdb with the `lmdb` feature, narrowed by
+/// `ASEBYTES_TEST_BACKENDS` (comma-separated names).
+pub fn backends() -> Vec<BackendFixture> {
+    let mut all = vec![fixture("memory", open_memory, open_memory_readonly)];
+    #[cfg(feature = "lmdb")]
+    all.push(fixture("lmdb", open_lmdb, open_lmdb_readonly));
+    match std::env::var("ASEBYTES_TEST_BACKENDS") {
+        Ok(wanted) if !wanted.trim().is_empty() => {
+            let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+            for w in &wanted {
+                assert!(
+                    all.iter().any(|f| f.name == *w),
+                    "ASEBYTES_TEST_BACKENDS names '{w}', which this build does not have"
+                );
+            }
+            all.retain(|f| wanted.contains(&f.name));
+            all
+        }
+        _ => all,
+    }
+}
+
+fn fixture(
+    name: &'static str,
+    make: fn(&Path) -> Box<dyn Backend>,
+    make_readonly: fn(&Path) -> Box<dyn Backend>,
+) -> BackendFixture {
+    let probe = TempDir::new().expect("temporary directory");
+    let caps = make(probe.path()).info().caps;
+    BackendFixture {
+        name,
+        make,
+        make_readonly,
+        caps,
+    }
+}
+
+fn memory_options(dir: &Path, readonly: bool) -> OpenOptions {
+    // The directory is unique per trial, so its path is a unique memory store name.
+    OpenOptions {
+        path: dir.to_string_lossy().into_owned(),
+        group: "default".into(),
+        readonly,
+        map_size: None,
+    }
+}
+
+fn open_memory(dir: &Path) -> Box<dyn Backend> {
+    with_overrides(Box::new(
+        MemoryBackend::open(&memory_options(dir, false)).expect("open memory"),
+    ))
+}
+
+fn open_memory_readonly(dir: &Path) -> Box<dyn Backend> {
+    with_overrides(Box::new(
+        MemoryBackend::open(&memory_options(dir, true)).expect("open memory read-only"),
+    ))
+}
+
+fn with_overrides(backend: Box<dyn Backend>) -> Box<dyn Backend> {
+    match std::env::var("ASEBYTES_TEST_CAPABILITY_OVERRIDES") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            let caps = apply_overrides(backend.info().caps, &spec)
+                .expect("ASEBYTES_TEST_CAPABILITY_OVERRIDES");
+            Box::new(WithCaps::new(backend, caps))
+        }
+        _ => backend,
+    }
+}
+
+#[cfg(feature = "lmdb")]
+fn lmdb_options(dir: &Path, readonly: bool) -> OpenOptions {
+    let path = dir.join("store.lmdb").to_string_lossy().into_owned();
+    OpenOptions {
+        path,
+        group: "default".into(),
+        readonly,
+        map_size: None,
+    }
+}
+
+#[cfg(feature = "lmdb")]
+fn open_lmdb(dir: &Path) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::lmdb::LmdbBackend;
+    Box::new(LmdbBackend::open(&lmdb_options(dir, false)).expect("open lmdb"))
+}
+
+#[cfg(feature = "lmdb")]
+fn open_lmdb_readonly(dir: &Path) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::lmdb::LmdbBackend;
+    Box::new(LmdbBackend::open(&lmdb_options(dir, true)).expect("open lmdb read-only"))
+}
+
+/// Sets named flags: `write_can_insert=false,concurrent_readers=false`.
+pub fn apply_overrides(mut caps: Capabilities, spec: &str) -> Result<Capabilities, String> {
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("'{item}' is not name=true|false"))?;
+        let value: bool = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{item}': value must be true or false"))?;
+        let flag = match name.trim() {
+            "read" => &mut caps.read,
+            "read_with_keys" => &mut caps.read_with_keys,
+            "write" => &mut caps.write,
+            "write_can_set" => &mut caps.write_can_set,
+            "write_can_insert" => &mut caps.write_can_insert,
+            "write_can_delete" => &mut caps.write_can_delete,
+            "write_can_update" => &mut caps.write_can_update,
+            "write_can_drop_keys" => &mut caps.write_can_drop_keys,
+            "write_can_remove" => &mut caps.write_can_remove,
+            "concurrent_readers" => &mut caps.concurrent_readers,
+            "snapshots" => &mut caps.snapshots,
+            "persistent" => &mut caps.persistent,
+            other => return Err(format!("unknown capability '{other}'")),
+        };
+        *flag = value;
+    }
+    Ok(caps)
+}
+
+/// A backend reporting other capabilities than it has: lets the suite check that the store
+/// layer refuses what a backend does not claim, and serves as a narrowed oracle.
+pub struct WithCaps {
+    inner: Box<dyn Backend>,
+    info: BackendInfo,
+}
+
+impl WithCaps {
+    /// Wraps `inner`, reporting `caps`.
+    pub fn new(inner: Box<dyn Backend>, caps: Capabilities) -> Self {
+        let mut info = inner.info().clone();
+        info.caps = caps;
+        Self { inner, info }
+    }
+}
+
+impl std::fmt::Debug for WithCaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithCaps")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend for WithCaps {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+    fn reader(&self) -> Arc<dyn Reader> {
+        self.inner.reader()
+    }
+    fn write(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Writer) -> backend::Result<()>,
+    ) -> backend::Result<()> {
+        self.inner.write(f)
+    }
+    fn remove(&mut self) -> backend::Result<()> {
+        self.inner.remove()
+    }
+    fn close(&mut self) -> backend::Result<()> {
+        self.inner.close()
+    }
+}
+
+/// A trial body.
+pub type Body = fn(&BackendFixture) -> Result<(), Failed>;
+
+/// A trial named `contract::<backend>::<test>`, ignored when the backend cannot run it.
+pub fn trial(fx: &BackendFixture, test: &str, runnable: bool, body: Body) -> Trial {
+    let fx = *fx;
+    Trial::test(format!("contract::{}::{test}", fx.name), move || body(&fx))
+        .with_ignored_flag(!runnable)
+}
+
+/// Pushes trials: `register!(fx, out; test_a; test_b needs write_can_insert, write_can_delete;)`.
+#[macro_export]
+macro_rules! register {
+    ($fx:expr, $out:expr; $( $test:ident $( needs $($cap:ident),+ )? ; )*) => {
+        $( $out.push($crate::trial($fx, stringify!($test), true $($( && $fx.caps.$cap )+)?, $test)); )*
+    };
+}
+
+/// Fails the trial with a message unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::Failed::from(format!($($msg)+)));
+        }
+    };
+}
+
+/// Fails unless `got == want`, showing both.
+pub fn check_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), Failed> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}:\n   got: {got:?}\n  want: {want:?}").into())
+    }
+}
+
+/// A fresh store of one backend in its own temporary directory.
+#[derive(Debug)]
+pub struct Harness {
+    /// Keeps the store's files (and the memory store's unique name) alive.
+    pub dir: TempDir,
+    /// The backend under test.
+    pub fx: BackendFixture,
+    /// The store under test.
+    pub store: StoreHandle,
+}
+
+impl Harness {
+    /// Opens a new, empty store.
+    pub fn new(fx: &BackendFixture) -> Result<Self, Failed> {
+        let dir = TempDir::new().map_err(|e| format!("temporary directory: {e}"))?;
+        let store = StoreHandle::spawn((fx.make)(dir.path())).map_err(|e| format!("spawn: {e}"))?;
+        Ok(Self {
+            dir,
+            fx: *fx,
+            store,
+        })
+    }
+
+    /// Shuts the store down and opens it again from the same place.
+    pub fn reopen(&mut self) -> Result<(), Failed> {
+        self.store
+            .shutdown()
+            .map_err(|e| format!("shutdown: {e}"))?;
+        self.store = StoreHandle::spawn((self.fx.make)(self.dir.path()))
+            .map_err(|e| format!("spawn: {e}"))?;
+        Ok(())
+    }
+
+    /// Shuts the store down and opens it read-only.
+    pub fn reopen_readonly(&mut self) -> Result<(), Failed> {
+        self.store
+            .shutdown()
+            .map_err(|e| format!("shutdown: {e}"))?;
+        let backend = (self.fx.make_readonly)(self.dir.path());
+        self.store = StoreHandle::spawn(backend).map_err(|e| format!("spawn: {e}"))?;
+        Ok(())
+    }
+
+    /// The raw response.
+    pub fn exec(&self, req: Request) -> Response {
+        self.store.execute(req, false)
+    }
+
+    /// A response that must not be an error.
+    pub fn ok(&self, req: Request) -> Result<Response, Failed> {
+        let name = req.name();
+        match self.exec(req) {
+            Response::Error(e) => Err(format!("{name} failed: {e}").into()),
+            other => Ok(other),
+        }
+    }
+
+    /// An error that must come back, with the code wanted.
+    pub fn err(&self, req: Request, code: ErrorCode) -> Result<WireError, Failed> {
+        expect_err(req.name(), self.exec(req), code)
+    }
+
+    /// Appends rows; the new length.
+    pub fn extend(&self, rows: Vec<Option<Row>>) -> Result<u64, Failed> {
+        as_len(self.ok(extend(rows))?)
+    }
+
+    /// Current length.
+    pub fn len(&self) -> Result<u64, Failed> {
+        self.store.len().map_err(|e| format!("len: {e}").into())
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> Result<bool, Failed> {
+        Ok(self.len()? == 0)
+    }
+
+    /// One row as stored.
+    pub fn row(&self, index: i64) -> Result<Option<Row>, Failed> {
+        as_row(self.ok(get(index))?)
+    }
+
+    /// Every row, order-insensitive per row, plus the schema.
+    pub fn contents(&self) -> Result<Contents, Failed> {
+        contents(&self.store)
+    }
+}
+
+/// Fails unless `resp` is an error with `code`.
+pub fn expect_err(what: &str, resp: Response, code: ErrorCode) -> Result<WireError, Failed> {
+    match resp {
+        Response::Error(e) if e.code == code => Ok(e),
+        other => Err(format!("{what}: wanted error {code:?}, got {other:?}").into()),
+    }
+}
+
+/// The full observable state of a store: every row (fields sorted, since a backend may
+/// store them sorted) and the schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contents {
+    /// Rows; `None` is a placeholder.
+    pub rows: Vec<Option<BTreeMap<Vec<u8>, Vec<u8>>>>,
+    /// Sorted schema.
+    pub schema: Vec<Vec<u8>>,
+}
+
+/// Reads every row of `store` in one request.
+pub fn contents(store: &StoreHandle) -> Result<Contents, Failed> {
+    let n = store.len().map_err(|e| format!("len: {e}"))?;
+    let all: Vec<i64> = (0..n as i64).collect();
+    let rows = match store.execute(get_many(all, None), false) {
+        Response::Rows(rows) => rows.into_iter().map(canon).collect(),
+        other => return Err(format!("get_many of all rows: {other:?}").into()),
+    };
+    let schema = match store.execute(Request::Schema(StoreRef { store: 0 }), false) {
+        Response::Keys(keys) => keys.into_iter().map(ByteBuf::into_vec).collect(),
+        other => return Err(format!("schema: {other:?}").into()),
+    };
+    Ok(Contents { rows, schema })
+}
+
+/// A row as a sorted map, for order-insensitive comparison.
+pub fn canon(row: Option<Row>) -> Option<BTreeMap<Vec<u8>, Vec<u8>>> {
+    row.map(|r| {
+        r.into_iter()
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect()
+    })
+}
+
+/// A response's length.
+pub fn as_len(resp: Response) -> Result<u64, Failed> {
+    match resp {
+        Response::Len(n) => Ok(n),
+        other => Err(format!("wanted Len, got {other:?}").into()),
+    }
+}
+
+/// A response's row.
+pub fn as_row(resp: Response) -> Result<Option<Row>, Failed> {
+    match resp {
+        Response::Row(r) => Ok(r),
+        other => Err(format!("wanted Row, got {other:?}").into()),
+    }
+}
+
+/// A response's rows.
+pub fn as_rows(resp: Response) -> Result<Vec<Option<Row>>, Failed> {
+    match resp {
+        Response::Rows(r) => Ok(r),
+        other => Err(format!("wanted Rows, got {other:?}").into()),
+    }
+}
+
+/// A response's column values.
+pub fn as_column(resp: Response) -> Result<Vec<Option<Vec<u8>>>, Failed> {
+    match resp {
+        Response::Column(c) => Ok(c.into_iter().map(|v| v.map(ByteBuf::into_vec)).collect()),
+        other => Err(format!("wanted Column, got {other:?}").into()),
+    }
+}
+
+/// A response's keys, as strings.
+pub fn as_keys(resp: Response) -> Result<Vec<String>, Failed> {
+    match resp {
+        Response::Keys(k) => Ok(k
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()),
+        other => Err(format!("wanted Keys, got {other:?}").into()),
+    }
+}
+
+// ---- request builders (the store id is the registry's business; the handle ignores it) ----
+
+/// A key.
+pub fn k(name: &str) -> Key {
+    ByteBuf::from(name.as_bytes().to_vec())
+}
+
+/// Keys.
+pub fn ks(names: &[&str]) -> Vec<Key> {
+    names.iter().map(|n| k(n)).collect()
+}
+
+/// A row from `(key, value)` string pairs.
+pub fn r(fields: &[(&str, &str)]) -> Row {
+    fields
+        .iter()
+        .map(|(key, v)| (k(key), ByteBuf::from(v.as_bytes().to_vec())))
+        .collect()
+}
+
+/// `Len`.
+pub fn len() -> Request {
+    Request::Len(StoreRef { store: 0 })
+}
+/// `Get` of a whole row.
+pub fn get(index: i64) -> Request {
+    Request::Get(Get {
+        store: 0,
+        index,
+        keys: None,
+    })
+}
+/// `Get` of some keys.
+pub fn get_keys(index: i64, keys: &[&str]) -> Request {
+    Request::Get(Get {
+        store: 0,
+        index,
+        keys: Some(ks(keys)),
+    })
+}
+/// `GetMany`.
+pub fn get_many(indices: Vec<i64>, keys: Option<&[&str]>) -> Request {
+    Request::GetMany(GetMany {
+        store: 0,
+        indices,
+        keys: keys.map(ks),
+        missing_ok: false,
+    })
+}
+/// `GetMany` leaving absent keys out.
+pub fn get_many_missing_ok(indices: Vec<i64>, keys: &[&str]) -> Request {
+    Request::GetMany(GetMany {
+        store: 0,
+        indices,
+        keys: Some(ks(keys)),
+        missing_ok: true,
+    })
+}
+/// `GetColumn`.
+pub fn get_column(key: &str, indices: Option<Vec<i64>>) -> Request {
+    Request::GetColumn(GetColumn {
+        store: 0,
+        key: k(key),
+        indices,
+    })
+}
+/// `Keys`.
+pub fn keys(index: i64) -> Request {
+    Request::Keys(Keys { store: 0, index })
+}
+/// `Schema`.
+pub fn schema() -> Request {
+    Request::Schema(StoreRef { store: 0 })
+}
+/// `Extend`.
+pub fn extend(rows: Vec<Option<Row>>) -> Request {
+    Request::Extend(Extend { store: 0, rows })
+}
+/// `Insert`.
+pub fn insert(index: i64, row: Option<Row>) -> Request {
+    Request::Insert(Insert {
+        store: 0,
+        index,
+        row,
+    })
+}
+/// `Set`.
+pub fn set(index: i64, row: Option<Row>) -> Request {
+    Request::Set(Set {
+        store: 0,
+        index,
+        row,
+    })
+}
+/// `SetMany`.
+pub fn set_many(indices: Vec<i64>, rows: Vec<Option<Row>>) -> Request {
+    Request::SetMany(SetMany {
+        store: 0,
+        indices,
+        rows,
+    })
+}
+/// `Update`.
+pub fn update(index: i64, data: Row) -> Request {
+    Request::Update(Update {
+        store: 0,
+        index,
+        data,
+    })
+}
+/// `UpdateMany`.
+pub fn update_many(indices: Vec<i64>, data: Vec<Row>) -> Request {
+    Request::UpdateMany(UpdateMany {
+        store: 0,
+        indices,
+        data,
+    })
+}
+/// `Delete`.
+pub fn delete(index: i64) -> Request {
+    Request::Delete(Delete { store: 0, index })
+}
+/// `DeleteRange`.
+pub fn delete_range(start: u64, stop: u64) -> Request {
+    Request::DeleteRange(DeleteRange {
+        store: 0,
+        start,
+        stop,
+    })
+}
+/// `DropKeys`.
+pub fn drop_keys(keys: &[&str], indices: Option<Vec<i64>>) -> Request {
+    Request::DropKeys(DropKeys {
+        store: 0,
+        keys: ks(keys),
+        indices,
+    })
+}
+/// `Reserve`.
+pub fn reserve(n: u64) -> Request {
+    Request::Reserve(Reserve { store: 0, n })
+}
+/// `Clear`.
+pub fn clear() -> Request {
+    Request::Clear(StoreRef { store: 0 })
+}
+/// `Remove`.
+pub fn remove() -> Request {
+    Request::Remove(StoreRef { store: 0 })
+}
+
+/// One of every write request, each valid on a store of at least 2 rows.
+pub fn every_write() -> Vec<Request> {
+    vec![
+        extend(vec![Some(r(&[("a", "1")]))]),
+        insert(0, Some(r(&[("a", "1")]))),
+        set(0, Some(r(&[("a", "1")]))),
+        set_many(vec![0], vec![None]),
+        update(0, r(&[("a", "2")])),
+        update_many(vec![0, 1], vec![r(&[("a", "3")]), r(&[("b", "4")])]),
+        delete(0),
+        delete_range(0, 1),
+        drop_keys(&["a"], None),
+        reserve(2),
+        clear(),
+        remove(),
+    ]
+}
+
+// ---- seeded data ----
+
+/// A small seeded generator (splitmix64): the same seed gives the same data everywhere.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// An ethanol-like frame in the flat key convention, with random values of realistic sizes
+/// (9 atoms: positions and forces 9×3 float64).
+pub fn ethanol_row(rng: &mut Rng) -> Row {
+    let mut row = vec![
+        (k("arrays.numbers"), ByteBuf::from(rng.bytes(9 * 8))),
+        (k("arrays.positions"), ByteBuf::from(rng.bytes(9 * 3 * 8))),
+        (k("cell"), ByteBuf::from(rng.bytes(9 * 8))),
+        (k("pbc"), ByteBuf::from(rng.bytes(3))),
+        (k("calc.energy"), ByteBuf::from(rng.bytes(8))),
+        (k("calc.forces"), ByteBuf::from(rng.bytes(9 * 3 * 8))),
+    ];
+    if rng.below(2) == 0 {
+        row.push((k("info.smiles"), ByteBuf::from(b"CCO".to_vec())));
+    }
+    row
+}
+
+/// `n` ethanol-like rows from `seed`.
+pub fn ethanol_rows(seed: u64, n: usize) -> Vec<Option<Row>> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| Some(ethanol_row(&mut rng))).collect()
+}
+
+/// A tiny readable row `{"id": "<tag>", "calc.energy": "e<tag>"}`.
+pub fn tagged(tag: &str) -> Row {
+    r(&[("id", tag), ("calc.energy", &format!("e{tag}"))])
+}
+
+/// Runs `check` until it passes or `timeout` elapses (no fixed sleeps in tests).
+pub fn poll_until(
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Result<bool, Failed>,
+) -> Result<(), Failed> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check()? {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err("condition not reached before the deadline".into());
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The error code of a response, or `None` for success: what the oracle compares.
+pub fn code_of(resp: &Response) -> Option<ErrorCode> {
+    match resp {
+        Response::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
