@@ -61,7 +61,11 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// Attaches the native error.
@@ -72,7 +76,10 @@ impl Error {
 
     /// `Unsupported`, naming the backend and the operation.
     pub fn unsupported(backend: &str, operation: &str) -> Self {
-        Self::new(ErrorKind::Unsupported, format!("the {backend} backend does not support {operation}"))
+        Self::new(
+            ErrorKind::Unsupported,
+            format!("the {backend} backend does not support {operation}"),
+        )
     }
 
     /// `Corrupt` with a message.
@@ -93,7 +100,9 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -1,0 +1,352 @@
+//! Reads from an LMDB environment: the block-index cache every transaction starts from,
+//! the row readers shared by snapshots and the write transaction, and `LmdbSnapshot`,
+//! one read transaction.
+//!
+//! Reading a row never scans the store: its position maps to a sort key through the cached
+//! [`BlockIndex`], and the row's keys `{sort_key}-*` are contiguous, so one prefix scan (or
+//! one point get per requested key) reads it.
+//!
+//! Cache validity: LMDB's transaction id names a committed state exactly, so an index
+//! tagged with the id a read transaction sees is used as is. Other processes (a reference
+//! `asebytes` user) may commit too; then the raw `__blk_count__`, `__blk_sizes__` and
+//! `__meta__next_sort_key` values decide. They change whenever the blocks do: a new row
+//! always takes a fresh sort key (so the next sort key grows), and without a new row only
+//! removals remain, which shrink the sizes. Only when they differ is the index reloaded.
+
+use std::cell::RefCell;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use asebytes_protocol::{Bytes, Key, Row};
+use heed::types::Bytes as RawBytes;
+use heed::{RoTxn, WithoutTls};
+
+use super::layout::{self, BlockIndex};
+use super::{GateGuard, Shared, map_heed_err};
+use crate::backend::{Error, ErrorKind, Reader, Result, Snapshot};
+
+/// The unnamed database, keys and values as raw bytes.
+pub(crate) type Db = heed::Database<'static, RawBytes, RawBytes>;
+
+/// The database plus the limit every key lookup has to respect.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Store {
+    pub db: Db,
+    /// LMDB's maximum key size; a longer key cannot exist, and asking for it is an error.
+    pub max_key: usize,
+}
+
+/// Raw values of the metadata keys that change whenever the blocks change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Markers {
+    pub blk_count: Option<Vec<u8>>,
+    pub sizes: Option<Vec<u8>>,
+    pub next: Option<Vec<u8>>,
+}
+
+impl Markers {
+    fn read(txn: &RoTxn, store: Store) -> heed::Result<Self> {
+        let get = |k: &[u8]| store.db.get(txn, k).map(|v| v.map(<[u8]>::to_vec));
+        Ok(Self {
+            blk_count: get(layout::BLOCK_COUNT_KEY)?,
+            sizes: get(layout::BLOCK_SIZES_KEY)?,
+            next: get(layout::NEXT_SORT_KEY_KEY)?,
+        })
+    }
+
+    /// Compares with the values in `txn` without copying them.
+    fn matches(&self, txn: &RoTxn, store: Store) -> heed::Result<bool> {
+        Ok(
+            store.db.get(txn, layout::NEXT_SORT_KEY_KEY)? == self.next.as_deref()
+                && store.db.get(txn, layout::BLOCK_SIZES_KEY)? == self.sizes.as_deref()
+                && store.db.get(txn, layout::BLOCK_COUNT_KEY)? == self.blk_count.as_deref(),
+        )
+    }
+}
+
+/// The block index of one committed state.
+#[derive(Clone, Debug)]
+pub(crate) struct IndexState {
+    /// LMDB transaction id of the committed state this describes.
+    pub txnid: usize,
+    pub markers: Markers,
+    pub index: Arc<BlockIndex>,
+    pub next_sort_key: u64,
+    /// Every sort key is below `next_sort_key`, so allocating from it cannot reuse one.
+    pub sort_keys_fresh: bool,
+}
+
+impl IndexState {
+    /// Loads the index from `txn`, which sees committed state `txnid`.
+    fn load(txn: &RoTxn, store: Store, txnid: usize) -> Result<Self> {
+        let markers = Markers::read(txn, store).map_err(map_heed_err)?;
+        let n_blocks = layout::decode_u32(layout::BLOCK_COUNT_KEY, markers.blk_count.as_deref())?;
+        let sizes = if n_blocks == 0 {
+            Vec::new()
+        } else {
+            layout::decode_sizes(markers.sizes.as_deref(), n_blocks)?
+        };
+        let next_sort_key =
+            layout::decode_decimal(layout::NEXT_SORT_KEY_KEY, markers.next.as_deref())?;
+        let mut blocks = Vec::with_capacity(sizes.len());
+        let mut sort_keys_fresh = true;
+        for (b, &size) in sizes.iter().enumerate() {
+            let raw = store
+                .db
+                .get(txn, &layout::block_key(b as u32))
+                .map_err(map_heed_err)?;
+            let block = layout::decode_block(b as u32, raw, size)?;
+            sort_keys_fresh &= block.iter().all(|&sk| sk < next_sort_key);
+            blocks.push(block);
+        }
+        let index = BlockIndex::from_blocks(blocks);
+        let count_raw = store.db.get(txn, layout::COUNT_KEY).map_err(map_heed_err)?;
+        let count = layout::decode_decimal(layout::COUNT_KEY, count_raw)?;
+        if count != index.len() {
+            return Err(Error::corrupt(format!(
+                "corrupt LMDB metadata: __meta__count is {count} but the blocks hold {} rows",
+                index.len()
+            )));
+        }
+        Ok(Self {
+            txnid,
+            markers,
+            index: Arc::new(index),
+            next_sort_key,
+            sort_keys_fresh,
+        })
+    }
+}
+
+/// The most recent [`IndexState`] anyone in this process loaded or committed.
+#[derive(Debug, Default)]
+pub(crate) struct IndexCache {
+    current: RwLock<Option<Arc<IndexState>>>,
+}
+
+impl IndexCache {
+    pub(crate) fn get(&self) -> Option<Arc<IndexState>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stores `state` unless a newer one is already there (an old snapshot reloading must
+    /// not push out the index of a later commit).
+    pub fn publish(&self, state: Arc<IndexState>) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_none_or(|c| c.txnid <= state.txnid) {
+            *current = Some(state);
+        }
+    }
+
+    /// The index as seen by `txn`, whose committed state is `txnid`.
+    pub fn resolve(&self, txn: &RoTxn, store: Store, txnid: usize) -> Result<Arc<IndexState>> {
+        if let Some(cached) = self.get() {
+            if cached.txnid == txnid {
+                return Ok(cached);
+            }
+            if cached.markers.matches(txn, store).map_err(map_heed_err)? {
+                let state = Arc::new(IndexState {
+                    txnid,
+                    ..IndexState::clone(&cached)
+                });
+                self.publish(state.clone());
+                return Ok(state);
+            }
+        }
+        let state = Arc::new(IndexState::load(txn, store, txnid)?);
+        self.publish(state.clone());
+        Ok(state)
+    }
+}
+
+/// The sort key of the row at `pos`.
+pub(crate) fn sort_key_at(index: &BlockIndex, pos: u64) -> Result<u64> {
+    index.sort_key(pos).ok_or_else(|| {
+        Error::new(
+            ErrorKind::IndexOutOfRange,
+            format!("Index {pos} out of range [0, {})", index.len()),
+        )
+    })
+}
+
+/// One row; with `keys`, the requested keys it has, in the requested order.
+pub(crate) fn read_row(
+    txn: &RoTxn,
+    store: Store,
+    index: &BlockIndex,
+    pos: u64,
+    keys: Option<&[Key]>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Row>> {
+    let sk = sort_key_at(index, pos)?;
+    layout::write_row_prefix(buf, sk);
+    let plen = buf.len();
+    let Some(keys) = keys else {
+        // Rows of atomistic data have around ten fields; avoids regrowing as they arrive.
+        let mut row = Row::with_capacity(16);
+        for item in store.db.prefix_iter(txn, buf).map_err(map_heed_err)? {
+            let (k, v) = item.map_err(map_heed_err)?;
+            row.push((Key::from(k[plen..].to_vec()), Bytes::from(v.to_vec())));
+        }
+        return Ok((!row.is_empty()).then_some(row));
+    };
+    let mut row = Row::with_capacity(keys.len());
+    for key in keys {
+        if plen + key.len() > store.max_key {
+            continue;
+        }
+        buf.truncate(plen);
+        buf.extend_from_slice(key);
+        if let Some(v) = store.db.get(txn, buf).map_err(map_heed_err)? {
+            row.push((key.clone(), Bytes::from(v.to_vec())));
+        }
+    }
+    // Only an empty answer needs telling "row lacks these keys" from "placeholder".
+    if row.is_empty() && !row_has_data(txn, store, &buf[..plen])? {
+        return Ok(None);
+    }
+    Ok(Some(row))
+}
+
+fn row_has_data(txn: &RoTxn, store: Store, prefix: &[u8]) -> Result<bool> {
+    Ok(store
+        .db
+        .prefix_iter(txn, prefix)
+        .map_err(map_heed_err)?
+        .next()
+        .transpose()
+        .map_err(map_heed_err)?
+        .is_some())
+}
+
+/// The value of `key` in each row at `positions`, `None` where absent.
+pub(crate) fn read_column(
+    txn: &RoTxn,
+    store: Store,
+    index: &BlockIndex,
+    key: &[u8],
+    positions: &[u64],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut buf = Vec::with_capacity(24 + key.len());
+    positions
+        .iter()
+        .map(|&pos| {
+            let sk = sort_key_at(index, pos)?;
+            layout::write_data_key(&mut buf, sk, key);
+            if buf.len() > store.max_key {
+                return Ok(None);
+            }
+            Ok(store
+                .db
+                .get(txn, &buf)
+                .map_err(map_heed_err)?
+                .map(<[u8]>::to_vec))
+        })
+        .collect()
+}
+
+/// The keys of the row at `pos`, in byte order.
+pub(crate) fn read_keys(
+    txn: &RoTxn,
+    store: Store,
+    index: &BlockIndex,
+    pos: u64,
+) -> Result<Vec<Key>> {
+    let mut buf = Vec::with_capacity(24);
+    layout::write_row_prefix(&mut buf, sort_key_at(index, pos)?);
+    let iter = store
+        .db
+        .remap_data_type::<heed::types::DecodeIgnore>()
+        .prefix_iter(txn, &buf)
+        .map_err(map_heed_err)?;
+    iter.map(|item| {
+        item.map(|(k, ())| Key::from(k[buf.len()..].to_vec()))
+            .map_err(map_heed_err)
+    })
+    .collect()
+}
+
+/// `__schema__` as stored.
+pub(crate) fn read_schema(txn: &RoTxn, store: Store) -> Result<Vec<Key>> {
+    let raw = store
+        .db
+        .get(txn, layout::SCHEMA_KEY)
+        .map_err(map_heed_err)?;
+    Ok(layout::decode_schema(raw)
+        .into_iter()
+        .map(Key::from)
+        .collect())
+}
+
+/// Hands out snapshots; shared with connection threads through `Arc<dyn Reader>`.
+#[derive(Debug)]
+pub(crate) struct LmdbReader {
+    pub shared: Arc<Shared>,
+}
+
+impl Reader for LmdbReader {
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
+        let (guard, txn) = self.shared.begin_read()?;
+        let state = self
+            .shared
+            .cache
+            .resolve(&txn, self.shared.store, txn.id())?;
+        Ok(Box::new(LmdbSnapshot {
+            txn,
+            state,
+            store: self.shared.store,
+            buf: RefCell::new(Vec::with_capacity(64)),
+            _guard: guard,
+        }))
+    }
+}
+
+/// One read transaction and the block index of the state it sees.
+pub(crate) struct LmdbSnapshot<'a> {
+    // Declared before the guard: the transaction must end before the map may be resized.
+    txn: RoTxn<'a, WithoutTls>,
+    state: Arc<IndexState>,
+    store: Store,
+    /// Key buffer reused by every read of this snapshot.
+    buf: RefCell<Vec<u8>>,
+    _guard: GateGuard<'a>,
+}
+
+impl Snapshot for LmdbSnapshot<'_> {
+    fn len(&self) -> Result<u64> {
+        Ok(self.state.index.len())
+    }
+
+    fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>> {
+        read_row(
+            &self.txn,
+            self.store,
+            &self.state.index,
+            index,
+            keys,
+            &mut self.buf.borrow_mut(),
+        )
+    }
+
+    fn get_many(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
+        let mut buf = self.buf.borrow_mut();
+        indices
+            .iter()
+            .map(|&i| read_row(&self.txn, self.store, &self.state.index, i, keys, &mut buf))
+            .collect()
+    }
+
+    fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
+        read_column(&self.txn, self.store, &self.state.index, key, indices)
+    }
+
+    fn keys(&self, index: u64) -> Result<Vec<Key>> {
+        read_keys(&self.txn, self.store, &self.state.index, index)
+    }
+
+    fn schema(&self) -> Result<Vec<Key>> {
+        read_schema(&self.txn, self.store)
+    }
+}
