@@ -93,43 +93,45 @@ impl FrameStream {
     }
 
     /// Ensures `n` unread bytes are buffered.
+    ///
+    /// The buffer is grown (and zero-filled) once to cover the whole frame, then filled in
+    /// place: growing it again on every partial read would memset the rest of a large frame
+    /// once per read, quadratic in the frame size.
     fn fill_to(&mut self, n: usize, at_frame_start: bool) -> Result<()> {
+        let target = self.pos + n;
+        let mut filled = self.buf.len();
+        if filled >= target {
+            return Ok(());
+        }
+        // Room for the frame plus whatever the peer already pipelined behind it.
+        self.buf.resize(target.max(filled + READ_CHUNK), 0);
         let mut spun = false;
-        while self.buf.len() - self.pos < n {
-            let want = (n - (self.buf.len() - self.pos)).max(READ_CHUNK);
-            let old = self.buf.len();
-            self.buf.resize(old + want, 0);
+        let result = loop {
+            if filled >= target {
+                break Ok(());
+            }
             let got = if !spun && !self.spin.is_zero() {
                 spun = true;
-                self.spin_read(old)
+                self.spin_read(filled)
             } else {
-                self.sock.read(&mut self.buf[old..]).map(Some)
+                self.sock.read(&mut self.buf[filled..]).map(Some)
             };
-            let got = match got {
-                Ok(Some(k)) => k,
-                Ok(None) => {
-                    self.buf.truncate(old);
-                    continue;
+            match got {
+                Ok(Some(0)) => {
+                    break if at_frame_start && filled == self.pos {
+                        Err(Error::Closed)
+                    } else {
+                        Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed inside a frame").into())
+                    };
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.buf.truncate(old);
-                    continue;
-                }
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e.into());
-                }
-            };
-            self.buf.truncate(old + got);
-            if got == 0 {
-                return if at_frame_start && self.buf.len() == self.pos {
-                    Err(Error::Closed)
-                } else {
-                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed inside a frame").into())
-                };
+                Ok(Some(k)) => filled += k,
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e.into()),
             }
-        }
-        Ok(())
+        };
+        self.buf.truncate(filled);
+        result
     }
 
     /// Polls with non-blocking `recv` until data arrives or the budget runs out.

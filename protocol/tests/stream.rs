@@ -81,3 +81,23 @@ fn oversized_frame_is_refused() {
     b.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
     assert!(matches!(rx.recv(1024), Err(Error::FrameTooLarge { .. })));
 }
+
+#[test]
+fn large_frame_arrives_intact_across_many_partial_reads() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    let mut tx = FrameStream::new(b);
+    let payload: Vec<u8> = (0..16 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let frame_bytes = frame::encode(9, &serde_bytes::ByteBuf::from(payload.clone())).unwrap();
+    let h = std::thread::spawn(move || {
+        tx.send(&frame_bytes).unwrap();
+        tx.send(&frame::encode(10, &Request::Ping).unwrap()).unwrap();
+        tx
+    });
+    let env: Envelope<serde_bytes::ByteBuf> = frame::decode(rx.recv(usize::MAX).unwrap()).unwrap();
+    assert_eq!(env.id, 9);
+    assert!(env.body.as_slice() == payload.as_slice(), "payload corrupted");
+    let next: Envelope<Request> = frame::decode(rx.recv(1024).unwrap()).unwrap();
+    assert_eq!((next.id, next.body), (10, Request::Ping));
+    drop(h.join().unwrap());
+}
