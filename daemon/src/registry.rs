@@ -613,7 +613,7 @@ impl Registry {
 /// How long an open retries while the backend reports the location still open: a
 /// request that was running on a store's previous handle may hold it for a moment after
 /// the store was closed.
-const REOPEN_GRACE: Duration = Duration::from_secs(2);
+const REOPEN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens a backend and starts its store actor.
 fn start(scheme: &str, opts: &OpenOptions) -> Result<StoreHandle> {
