@@ -1,0 +1,540 @@
+//! One request/response exchange with the daemon, and the replies read without copying.
+//!
+//! The hot replies (`Row`, `Rows`, `Column`, `Len`, `Ok`) are parsed by hand straight from
+//! the receive buffer, so stored values reach the decoder as borrowed slices; every other
+//! reply goes through the protocol crate's serde types. Unit tests pin the hand parser to
+//! what `frame::encode` writes.
+//!
+//! Retry policy (in [`Session`] users): a request that never left this process may always
+//! be retried on a fresh connection; one whose reply was lost is retried only if it is a
+//! read (or `Open`), because a write may already have been applied.
+
+use std::ops::Range;
+
+use asebytes_protocol::frame;
+use asebytes_protocol::{Error as ProtoError, ErrorCode, Request, Response, WireError};
+use pyo3::prelude::*;
+
+use crate::codec::{Corrupt, Reader};
+use crate::detach::blocking;
+use crate::errors::ClientError;
+use crate::pool::{self, Conn, Epoch};
+
+/// One field of a row: key and stored value, borrowed from the receive buffer.
+pub type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// Rows as one flat field list plus each row's range (`None` for a placeholder).
+#[derive(Debug, Default, PartialEq)]
+pub struct RowsRef<'a> {
+    /// Every field of every row, in order.
+    pub fields: Vec<Field<'a>>,
+    /// Per row: its slice of `fields`, or `None` for a placeholder.
+    pub rows: Vec<Option<Range<usize>>>,
+}
+
+impl<'a> RowsRef<'a> {
+    /// The fields of row `i` (`None` for a placeholder).
+    pub fn row(&self, i: usize) -> Option<&[Field<'a>]> {
+        self.rows[i].clone().map(|r| &self.fields[r])
+    }
+}
+
+/// A reply, borrowing from the connection's buffer where it matters.
+#[derive(Debug, PartialEq)]
+pub enum Reply<'a> {
+    /// `Ok`.
+    Ok,
+    /// `Pong`.
+    Pong,
+    /// `Len(n)`.
+    Len(u64),
+    /// `Row`: one row (`RowsRef` with one entry) or a placeholder.
+    Row(RowsRef<'a>),
+    /// `Rows`.
+    Rows(RowsRef<'a>),
+    /// `Column`: a value or `None` per row.
+    Column(Vec<Option<&'a [u8]>>),
+    /// `Error`.
+    Error(WireError),
+    /// Anything else, decoded by serde.
+    Other(Response),
+}
+
+impl Reply<'_> {
+    /// A name for "unexpected reply" messages.
+    pub fn name(&self) -> String {
+        match self {
+            Reply::Ok => "Ok".into(),
+            Reply::Pong => "Pong".into(),
+            Reply::Len(_) => "Len".into(),
+            Reply::Row(_) => "Row".into(),
+            Reply::Rows(_) => "Rows".into(),
+            Reply::Column(_) => "Column".into(),
+            Reply::Error(e) => format!("Error({e})"),
+            Reply::Other(r) => format!("{r:?}").chars().take(80).collect(),
+        }
+    }
+
+    /// The reply as an error if it is one.
+    pub fn into_result(self) -> Result<Self, ClientError> {
+        match self {
+            Reply::Error(e) => Err(ClientError::Wire(e)),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Parses a frame body: `{"id": u64, "body": <externally tagged Response>}`.
+pub fn parse_reply(body: &[u8]) -> Result<(u64, Reply<'_>), Corrupt> {
+    let mut r = Reader::new(body);
+    let n = r.read_map_len()?;
+    let mut id = None;
+    let mut reply = None;
+    for _ in 0..n {
+        match r.read_str()? {
+            "id" => id = Some(r.read_u64()?),
+            "body" => reply = Some(parse_body(&mut r, body)?),
+            _ => r.skip()?,
+        }
+    }
+    match (id, reply) {
+        (Some(id), Some(reply)) => Ok((id, reply)),
+        _ => Err(Corrupt("reply frame lacks id or body".into())),
+    }
+}
+
+fn parse_body<'a>(r: &mut Reader<'a>, whole: &'a [u8]) -> Result<Reply<'a>, Corrupt> {
+    use rmp::Marker;
+    match r.peek_marker()? {
+        Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => match r.read_str()? {
+            "Ok" => return Ok(Reply::Ok),
+            "Pong" => return Ok(Reply::Pong),
+            _ => {}
+        },
+        Marker::FixMap(1) => {
+            let at = r.pos();
+            r.marker()?;
+            match r.read_str()? {
+                "Len" => return Ok(Reply::Len(r.read_u64()?)),
+                "Row" => {
+                    let mut rows = RowsRef::default();
+                    read_opt_row(r, &mut rows)?;
+                    return Ok(Reply::Row(rows));
+                }
+                "Rows" => {
+                    let n = r.read_array_len()?;
+                    if n > r.remaining() {
+                        return Err(Corrupt("Rows announces more rows than bytes remain".into()));
+                    }
+                    let mut rows = RowsRef {
+                        fields: Vec::new(),
+                        rows: Vec::with_capacity(n),
+                    };
+                    for _ in 0..n {
+                        read_opt_row(r, &mut rows)?;
+                    }
+                    return Ok(Reply::Rows(rows));
+                }
+                "Column" => {
+                    let n = r.read_array_len()?;
+                    if n > r.remaining() {
+                        return Err(Corrupt(
+                            "Column announces more values than bytes remain".into(),
+                        ));
+                    }
+                    let mut col = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        col.push(if r.eat_nil()? {
+                            None
+                        } else {
+                            Some(r.read_bin()?)
+                        });
+                    }
+                    return Ok(Reply::Column(col));
+                }
+                _ => r.seek(at),
+            }
+        }
+        _ => {}
+    }
+    // Not a hot reply: let serde read the whole envelope.
+    r.skip()?;
+    let env = frame::decode::<Response>(whole).map_err(|e| Corrupt(e.to_string()))?;
+    Ok(match env.body {
+        Response::Error(e) => Reply::Error(e),
+        other => Reply::Other(other),
+    })
+}
+
+/// Reads `nil` or `[[key, value], ...]` into `rows`.
+fn read_opt_row<'a>(r: &mut Reader<'a>, rows: &mut RowsRef<'a>) -> Result<(), Corrupt> {
+    if r.eat_nil()? {
+        rows.rows.push(None);
+        return Ok(());
+    }
+    let n = r.read_array_len()?;
+    if n > r.remaining() {
+        return Err(Corrupt(
+            "row announces more fields than bytes remain".into(),
+        ));
+    }
+    let start = rows.fields.len();
+    rows.fields.reserve(n);
+    for _ in 0..n {
+        if r.read_array_len()? != 2 {
+            return Err(Corrupt("a row field is not a [key, value] pair".into()));
+        }
+        let k = r.read_bin()?;
+        let v = r.read_bin()?;
+        rows.fields.push((k, v));
+    }
+    rows.rows.push(Some(start..rows.fields.len()));
+    Ok(())
+}
+
+/// How an exchange failed, for the retry decision.
+#[derive(Debug)]
+pub struct Failure {
+    /// Whether the request may have reached the daemon.
+    pub sent: bool,
+    /// The failure itself.
+    pub error: ClientError,
+}
+
+/// A connection checked out of the pool for one call; given back on drop unless it
+/// failed (a connection in an unknown state is closed, never reused).
+#[derive(Debug)]
+pub struct Session {
+    conn: Option<Conn>,
+    healthy: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.healthy
+            && let Some(c) = self.conn.take()
+        {
+            pool::give(c);
+        }
+    }
+}
+
+impl Session {
+    /// A pooled connection (or a new one).
+    pub fn take(py: Python<'_>) -> Result<Self, ClientError> {
+        Ok(Self {
+            conn: Some(pool::take(py)?),
+            healthy: true,
+        })
+    }
+
+    /// An idle pooled connection, if any: for best-effort messages that must not start a
+    /// daemon just to deliver them.
+    pub fn idle() -> Option<Self> {
+        pool::take_idle().map(|c| Self {
+            conn: Some(c),
+            healthy: true,
+        })
+    }
+
+    /// A brand-new connection, after the previous one failed; idle ones are dropped too,
+    /// since a daemon restart kills them all.
+    pub fn fresh(py: Python<'_>) -> Result<Self, ClientError> {
+        Ok(Self {
+            conn: Some(pool::take_fresh(py)?),
+            healthy: true,
+        })
+    }
+
+    /// Which daemon this connection talks to.
+    pub fn epoch(&self) -> Epoch {
+        self.conn.as_ref().expect("live session").epoch
+    }
+
+    /// Sends `req` and waits (GIL released) for its reply.
+    pub fn exchange<'s>(&'s mut self, py: Python<'_>, req: &Request) -> Result<Reply<'s>, Failure> {
+        let conn = self.conn.as_mut().expect("live session");
+        let id = conn.next_id();
+        conn.wbuf.clear();
+        if let Err(e) = frame::encode_into(&mut conn.wbuf, id, req) {
+            // Nothing was sent and the connection is untouched.
+            return Err(Failure {
+                sent: false,
+                error: ClientError::Protocol(format!("cannot encode request: {e}")),
+            });
+        }
+        let max = conn.max_frame;
+        if conn.wbuf.len() - frame::HEADER_LEN > max {
+            // The daemon would drop the connection on it; refuse before sending instead.
+            return Err(Failure {
+                sent: false,
+                error: ClientError::Invalid(format!(
+                    "the '{}' request is {} bytes, over the frame limit of {max} bytes \
+                     (ASEBYTES_MAX_FRAME); split it into smaller batches",
+                    req.name(),
+                    conn.wbuf.len()
+                )),
+            });
+        }
+        let Conn { stream, wbuf, .. } = conn;
+        let result = blocking(py, || {
+            stream.send(wbuf).map_err(|e| (false, e))?;
+            stream.recv(max).map_err(|e| (true, e))
+        });
+        let body = match result {
+            Ok(body) => body,
+            Err((sent, e)) => {
+                self.healthy = false;
+                return Err(Failure {
+                    sent,
+                    error: io_failure(req, sent, e),
+                });
+            }
+        };
+        match parse_reply(body) {
+            Ok((got, Reply::Error(e))) if got == id && e.code == ErrorCode::ShuttingDown => {
+                // Refused before doing anything: safe to repeat on a new daemon.
+                self.healthy = false;
+                Err(Failure {
+                    sent: false,
+                    error: ClientError::unavailable(&pool::socket(), e.message),
+                })
+            }
+            Ok((got, reply)) if got == id => Ok(reply),
+            Ok((got, _)) => {
+                self.healthy = false;
+                Err(Failure {
+                    sent: true,
+                    error: ClientError::Protocol(format!(
+                        "reply id {got} does not match request id {id}"
+                    )),
+                })
+            }
+            Err(e) => {
+                self.healthy = false;
+                Err(Failure {
+                    sent: true,
+                    error: ClientError::Protocol(e.0),
+                })
+            }
+        }
+    }
+}
+
+fn io_failure(req: &Request, sent: bool, e: ProtoError) -> ClientError {
+    let socket = pool::socket();
+    let what = match e {
+        ProtoError::Closed => "the daemon closed the connection".to_string(),
+        other => other.to_string(),
+    };
+    let reason = if sent {
+        format!(
+            "{what} while waiting for the reply to '{}'{}",
+            req.name(),
+            if is_read(req) {
+                ""
+            } else {
+                "; the write may or may not have been applied"
+            }
+        )
+    } else {
+        format!("{what} while sending '{}'", req.name())
+    };
+    ClientError::unavailable(&socket, reason)
+}
+
+/// Requests that change nothing, so repeating one after a lost reply is harmless.
+/// `Open` counts: opening twice joins the same store.
+pub fn is_read(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Ping
+            | Request::Status
+            | Request::Open(_)
+            | Request::Len(_)
+            | Request::Get(_)
+            | Request::GetMany(_)
+            | Request::GetColumn(_)
+            | Request::Keys(_)
+            | Request::Schema(_)
+            | Request::ListGroups(_)
+    )
+}
+
+/// Whether a failed attempt may be repeated on a new connection.
+pub fn retriable(req: &Request, f: &Failure) -> bool {
+    matches!(f.error, ClientError::Unavailable { .. }) && (!f.sent || is_read(req))
+}
+
+/// A request that names no store: one exchange, one transparent reconnect if allowed,
+/// then `decode` runs on the reply with the GIL held.
+pub fn call<R>(
+    py: Python<'_>,
+    req: &Request,
+    decode: impl FnOnce(Reply<'_>) -> Result<R, ClientError>,
+) -> Result<R, ClientError> {
+    let first = {
+        let mut session = Session::take(py)?;
+        match session.exchange(py, req) {
+            Ok(reply) => return decode(reply.into_result()?),
+            Err(f) => f,
+        }
+    };
+    if !retriable(req, &first) {
+        return Err(first.error);
+    }
+    let mut session = Session::fresh(py)?;
+    let reply = session.exchange(py, req).map_err(|f| f.error)?;
+    decode(reply.into_result()?)
+}
+
+/// `UnknownStore` means "re-open and try again", never an error the user sees first.
+pub fn is_unknown_store(e: &WireError) -> bool {
+    e.code == ErrorCode::UnknownStore
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asebytes_protocol::response::{Opened, Status};
+    use asebytes_protocol::value::row;
+    use asebytes_protocol::{Bytes, Capabilities};
+
+    fn roundtrip(resp: &Response) -> Vec<u8> {
+        let f = frame::encode(42, resp).unwrap();
+        f[frame::HEADER_LEN..].to_vec()
+    }
+
+    #[test]
+    fn hot_replies_parse_exactly_as_serde_writes_them() {
+        let r = row([
+            ("cell", b"\x01\x02".as_slice()),
+            ("calc.energy", b"\xcb".as_slice()),
+        ]);
+        let body = roundtrip(&Response::Row(Some(r)));
+        let (id, reply) = parse_reply(&body).unwrap();
+        assert_eq!(id, 42);
+        let Reply::Row(rows) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(
+            rows.row(0).unwrap(),
+            &[
+                (b"cell".as_slice(), b"\x01\x02".as_slice()),
+                (b"calc.energy".as_slice(), b"\xcb".as_slice())
+            ]
+        );
+
+        let body = roundtrip(&Response::Row(None));
+        assert_eq!(
+            parse_reply(&body).unwrap().1,
+            Reply::Row(RowsRef {
+                fields: vec![],
+                rows: vec![None]
+            })
+        );
+
+        let rows = vec![
+            Some(row([("a", b"1".as_slice())])),
+            None,
+            Some(vec![]),
+            Some(row([("b", b"2".as_slice()), ("c", b"".as_slice())])),
+        ];
+        let body = roundtrip(&Response::Rows(rows));
+        let Reply::Rows(got) = parse_reply(&body).unwrap().1 else {
+            panic!()
+        };
+        assert_eq!(got.rows.len(), 4);
+        assert_eq!(got.row(0).unwrap(), &[(b"a".as_slice(), b"1".as_slice())]);
+        assert_eq!(got.row(1), None);
+        assert_eq!(got.row(2).unwrap(), &[]);
+        assert_eq!(got.row(3).unwrap()[1], (b"c".as_slice(), b"".as_slice()));
+
+        let col = vec![Some(Bytes::from(vec![7u8; 300])), None];
+        let body = roundtrip(&Response::Column(col));
+        assert_eq!(
+            parse_reply(&body).unwrap().1,
+            Reply::Column(vec![Some(&[7u8; 300][..]), None])
+        );
+
+        for (resp, want) in [
+            (Response::Ok, Reply::Ok),
+            (Response::Pong, Reply::Pong),
+            (Response::Len(1 << 40), Reply::Len(1 << 40)),
+        ] {
+            assert_eq!(parse_reply(&roundtrip(&resp)).unwrap().1, want);
+        }
+    }
+
+    #[test]
+    fn other_replies_fall_back_to_serde() {
+        let opened = Response::Opened(Opened {
+            store: 3,
+            canonical: "memory://x#default".into(),
+            backend: "memory".into(),
+            caps: Capabilities::all(),
+            len: 5,
+        });
+        assert_eq!(
+            parse_reply(&roundtrip(&opened)).unwrap().1,
+            Reply::Other(opened)
+        );
+        let status = Response::Status(Status {
+            pid: 9,
+            ..Status::default()
+        });
+        assert_eq!(
+            parse_reply(&roundtrip(&status)).unwrap().1,
+            Reply::Other(status)
+        );
+        let err = WireError::index_out_of_range(5, 3);
+        assert_eq!(
+            parse_reply(&roundtrip(&Response::Error(err.clone())))
+                .unwrap()
+                .1,
+            Reply::Error(err)
+        );
+        let keys = Response::Keys(vec![Bytes::from(b"a".to_vec())]);
+        assert_eq!(
+            parse_reply(&roundtrip(&keys)).unwrap().1,
+            Reply::Other(keys)
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_not_misread() {
+        assert!(parse_reply(b"").is_err());
+        assert!(
+            parse_reply(&[0x81, 0xa2, b'i', b'd', 0x01]).is_err(),
+            "no body"
+        );
+        let mut body = roundtrip(&Response::Row(Some(row([("k", b"v")]))));
+        body.truncate(body.len() - 1);
+        assert!(parse_reply(&body).is_err(), "truncated value");
+    }
+
+    #[test]
+    fn only_unsent_writes_are_retried() {
+        let lost = |sent| Failure {
+            sent,
+            error: ClientError::unavailable(std::path::Path::new("/s"), "x"),
+        };
+        let get = Request::Get(asebytes_protocol::request::Get {
+            store: 1,
+            index: 0,
+            keys: None,
+        });
+        let extend = Request::Extend(asebytes_protocol::request::Extend {
+            store: 1,
+            rows: vec![],
+        });
+        assert!(retriable(&get, &lost(true)));
+        assert!(retriable(&extend, &lost(false)));
+        assert!(!retriable(&extend, &lost(true)));
+        let proto = Failure {
+            sent: true,
+            error: ClientError::Protocol("bad".into()),
+        };
+        assert!(!retriable(&get, &proto), "a confused daemon is not retried");
+    }
+}

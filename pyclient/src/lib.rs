@@ -1,0 +1,209 @@
+//! `asebytes._native`: the Rust half of the Python package.
+//!
+//! - [`store`]: `Store`, the daemon-backed backend under the Python facades.
+//! - [`codec`]: the msgpack-numpy field codec (byte-compatible with the reference).
+//! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
+//! - [`errors`]: the one mapping from failures to the exceptions of `asebytes.exceptions`.
+//! - [`detach`]: GIL release around blocking I/O.
+//!
+//! The daemon itself is linked in too (`daemon_main`), so `python -m asebytes.daemon run`
+//! runs the same code as the standalone `asebytesd` and a wheel is self-contained.
+
+pub mod client;
+pub mod codec;
+pub mod detach;
+pub mod errors;
+pub mod pool;
+pub mod store;
+
+use std::borrow::Cow;
+use std::ffi::OsString;
+
+use asebytes_protocol::Request;
+use asebytes_protocol::Response;
+use asebytes_protocol::request::ListGroups;
+use asebytes_protocol::response::Status;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+
+use crate::client::Reply;
+use crate::errors::{AsebytesTypeError, ClientError};
+
+fn unexpected(reply: &Reply<'_>) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {}", reply.name()))
+}
+
+/// Groups that exist at a location.
+#[pyfunction]
+fn list_groups(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let req = Request::ListGroups(ListGroups {
+        location: store::normalize_location(location)?,
+    });
+    Ok(client::call(py, &req, |reply| match reply {
+        Reply::Other(Response::Groups(g)) => Ok(g),
+        other => Err(unexpected(&other)),
+    })?)
+}
+
+/// One value in the msgpack-numpy layout; errors name `key`.
+#[pyfunction]
+#[pyo3(signature = (value, key=""))]
+fn encode_value<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    key: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(PyBytes::new(py, &codec::encode(value, key)?))
+}
+
+/// One stored value back to Python (writable numpy arrays, never unpickles).
+#[pyfunction]
+fn decode_value<'py>(py: Python<'py>, data: Cow<'_, [u8]>) -> PyResult<Bound<'py, PyAny>> {
+    codec::decode(py, &data)
+}
+
+/// `dict[str, Any]` → `dict[bytes, bytes]`, field by field.
+#[pyfunction]
+fn encode_row<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (k, v) in codec::encode_row(row)? {
+        out.set_item(PyBytes::new(py, &k), PyBytes::new(py, &v))?;
+    }
+    Ok(out)
+}
+
+/// `dict[bytes, bytes]` → `dict[str, Any]`, field by field (str keys are accepted too).
+#[pyfunction]
+fn decode_row<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let dict = row
+        .cast::<PyDict>()
+        .map_err(|_| AsebytesTypeError::new_err("decode_row expects a dict[bytes, bytes]"))?;
+    type Field<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+    let mut fields: Vec<Field<'_>> = Vec::with_capacity(dict.len());
+    let items: Vec<_> = dict.iter().collect();
+    for (k, v) in &items {
+        let key: Cow<'_, [u8]> = if let Ok(b) = k.cast::<PyBytes>() {
+            Cow::Borrowed(b.as_bytes())
+        } else if let Ok(s) = k.cast::<PyString>() {
+            Cow::Owned(s.to_str()?.as_bytes().to_vec())
+        } else {
+            return Err(AsebytesTypeError::new_err(format!(
+                "row keys must be bytes, got {}",
+                k.get_type().name()?
+            )));
+        };
+        let value: Cow<'_, [u8]> = v.extract().map_err(|_| {
+            AsebytesTypeError::new_err(format!(
+                "row values must be bytes, got {}",
+                v.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        fields.push((key, value));
+    }
+    codec::decode_row(py, fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+}
+
+/// Round trip to the daemon (starting it if needed).
+#[pyfunction]
+fn ping(py: Python<'_>) -> PyResult<()> {
+    Ok(client::call(py, &Request::Ping, |reply| match reply {
+        Reply::Pong => Ok(()),
+        other => Err(unexpected(&other)),
+    })?)
+}
+
+/// The daemon's status as a dict (what `asebytesd status` prints).
+#[pyfunction]
+fn daemon_status<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let status = client::call(py, &Request::Status, |reply| match reply {
+        Reply::Other(Response::Status(s)) => Ok(s),
+        other => Err(unexpected(&other)),
+    })?;
+    status_dict(py, status)
+}
+
+fn status_dict<'py>(py: Python<'py>, s: Status) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("version", s.version)?;
+    d.set_item("protocol", s.protocol)?;
+    d.set_item("pid", s.pid)?;
+    d.set_item("uptime_secs", s.uptime_secs)?;
+    d.set_item("clients", s.clients)?;
+    d.set_item("socket", s.socket)?;
+    d.set_item("idle_timeout_secs", s.idle_timeout_secs)?;
+    let stores = PyList::empty(py);
+    for st in s.stores {
+        let e = PyDict::new(py);
+        e.set_item("canonical", st.canonical)?;
+        e.set_item("backend", st.backend)?;
+        e.set_item("len", st.len)?;
+        e.set_item("clients", st.clients)?;
+        e.set_item("commits", st.commits)?;
+        stores.append(e)?;
+    }
+    d.set_item("stores", stores)?;
+    Ok(d)
+}
+
+/// Runs the daemon CLI (`argv[0]` is the program name) with the GIL released; blocks for
+/// `run` until the daemon exits. Returns the exit status.
+#[pyfunction]
+fn daemon_main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
+    detach::blocking(py, move || asebytes_daemon::cli::main_with_args(argv))
+}
+
+/// The socket this process talks to.
+#[pyfunction]
+fn socket_path() -> String {
+    pool::socket().to_string_lossy().into_owned()
+}
+
+/// The command that starts a daemon when none answers; `--socket <path>` is appended
+/// unless it is already there.
+#[pyfunction]
+fn set_daemon_command(argv: Vec<OsString>) -> PyResult<()> {
+    if argv.is_empty() {
+        return Err(errors::AsebytesValueError::new_err(
+            "the daemon command must not be empty",
+        ));
+    }
+    pool::set_daemon_command(argv);
+    Ok(())
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    if let Ok(exe) = py
+        .import("sys")?
+        .getattr("executable")?
+        .extract::<OsString>()
+        && !exe.is_empty()
+    {
+        pool::set_default_interpreter(exe);
+    }
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The stub's `Tier` alias, present at runtime too so annotations can use it.
+    // Spelled as a Union of one-value Literals, which is what the stub's alias means.
+    let typing = py.import("typing")?;
+    let literal = typing.getattr("Literal")?;
+    let tier = typing
+        .getattr("Union")?
+        .get_item((literal.get_item("object")?, literal.get_item("blob")?))?;
+    m.add("Tier", tier)?;
+    m.add_class::<store::Store>()?;
+    m.add_function(wrap_pyfunction!(list_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_value, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_value, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_row, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_row, m)?)?;
+    m.add_function(wrap_pyfunction!(ping, m)?)?;
+    m.add_function(wrap_pyfunction!(daemon_status, m)?)?;
+    m.add_function(wrap_pyfunction!(daemon_main, m)?)?;
+    m.add_function(wrap_pyfunction!(socket_path, m)?)?;
+    m.add_function(wrap_pyfunction!(set_daemon_command, m)?)?;
+    Ok(())
+}
