@@ -31,9 +31,13 @@ pub fn spin_budget() -> Duration {
 #[derive(Debug)]
 pub struct FrameStream {
     sock: UnixStream,
+    /// Receive buffer; only `buf[pos..end]` holds unread data. Its length only grows, so
+    /// no frame pays for zero-filling memory that a previous frame already initialised.
     buf: Vec<u8>,
-    /// Start of unread bytes in `buf`.
+    /// Start of unread bytes.
     pos: usize,
+    /// End of received bytes.
+    end: usize,
     spin: Duration,
 }
 
@@ -42,7 +46,7 @@ const READ_CHUNK: usize = 64 * 1024;
 impl FrameStream {
     /// Wraps a connected, blocking socket.
     pub fn new(sock: UnixStream) -> Self {
-        Self { sock, buf: Vec::with_capacity(READ_CHUNK), pos: 0, spin: spin_budget() }
+        Self { sock, buf: vec![0; READ_CHUNK], pos: 0, end: 0, spin: spin_budget() }
     }
 
     /// The underlying socket.
@@ -76,62 +80,53 @@ impl FrameStream {
         Ok(&self.buf[start..start + len])
     }
 
-    /// Drops consumed bytes so the buffer does not grow without bound.
+    /// Moves unread bytes to the front, and returns memory a huge frame left behind.
     fn compact(&mut self) {
-        if self.pos == 0 {
-            return;
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        } else if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
         }
-        if self.pos >= self.buf.len() {
-            self.buf.clear();
-        } else {
-            self.buf.drain(..self.pos);
-        }
-        self.pos = 0;
-        if self.buf.capacity() > 16 * READ_CHUNK && self.buf.len() < READ_CHUNK {
-            self.buf.shrink_to(READ_CHUNK);
+        if self.buf.len() > 16 * READ_CHUNK && self.end < READ_CHUNK {
+            self.buf.truncate(READ_CHUNK);
+            self.buf.shrink_to_fit();
         }
     }
 
     /// Ensures `n` unread bytes are buffered.
-    ///
-    /// The buffer is grown (and zero-filled) once to cover the whole frame, then filled in
-    /// place: growing it again on every partial read would memset the rest of a large frame
-    /// once per read, quadratic in the frame size.
     fn fill_to(&mut self, n: usize, at_frame_start: bool) -> Result<()> {
         let target = self.pos + n;
-        let mut filled = self.buf.len();
-        if filled >= target {
-            return Ok(());
+        if target > self.buf.len() {
+            // Grown once to cover the whole frame (plus room for what is pipelined behind
+            // it), then filled in place.
+            self.buf.resize(target.max(self.end + READ_CHUNK), 0);
         }
-        // Room for the frame plus whatever the peer already pipelined behind it.
-        self.buf.resize(target.max(filled + READ_CHUNK), 0);
         let mut spun = false;
-        let result = loop {
-            if filled >= target {
-                break Ok(());
-            }
+        while self.end < target {
             let got = if !spun && !self.spin.is_zero() {
                 spun = true;
-                self.spin_read(filled)
+                self.spin_read(self.end)
             } else {
-                self.sock.read(&mut self.buf[filled..]).map(Some)
+                self.sock.read(&mut self.buf[self.end..]).map(Some)
             };
             match got {
                 Ok(Some(0)) => {
-                    break if at_frame_start && filled == self.pos {
+                    return if at_frame_start && self.end == self.pos {
                         Err(Error::Closed)
                     } else {
                         Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed inside a frame").into())
                     };
                 }
-                Ok(Some(k)) => filled += k,
+                Ok(Some(k)) => self.end += k,
                 Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e.into()),
+                Err(e) => return Err(e.into()),
             }
-        };
-        self.buf.truncate(filled);
-        result
+        }
+        Ok(())
     }
 
     /// Polls with non-blocking `recv` until data arrives or the budget runs out.
