@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-
 from asebytes import ASEIO, ObjectIO
 
 DATA = Path(__file__).resolve().parent.parent / "demo-data" / "quickstart.lmdb"
@@ -60,14 +59,18 @@ def main() -> None:
 
     plan = {"w1": (1, 40), "w2": (7, 10), "w3": (31, 4), "w4": (128, 2)}
     t0 = time.perf_counter()
-    procs = [mp.Process(target=worker, args=(tag, b, k)) for tag, (b, k) in plan.items()]
+    procs = [
+        mp.Process(target=worker, args=(tag, b, k)) for tag, (b, k) in plan.items()
+    ]
     for p in procs:
         p.start()
     for p in procs:
         p.join()
         assert p.exitcode == 0, f"worker failed with exit code {p.exitcode}"
     expected = 200 + sum(b * k for b, k in plan.values())
-    print(f"4 processes appended concurrently in {time.perf_counter() - t0:.3f} s; len = {len(db)}")
+    print(
+        f"4 processes appended concurrently in {time.perf_counter() - t0:.3f} s; len = {len(db)}"
+    )
     assert len(db) == expected, f"expected {expected} rows, found {len(db)}"
 
     writers = ObjectIO(str(DATA))["info.writer"].to_list()
@@ -78,18 +81,24 @@ def main() -> None:
         positions = [i for i, w in enumerate(writers) if w == tag]
         for b in range(batches):
             chunk = positions[b * batch : (b + 1) * batch]
-            assert chunk == list(range(chunk[0], chunk[0] + batch)), f"{tag}: batch interleaved"
+            assert chunk == list(range(chunk[0], chunk[0] + batch)), (
+                f"{tag}: batch interleaved"
+            )
     print("every row present exactly once, every batch contiguous")
 
     t0 = time.perf_counter()
     energies = db["calc.energy"].to_list()
     frames = db[0:500].to_list()
     dt = time.perf_counter() - t0
-    print(f"read {len(energies)} energies and {len(frames)} frames in {dt * 1e3:.1f} ms")
+    print(
+        f"read {len(energies)} energies and {len(frames)} frames in {dt * 1e3:.1f} ms"
+    )
 
     db.update(0, calc={"energy": -10.5}, info={"tag": "done"})
     atoms = db[0]
-    print(f"db[0]: {atoms.get_chemical_formula()}, energy {atoms.get_potential_energy()}, info {atoms.info}")
+    print(
+        f"db[0]: {atoms.get_chemical_formula()}, energy {atoms.get_potential_energy()}, info {atoms.info}"
+    )
 
 
 if __name__ == "__main__":

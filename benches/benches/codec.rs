@@ -26,7 +26,12 @@ fn rows(n: usize) -> Vec<Option<Row>> {
             Some(
                 FIELDS
                     .iter()
-                    .map(|(k, len)| (ByteBuf::from(k.as_bytes().to_vec()), ByteBuf::from(vec![(i % 251) as u8; *len])))
+                    .map(|(k, len)| {
+                        (
+                            ByteBuf::from(k.as_bytes().to_vec()),
+                            ByteBuf::from(vec![(i % 251) as u8; *len]),
+                        )
+                    })
                     .collect(),
             )
         })

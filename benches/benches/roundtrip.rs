@@ -36,13 +36,20 @@ const ROWS: usize = 1000;
 fn row(i: usize) -> Row {
     FIELDS
         .iter()
-        .map(|(k, len)| (ByteBuf::from(k.as_bytes().to_vec()), ByteBuf::from(vec![(i % 251) as u8; *len])))
+        .map(|(k, len)| {
+            (
+                ByteBuf::from(k.as_bytes().to_vec()),
+                ByteBuf::from(vec![(i % 251) as u8; *len]),
+            )
+        })
         .collect()
 }
 
 fn fill(backend: &mut dyn Backend) {
     let rows: Vec<Option<Row>> = (0..ROWS).map(|i| Some(row(i))).collect();
-    backend.write(&mut |w| w.extend(rows.clone()).map(drop)).unwrap();
+    backend
+        .write(&mut |w| w.extend(rows.clone()).map(drop))
+        .unwrap();
 }
 
 struct Client {
@@ -57,7 +64,9 @@ impl Client {
         self.buf.clear();
         frame::encode_into(&mut self.buf, self.id, req).unwrap();
         self.stream.send(&self.buf).unwrap();
-        frame::decode::<Response>(self.stream.recv(frame::DEFAULT_MAX_FRAME_LEN).unwrap()).unwrap().body
+        frame::decode::<Response>(self.stream.recv(frame::DEFAULT_MAX_FRAME_LEN).unwrap())
+            .unwrap()
+            .body
     }
 }
 
@@ -66,7 +75,10 @@ fn bench_read_depths(c: &mut Criterion) {
     let schemes: Vec<(&str, String)> = vec![
         ("memory", "bench-roundtrip".to_string()),
         #[cfg(feature = "lmdb")]
-        ("lmdb", dir.path().join("bench.lmdb").to_string_lossy().into_owned()),
+        (
+            "lmdb",
+            dir.path().join("bench.lmdb").to_string_lossy().into_owned(),
+        ),
     ];
 
     // A server thread on a private socket, as the daemon runs it.
@@ -80,13 +92,23 @@ fn bench_read_depths(c: &mut Criterion) {
         std::thread::spawn(move || asebytes_daemon::server::run(listener, config, s))
     };
     let (stream, _) = launcher::connect(&socket).unwrap();
-    let mut client = Client { stream, buf: Vec::new(), id: 0 };
+    let mut client = Client {
+        stream,
+        buf: Vec::new(),
+        id: 0,
+    };
 
     let mut g = c.benchmark_group("read_row");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("ping_roundtrip", |b| b.iter(|| black_box(client.call(&Request::Ping))));
+    g.bench_function("ping_roundtrip", |b| {
+        b.iter(|| black_box(client.call(&Request::Ping)))
+    });
     for (scheme, path) in &schemes {
-        let opts = OpenOptions { path: path.clone(), group: "direct".into(), ..Default::default() };
+        let opts = OpenOptions {
+            path: path.clone(),
+            group: "direct".into(),
+            ..Default::default()
+        };
         let mut direct = backend::open(scheme, &opts).unwrap();
         fill(direct.as_mut());
         let reader = direct.reader();
@@ -97,23 +119,47 @@ fn bench_read_depths(c: &mut Criterion) {
             })
         });
 
-        let handle_opts = OpenOptions { group: "handle".into(), ..opts.clone() };
+        let handle_opts = OpenOptions {
+            group: "handle".into(),
+            ..opts.clone()
+        };
         let mut be = backend::open(scheme, &handle_opts).unwrap();
         fill(be.as_mut());
         let handle = StoreHandle::spawn(be).unwrap();
-        let get = Request::Get(Get { store: 0, index: 417, keys: None });
-        g.bench_function(format!("store_handle_{scheme}"), |b| b.iter(|| black_box(handle.execute(get.clone(), false))));
+        let get = Request::Get(Get {
+            store: 0,
+            index: 417,
+            keys: None,
+        });
+        g.bench_function(format!("store_handle_{scheme}"), |b| {
+            b.iter(|| black_box(handle.execute(get.clone(), false)))
+        });
 
-        let location = if *scheme == "memory" { format!("memory://{path}") } else { path.clone() };
-        let Response::Opened(opened) =
-            client.call(&Request::Open(Open { location, group: Some("daemon".into()), ..Default::default() }))
-        else {
+        let location = if *scheme == "memory" {
+            format!("memory://{path}")
+        } else {
+            path.clone()
+        };
+        let Response::Opened(opened) = client.call(&Request::Open(Open {
+            location,
+            group: Some("daemon".into()),
+            ..Default::default()
+        })) else {
             panic!("open failed")
         };
         let rows: Vec<Option<Row>> = (0..ROWS).map(|i| Some(row(i))).collect();
-        client.call(&Request::Extend(Extend { store: opened.store, rows }));
-        let get = Request::Get(Get { store: opened.store, index: 417, keys: None });
-        g.bench_function(format!("daemon_roundtrip_{scheme}"), |b| b.iter(|| black_box(client.call(&get))));
+        client.call(&Request::Extend(Extend {
+            store: opened.store,
+            rows,
+        }));
+        let get = Request::Get(Get {
+            store: opened.store,
+            index: 417,
+            keys: None,
+        });
+        g.bench_function(format!("daemon_roundtrip_{scheme}"), |b| {
+            b.iter(|| black_box(client.call(&get)))
+        });
         handle.shutdown().unwrap();
     }
     g.finish();
@@ -122,10 +168,16 @@ fn bench_read_depths(c: &mut Criterion) {
     let mut g = c.benchmark_group("read_1000_rows");
     g.throughput(Throughput::Elements(ROWS as u64));
     for (scheme, path) in &schemes {
-        let location = if *scheme == "memory" { format!("memory://{path}") } else { path.clone() };
-        let Response::Opened(opened) =
-            client.call(&Request::Open(Open { location, group: Some("daemon".into()), ..Default::default() }))
-        else {
+        let location = if *scheme == "memory" {
+            format!("memory://{path}")
+        } else {
+            path.clone()
+        };
+        let Response::Opened(opened) = client.call(&Request::Open(Open {
+            location,
+            group: Some("daemon".into()),
+            ..Default::default()
+        })) else {
             panic!("open failed")
         };
         let req = Request::GetMany(GetMany {
@@ -134,7 +186,9 @@ fn bench_read_depths(c: &mut Criterion) {
             keys: None,
             missing_ok: false,
         });
-        g.bench_function(format!("daemon_get_many_{scheme}"), |b| b.iter(|| black_box(client.call(&req))));
+        g.bench_function(format!("daemon_get_many_{scheme}"), |b| {
+            b.iter(|| black_box(client.call(&req)))
+        });
     }
     g.finish();
 

@@ -43,7 +43,10 @@ def make_frames(n: int = N_FRAMES, seed: int = SEED) -> list:
     for i in range(n):
         atoms = Atoms("C2H6O", positions=rng.normal(size=(9, 3)))
         atoms.calc = SinglePointCalculator(
-            atoms, energy=float(rng.normal()), forces=rng.normal(size=(9, 3)), stress=rng.normal(size=6)
+            atoms,
+            energy=float(rng.normal()),
+            forces=rng.normal(size=(9, 3)),
+            stress=rng.normal(size=6),
         )
         atoms.info["step"] = i
         frames.append(atoms)
@@ -135,13 +138,26 @@ def async_view(path: str, n: int, expected: float, repeats: int) -> dict:
 
 
 def run_peer(python: str, impl: str, path: str, repeats: int, env: dict) -> dict:
-    cmd = [python, __file__, "--worker", impl, "--path", path, "--repeats", str(repeats)]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=900)
+    cmd = [
+        python,
+        __file__,
+        "--worker",
+        impl,
+        "--path",
+        path,
+        "--repeats",
+        str(repeats),
+    ]
+    out = subprocess.run(
+        cmd, env=env, check=True, capture_output=True, text=True, timeout=900
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--ref-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per peer")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per round")
@@ -156,14 +172,22 @@ def main() -> None:
         env = dict(os.environ)
         env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
         env["ASEBYTES_IDLE_TIMEOUT"] = "0"
-        peers = {"ours": (sys.executable, str(Path(tmp) / "ours.lmdb")), "ref": (args.ref_python, str(Path(tmp) / "ref.lmdb"))}
+        peers = {
+            "ours": (sys.executable, str(Path(tmp) / "ours.lmdb")),
+            "ref": (args.ref_python, str(Path(tmp) / "ref.lmdb")),
+        }
         rounds: dict[str, list[dict]] = {k: [] for k in peers}
         try:
             for _ in range(args.rounds):
                 for impl, (python, path) in peers.items():
                     rounds[impl].append(run_peer(python, impl, path, args.repeats, env))
         finally:
-            subprocess.run([sys.executable, "-m", "asebytes.daemon", "stop"], env=env, capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "asebytes.daemon", "stop"],
+                env=env,
+                capture_output=True,
+                timeout=60,
+            )
 
     def med(impl: str, key: str) -> float | None:
         vals = [r[key] for r in rounds[impl] if key in r]
@@ -176,11 +200,14 @@ def main() -> None:
         "ref": {k: med("ref", k) for k in rounds["ref"][0] if k != "impl"},
     }
     res["ratios"] = {
-        "single": res["ours"]["single_us_per_frame"] / res["ref"]["single_us_per_frame"],
+        "single": res["ours"]["single_us_per_frame"]
+        / res["ref"]["single_us_per_frame"],
         "view": res["ours"]["view_us_per_frame"] / res["ref"]["view_us_per_frame"],
     }
     if res["ours"].get("async_view_us_per_frame"):
-        res["ratios"]["async_view_vs_sync_view"] = res["ours"]["async_view_us_per_frame"] / res["ours"]["view_us_per_frame"]
+        res["ratios"]["async_view_vs_sync_view"] = (
+            res["ours"]["async_view_us_per_frame"] / res["ours"]["view_us_per_frame"]
+        )
     out_dir = ROOT / "benches" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latency.json").write_text(json.dumps(res, indent=2) + "\n")

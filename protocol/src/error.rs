@@ -64,7 +64,13 @@ pub struct WireError {
 impl WireError {
     /// An error with a code and a message and no structured fields.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), keys: None, index: None, len: None }
+        Self {
+            code,
+            message: message.into(),
+            keys: None,
+            index: None,
+            len: None,
+        }
     }
 
     /// `IndexOutOfRange` with the reference's wording: `Index i out of range [0, n)`.
@@ -80,7 +86,13 @@ impl WireError {
 
     /// `NotFound` naming the missing keys.
     pub fn not_found(message: impl Into<String>, keys: Vec<String>) -> Self {
-        Self { code: ErrorCode::NotFound, message: message.into(), keys: Some(keys), index: None, len: None }
+        Self {
+            code: ErrorCode::NotFound,
+            message: message.into(),
+            keys: Some(keys),
+            index: None,
+            len: None,
+        }
     }
 }
 

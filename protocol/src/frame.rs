@@ -49,7 +49,10 @@ pub fn encode_into<T: Serialize>(out: &mut Vec<u8>, id: u64, body: &T) -> Result
     let env = Envelope { id, body };
     env.serialize(&mut rmp_serde::Serializer::new(&mut *out).with_struct_map())?;
     let len = out.len() - start - HEADER_LEN;
-    let len32 = u32::try_from(len).map_err(|_| Error::FrameTooLarge { len, max: u32::MAX as usize })?;
+    let len32 = u32::try_from(len).map_err(|_| Error::FrameTooLarge {
+        len,
+        max: u32::MAX as usize,
+    })?;
     out[start..start + HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
     Ok(())
 }

@@ -46,7 +46,13 @@ const READ_CHUNK: usize = 64 * 1024;
 impl FrameStream {
     /// Wraps a connected, blocking socket.
     pub fn new(sock: UnixStream) -> Self {
-        Self { sock, buf: vec![0; READ_CHUNK], pos: 0, end: 0, spin: spin_budget() }
+        Self {
+            sock,
+            buf: vec![0; READ_CHUNK],
+            pos: 0,
+            end: 0,
+            spin: spin_budget(),
+        }
     }
 
     /// The underlying socket.
@@ -72,7 +78,9 @@ impl FrameStream {
     pub fn recv(&mut self, max: usize) -> Result<&[u8]> {
         self.compact();
         self.fill_to(HEADER_LEN, true)?;
-        let header: [u8; HEADER_LEN] = self.buf[self.pos..self.pos + HEADER_LEN].try_into().expect("header");
+        let header: [u8; HEADER_LEN] = self.buf[self.pos..self.pos + HEADER_LEN]
+            .try_into()
+            .expect("header");
         let len = body_len(header, max)?;
         self.fill_to(HEADER_LEN + len, false)?;
         let start = self.pos + HEADER_LEN;
@@ -117,7 +125,11 @@ impl FrameStream {
                     return if at_frame_start && self.end == self.pos {
                         Err(Error::Closed)
                     } else {
-                        Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed inside a frame").into())
+                        Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "peer closed inside a frame",
+                        )
+                        .into())
                     };
                 }
                 Ok(Some(k)) => self.end += k,
@@ -137,7 +149,8 @@ impl FrameStream {
         loop {
             let dst = &mut self.buf[at..];
             // SAFETY: `dst` is a valid, writable buffer of `dst.len()` bytes owned by us.
-            let r = unsafe { libc::recv(fd, dst.as_mut_ptr().cast(), dst.len(), libc::MSG_DONTWAIT) };
+            let r =
+                unsafe { libc::recv(fd, dst.as_mut_ptr().cast(), dst.len(), libc::MSG_DONTWAIT) };
             if r >= 0 {
                 return Ok(Some(r as usize));
             }

@@ -16,14 +16,21 @@ use serde::de::DeserializeOwned;
 fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(id: u64, msg: T) {
     let bytes = frame::encode(id, &msg).expect("encode");
     let len = u32::from_be_bytes(bytes[..HEADER_LEN].try_into().unwrap()) as usize;
-    assert_eq!(len, bytes.len() - HEADER_LEN, "length prefix matches the body");
+    assert_eq!(
+        len,
+        bytes.len() - HEADER_LEN,
+        "length prefix matches the body"
+    );
     let back: Envelope<T> = frame::decode(&bytes[HEADER_LEN..]).expect("decode");
     assert_eq!(back.id, id);
     assert_eq!(back.body, msg);
 }
 
 fn sample_row() -> asebytes_protocol::Row {
-    row([("calc.energy", vec![0xcb, 0, 0, 0, 0, 0, 0, 0, 0]), ("info.tag", b"\xa4done".to_vec())])
+    row([
+        ("calc.energy", vec![0xcb, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ("info.tag", b"\xa4done".to_vec()),
+    ])
 }
 
 fn all_requests() -> Vec<Request> {
@@ -40,24 +47,70 @@ fn all_requests() -> Vec<Request> {
         }),
         Request::Close(StoreRef { store }),
         Request::Len(StoreRef { store }),
-        Request::Get(Get { store, index: -1, keys: Some(vec![key("calc.energy")]) }),
-        Request::GetMany(GetMany { store, indices: vec![0, 5, -2], keys: None, missing_ok: true }),
-        Request::GetColumn(GetColumn { store, key: key("calc.energy"), indices: Some(vec![1, 2]) }),
+        Request::Get(Get {
+            store,
+            index: -1,
+            keys: Some(vec![key("calc.energy")]),
+        }),
+        Request::GetMany(GetMany {
+            store,
+            indices: vec![0, 5, -2],
+            keys: None,
+            missing_ok: true,
+        }),
+        Request::GetColumn(GetColumn {
+            store,
+            key: key("calc.energy"),
+            indices: Some(vec![1, 2]),
+        }),
         Request::Keys(Keys { store, index: 3 }),
         Request::Schema(StoreRef { store }),
-        Request::Extend(Extend { store, rows: vec![Some(sample_row()), None, Some(vec![])] }),
-        Request::Insert(Insert { store, index: 1, row: None }),
-        Request::Set(Set { store, index: 0, row: Some(sample_row()) }),
-        Request::SetMany(SetMany { store, indices: vec![0, 1], rows: vec![None, Some(sample_row())] }),
-        Request::Update(Update { store, index: 2, data: sample_row() }),
-        Request::UpdateMany(UpdateMany { store, indices: vec![0, 1], data: vec![sample_row(), vec![]] }),
+        Request::Extend(Extend {
+            store,
+            rows: vec![Some(sample_row()), None, Some(vec![])],
+        }),
+        Request::Insert(Insert {
+            store,
+            index: 1,
+            row: None,
+        }),
+        Request::Set(Set {
+            store,
+            index: 0,
+            row: Some(sample_row()),
+        }),
+        Request::SetMany(SetMany {
+            store,
+            indices: vec![0, 1],
+            rows: vec![None, Some(sample_row())],
+        }),
+        Request::Update(Update {
+            store,
+            index: 2,
+            data: sample_row(),
+        }),
+        Request::UpdateMany(UpdateMany {
+            store,
+            indices: vec![0, 1],
+            data: vec![sample_row(), vec![]],
+        }),
         Request::Delete(Delete { store, index: -1 }),
-        Request::DeleteRange(DeleteRange { store, start: 1, stop: 4 }),
-        Request::DropKeys(DropKeys { store, keys: vec![key("info.tag")], indices: None }),
+        Request::DeleteRange(DeleteRange {
+            store,
+            start: 1,
+            stop: 4,
+        }),
+        Request::DropKeys(DropKeys {
+            store,
+            keys: vec![key("info.tag")],
+            indices: None,
+        }),
         Request::Reserve(Reserve { store, n: 10 }),
         Request::Clear(StoreRef { store }),
         Request::Remove(StoreRef { store }),
-        Request::ListGroups(ListGroups { location: "/tmp/x.lmdb".into() }),
+        Request::ListGroups(ListGroups {
+            location: "/tmp/x.lmdb".into(),
+        }),
     ]
 }
 
@@ -96,7 +149,10 @@ fn all_responses() -> Vec<Response> {
             }],
         }),
         Response::Error(WireError::index_out_of_range(5, 3)),
-        Response::Error(WireError::not_found("Invalid keys at index 0: ['x']", vec!["x".into()])),
+        Response::Error(WireError::not_found(
+            "Invalid keys at index 0: ['x']",
+            vec!["x".into()],
+        )),
     ]
 }
 
@@ -117,13 +173,30 @@ fn every_response_roundtrips() {
 #[test]
 fn handshake_roundtrips_at_every_version() {
     for v in version::MIN_SUPPORTED..=version::CURRENT {
-        roundtrip(0, Hello { protocol: v, min_protocol: version::MIN_SUPPORTED, client_version: "x".into(), build_id: "b".into() });
         roundtrip(
             0,
-            HelloReply::Welcome(Welcome { protocol: v, daemon_version: "x".into(), build_id: "b".into(), pid: 1, started_at: 2 }),
+            Hello {
+                protocol: v,
+                min_protocol: version::MIN_SUPPORTED,
+                client_version: "x".into(),
+                build_id: "b".into(),
+            },
+        );
+        roundtrip(
+            0,
+            HelloReply::Welcome(Welcome {
+                protocol: v,
+                daemon_version: "x".into(),
+                build_id: "b".into(),
+                pid: 1,
+                started_at: 2,
+            }),
         );
     }
-    roundtrip(0, HelloReply::Refused(WireError::new(ErrorCode::VersionMismatch, "too old")));
+    roundtrip(
+        0,
+        HelloReply::Refused(WireError::new(ErrorCode::VersionMismatch, "too old")),
+    );
 }
 
 /// A `Hello` from a future client with fields we do not know still decodes, so the daemon
@@ -140,12 +213,21 @@ fn hello_from_future_version_with_extra_fields_decodes() {
     }
     let bytes = frame::encode(
         1,
-        &FutureHello { protocol: 9, min_protocol: 8, client_version: "9.0".into(), build_id: "z".into(), compression: "zstd".into() },
+        &FutureHello {
+            protocol: 9,
+            min_protocol: 8,
+            client_version: "9.0".into(),
+            build_id: "z".into(),
+            compression: "zstd".into(),
+        },
     )
     .unwrap();
     let hello: Envelope<Hello> = frame::decode(&bytes[HEADER_LEN..]).unwrap();
     assert_eq!(hello.body.protocol, 9);
-    assert_eq!(version::negotiate(hello.body.min_protocol, hello.body.protocol), None);
+    assert_eq!(
+        version::negotiate(hello.body.min_protocol, hello.body.protocol),
+        None
+    );
 }
 
 /// An error code added by a newer daemon decodes as `Unknown`, never as a failure.
@@ -164,8 +246,14 @@ fn unknown_error_code_decodes_as_unknown() {
     enum FutureResponse {
         Error(FutureError),
     }
-    let bytes =
-        frame::encode(4, &FutureResponse::Error(FutureError { code: FutureCode::QuotaExceeded, message: "full".into() })).unwrap();
+    let bytes = frame::encode(
+        4,
+        &FutureResponse::Error(FutureError {
+            code: FutureCode::QuotaExceeded,
+            message: "full".into(),
+        }),
+    )
+    .unwrap();
     let back: Envelope<Response> = frame::decode(&bytes[HEADER_LEN..]).unwrap();
     match back.body {
         Response::Error(e) => {

@@ -70,7 +70,10 @@ fn close_inside_a_frame_is_an_error_not_a_clean_close() {
     drop(b);
     match rx.recv(1024) {
         Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof),
-        other => panic!("expected UnexpectedEof, got {:?}", other.map(|b| b.to_vec())),
+        other => panic!(
+            "expected UnexpectedEof, got {:?}",
+            other.map(|b| b.to_vec())
+        ),
     }
 }
 
@@ -91,12 +94,16 @@ fn large_frame_arrives_intact_across_many_partial_reads() {
     let frame_bytes = frame::encode(9, &serde_bytes::ByteBuf::from(payload.clone())).unwrap();
     let h = std::thread::spawn(move || {
         tx.send(&frame_bytes).unwrap();
-        tx.send(&frame::encode(10, &Request::Ping).unwrap()).unwrap();
+        tx.send(&frame::encode(10, &Request::Ping).unwrap())
+            .unwrap();
         tx
     });
     let env: Envelope<serde_bytes::ByteBuf> = frame::decode(rx.recv(usize::MAX).unwrap()).unwrap();
     assert_eq!(env.id, 9);
-    assert!(env.body.as_slice() == payload.as_slice(), "payload corrupted");
+    assert!(
+        env.body.as_slice() == payload.as_slice(),
+        "payload corrupted"
+    );
     let next: Envelope<Request> = frame::decode(rx.recv(1024).unwrap()).unwrap();
     assert_eq!((next.id, next.body), (10, Request::Ping));
     drop(h.join().unwrap());
