@@ -184,6 +184,7 @@ def main() -> None:
         finally:
             subprocess.run(
                 [sys.executable, "-m", "asebytes.daemon", "stop"],
+                check=False,
                 env=env,
                 capture_output=True,
                 timeout=60,
