@@ -3,43 +3,13 @@
 
 use std::hint::black_box;
 
+use asebytes_benches::ethanol_rows;
+use asebytes_protocol::Response;
 use asebytes_protocol::frame::{self, Envelope, HEADER_LEN};
-use asebytes_protocol::{Response, Row};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_bytes::ByteBuf;
-
-/// Field names and encoded sizes of one ethanol frame as the object tier stores it.
-const FIELDS: &[(&str, usize)] = &[
-    ("arrays.numbers", 117),
-    ("arrays.positions", 261),
-    ("calc.energy", 9),
-    ("calc.forces", 261),
-    ("calc.stress", 93),
-    ("cell", 117),
-    ("info.step", 3),
-    ("pbc", 42),
-];
-
-fn rows(n: usize) -> Vec<Option<Row>> {
-    (0..n)
-        .map(|i| {
-            Some(
-                FIELDS
-                    .iter()
-                    .map(|(k, len)| {
-                        (
-                            ByteBuf::from(k.as_bytes().to_vec()),
-                            ByteBuf::from(vec![(i % 251) as u8; *len]),
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect()
-}
 
 fn bench_codec(c: &mut Criterion) {
-    let resp = Response::Rows(rows(1000));
+    let resp = Response::Rows(ethanol_rows(1000));
     let encoded = frame::encode(1, &resp).unwrap();
     let mut g = c.benchmark_group("rows_1000");
     g.throughput(Throughput::Bytes(encoded.len() as u64));

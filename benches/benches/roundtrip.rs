@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
+use asebytes_benches::ethanol_rows;
 use asebytes_daemon::backend::{self, Backend, OpenOptions};
 use asebytes_daemon::config::Config;
 use asebytes_daemon::launcher;
@@ -17,36 +18,13 @@ use asebytes_daemon::shutdown::{Reason, Shutdown};
 use asebytes_daemon::store::StoreHandle;
 use asebytes_protocol::request::{Extend, Get, GetMany, Open};
 use asebytes_protocol::stream::FrameStream;
-use asebytes_protocol::{Request, Response, Row, frame};
+use asebytes_protocol::{Request, Response, frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_bytes::ByteBuf;
 
-const FIELDS: &[(&str, usize)] = &[
-    ("arrays.numbers", 117),
-    ("arrays.positions", 261),
-    ("calc.energy", 9),
-    ("calc.forces", 261),
-    ("calc.stress", 93),
-    ("cell", 117),
-    ("info.step", 3),
-    ("pbc", 42),
-];
 const ROWS: usize = 1000;
 
-fn row(i: usize) -> Row {
-    FIELDS
-        .iter()
-        .map(|(k, len)| {
-            (
-                ByteBuf::from(k.as_bytes().to_vec()),
-                ByteBuf::from(vec![(i % 251) as u8; *len]),
-            )
-        })
-        .collect()
-}
-
 fn fill(backend: &mut dyn Backend) {
-    let rows: Vec<Option<Row>> = (0..ROWS).map(|i| Some(row(i))).collect();
+    let rows = ethanol_rows(ROWS);
     backend
         .write(&mut |w| w.extend(rows.clone()).map(drop))
         .unwrap();
@@ -147,7 +125,7 @@ fn bench_read_depths(c: &mut Criterion) {
         })) else {
             panic!("open failed")
         };
-        let rows: Vec<Option<Row>> = (0..ROWS).map(|i| Some(row(i))).collect();
+        let rows = ethanol_rows(ROWS);
         client.call(&Request::Extend(Extend {
             store: opened.store,
             rows,
