@@ -47,7 +47,7 @@ test-py: develop ref-venv
 [group('lint')]
 lint: venv
     cargo fmt --all --check
-    cargo clippy --locked {{rust_pkgs}} -p asebytes-py --all-targets -- -D warnings
+    cargo clippy --locked {{rust_pkgs}} -p asebytes-py -p asebytes-benches --all-targets -- -D warnings
     {{venv}}/bin/ruff check pyclient/python tests/python benches/python examples
     {{venv}}/bin/ruff format --check pyclient/python tests/python benches/python examples
 
