@@ -48,8 +48,8 @@ test-py: develop ref-venv
 lint: venv
     cargo fmt --all --check
     cargo clippy --locked {{rust_pkgs}} -p asebytes-py -p asebytes-benches --all-targets -- -D warnings
-    {{venv}}/bin/ruff check pyclient/python tests/python benches/python examples
-    {{venv}}/bin/ruff format --check pyclient/python tests/python benches/python examples
+    {{venv}}/bin/ruff check pyclient/python pyclient/tests tests/python benches/python examples
+    {{venv}}/bin/ruff format --check pyclient/python pyclient/tests tests/python benches/python examples
 
 # Stub check of the native module against _native.pyi.
 [group('lint')]
