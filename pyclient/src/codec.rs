@@ -249,6 +249,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Consumes `lit` if the next bytes are exactly `lit`.
+    #[inline]
+    fn eat(&mut self, lit: &[u8]) -> bool {
+        if self.buf[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            return true;
+        }
+        false
+    }
+
     /// Consumes `nil` if it comes next.
     #[inline]
     pub fn eat_nil(&mut self) -> Result<bool, Corrupt> {
@@ -311,8 +321,9 @@ impl<'a> Reader<'a> {
 // Small per-process caches (dtype descriptors by type string, interned key strings)
 // ------------------------------------------------------------------------------------
 
-/// FNV-1a: the cached keys are short byte strings, for which SipHash costs more than
-/// the lookup it serves.
+/// A word-at-a-time multiplicative hash (FxHash-style): the cached keys are short byte
+/// strings looked up a dozen times per decoded row, for which SipHash (or byte-wise FNV)
+/// costs more than the lookup it serves.
 #[derive(Default)]
 struct Fnv(u64);
 
@@ -321,14 +332,18 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
         }
         self.0 = h;
     }
@@ -336,26 +351,62 @@ impl Hasher for Fnv {
 
 type FnvMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<Fnv>>;
 
+/// Slots of a cache's direct-mapped front table.
+const FRONT: usize = 64;
+
 /// A bounded map from short byte strings to Python objects, one per thread.
 ///
-/// Per thread rather than behind a lock: a lookup is then a plain hash probe (this runs a
-/// dozen times per decoded row), and no thread can ever wait on another. The borrow is
-/// never held while Python code could run, so re-entry is impossible.
+/// Per thread rather than behind a lock: no thread can ever wait on another. Lookups go
+/// first to a small direct-mapped table indexed without hashing the whole key (length
+/// and three bytes), which holds the handful of names and dtypes every row repeats; only
+/// its misses pay for a hash probe. This runs a dozen times per decoded row. The borrow
+/// is never held while Python code could run, so re-entry is impossible.
 struct PyCache<T: 'static> {
-    map: &'static LocalKey<RefCell<Option<FnvMap<Py<T>>>>>,
+    table: &'static LocalKey<RefCell<Option<Box<Table<T>>>>>,
+}
+
+/// One remembered entry of a front table.
+type Entry<T> = Option<(Box<[u8]>, Py<T>)>;
+
+struct Table<T> {
+    front: [Entry<T>; FRONT],
+    map: FnvMap<Py<T>>,
+}
+
+/// The front slot of `key`: cheap, and different for the field names of one row.
+fn front_slot(key: &[u8]) -> usize {
+    let n = key.len();
+    let at = |i: usize| key.get(i).copied().unwrap_or(0) as usize;
+    (n.wrapping_mul(7) ^ at(0) ^ (at(n / 2) << 1) ^ (at(n.wrapping_sub(1)) << 2)) % FRONT
 }
 
 impl<T> PyCache<T> {
     fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> Option<Bound<'py, T>> {
-        self.map
-            .with_borrow(|m| m.as_ref()?.get(key).map(|v| v.bind(py).clone()))
+        let slot = front_slot(key);
+        self.table.with_borrow_mut(|t| {
+            let t = t.as_mut()?;
+            if let Some((k, v)) = &t.front[slot]
+                && **k == *key
+            {
+                return Some(v.bind(py).clone());
+            }
+            let v = t.map.get(key)?;
+            t.front[slot] = Some((key.into(), v.clone_ref(py)));
+            Some(v.bind(py).clone())
+        })
     }
 
     fn put(&self, key: &[u8], value: &Bound<'_, T>) {
-        self.map.with_borrow_mut(|m| {
-            let map = m.get_or_insert_with(FnvMap::default);
-            if map.len() < CACHE_CAP {
-                map.entry(key.into())
+        self.table.with_borrow_mut(|t| {
+            let t = t.get_or_insert_with(|| {
+                Box::new(Table {
+                    front: std::array::from_fn(|_| None),
+                    map: FnvMap::default(),
+                })
+            });
+            if t.map.len() < CACHE_CAP {
+                t.map
+                    .entry(key.into())
                     .or_insert_with(|| value.clone().unbind());
             }
         });
@@ -363,12 +414,27 @@ impl<T> PyCache<T> {
 }
 
 thread_local! {
-    static DTYPE_MAP: RefCell<Option<FnvMap<Py<PyArrayDescr>>>> = const { RefCell::new(None) };
-    static KEY_MAP: RefCell<Option<FnvMap<Py<PyString>>>> = const { RefCell::new(None) };
+    static DTYPE_MAP: RefCell<Option<Box<Table<PyArrayDescr>>>> = const { RefCell::new(None) };
+    static KEY_MAP: RefCell<Option<Box<Table<PyString>>>> = const { RefCell::new(None) };
+    static BLOB_KEY_MAP: RefCell<Option<Box<Table<PyBytes>>>> = const { RefCell::new(None) };
 }
 
-static DTYPES: PyCache<PyArrayDescr> = PyCache { map: &DTYPE_MAP };
-static KEYS: PyCache<PyString> = PyCache { map: &KEY_MAP };
+static DTYPES: PyCache<PyArrayDescr> = PyCache { table: &DTYPE_MAP };
+static KEYS: PyCache<PyString> = PyCache { table: &KEY_MAP };
+static BLOB_KEYS: PyCache<PyBytes> = PyCache {
+    table: &BLOB_KEY_MAP,
+};
+
+/// A blob-tier row key as `bytes`, shared per process like [`key_str`]: bytes are
+/// immutable, and a shared object brings its cached hash into the dict.
+fn key_bytes<'py>(py: Python<'py>, key: &[u8]) -> Bound<'py, PyBytes> {
+    if let Some(b) = BLOB_KEYS.get(py, key) {
+        return b;
+    }
+    let b = PyBytes::new(py, key);
+    BLOB_KEYS.put(key, &b);
+    b
+}
 
 /// A row key as a Python `str`, interned per process: the same dozen field names come
 /// back on every row, and a cached string also carries its cached hash into the dict.
@@ -536,6 +602,10 @@ fn decode_map<'py>(
         return Err(corrupt("map announces more entries than bytes remain").into());
     }
     let start = r.pos();
+    if let Some(v) = decode_canonical(py, r, n)? {
+        return Ok(v);
+    }
+    r.seek(start);
     let mut f = NdFields::default();
     let mut special = false;
     for _ in 0..n {
@@ -589,6 +659,77 @@ fn decode_map<'py>(
     Ok(dict.into_any())
 }
 
+/// The maps `msgpack_numpy.encode` writes, read in one pass: `{nd: True, type, kind, shape,
+/// data}` for an array and `{nd: False, type, data}` for a numpy scalar, bin keys in that
+/// order. `None` (reader position unspecified) for any other map or anything unexpected,
+/// which the general path then decodes (or reports) exactly as before; the result is the
+/// same either way, this only skips the second pass over the map.
+fn decode_canonical<'py>(
+    py: Python<'py>,
+    r: &mut Reader<'_>,
+    n: usize,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let bin_next = |r: &Reader<'_>| {
+        matches!(
+            r.peek_marker(),
+            Ok(Marker::Bin8 | Marker::Bin16 | Marker::Bin32)
+        )
+    };
+    if n == 5 && r.eat(b"\xc4\x02nd\xc3\xc4\x04type") {
+        let Ok(type_str) = r.read_bytes_like() else {
+            return Ok(None);
+        };
+        if !r.eat(b"\xc4\x04kind") || !bin_next(r) {
+            return Ok(None);
+        }
+        let Ok(kind) = r.read_bin() else {
+            return Ok(None);
+        };
+        if !r.eat(b"\xc4\x05shape") {
+            return Ok(None);
+        }
+        let Ok(shape) = read_shape(r) else {
+            return Ok(None);
+        };
+        if !r.eat(b"\xc4\x04data") || !bin_next(r) {
+            return Ok(None);
+        }
+        let Ok(data) = r.read_bin() else {
+            return Ok(None);
+        };
+        refuse_kind(kind)?;
+        let descr = dtype_for(py, type_str)?;
+        return new_array(py, &descr, shape, data).map(Some);
+    }
+    if n == 3 && r.eat(b"\xc4\x02nd\xc2\xc4\x04type") {
+        let Ok(type_str) = r.read_bytes_like() else {
+            return Ok(None);
+        };
+        if !r.eat(b"\xc4\x04data") || !bin_next(r) {
+            return Ok(None);
+        }
+        let Ok(data) = r.read_bin() else {
+            return Ok(None);
+        };
+        let descr = dtype_for(py, type_str)?;
+        return new_scalar(py, &descr, data).map(Some);
+    }
+    Ok(None)
+}
+
+/// Arrays whose `kind` says they hold pickles or records are refused before anything else.
+fn refuse_kind(kind: &[u8]) -> PyResult<()> {
+    match kind {
+        b"O" => Err(AsebytesValueError::new_err(
+            "refusing to decode an object-dtype (pickled) array: asebytes never unpickles",
+        )),
+        b"V" => Err(AsebytesValueError::new_err(
+            "refusing to decode a structured-dtype array: structured dtypes are not supported",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The msgpack-numpy interpretation of a map, or `None` where the reference falls back to
 /// a plain dict (a required field is missing: its `decode` catches that `KeyError`).
 fn decode_special<'py>(
@@ -613,19 +754,7 @@ fn decode_special<'py>(
                     r.peek_marker()?,
                     Marker::Bin8 | Marker::Bin16 | Marker::Bin32
                 ) {
-                    match r.read_bin()? {
-                        b"O" => {
-                            return Err(AsebytesValueError::new_err(
-                                "refusing to decode an object-dtype (pickled) array: asebytes never unpickles",
-                            ));
-                        }
-                        b"V" => {
-                            return Err(AsebytesValueError::new_err(
-                                "refusing to decode a structured-dtype array: structured dtypes are not supported",
-                            ));
-                        }
-                        _ => {}
-                    }
+                    refuse_kind(r.read_bin()?)?;
                 }
             }
             r.seek(type_at);
@@ -660,31 +789,60 @@ fn decode_special<'py>(
 /// numpy's dimension limit (`NPY_MAXDIMS` since numpy 2).
 const MAX_DIMS: usize = 64;
 
-/// An array shape on the stack: a decoded row has several arrays, and two heap
-/// allocations for each shape showed up in the per-row cost.
+/// Dimensions kept inline; deeper shapes (rare) spill to the heap.
+const INLINE_DIMS: usize = 8;
+
+/// An array shape, on the stack for up to [`INLINE_DIMS`] dimensions: a decoded row has
+/// several arrays, and heap allocations (or copying a 64-dimension buffer) for each shape
+/// showed up in the per-row cost.
 struct Shape {
-    dims: [npy_intp; MAX_DIMS],
+    inline: [npy_intp; INLINE_DIMS],
+    spilled: Vec<npy_intp>,
     n: usize,
 }
 
 impl Shape {
+    fn new() -> Self {
+        Self {
+            inline: [0; INLINE_DIMS],
+            spilled: Vec::new(),
+            n: 0,
+        }
+    }
+
     fn as_slice(&self) -> &[npy_intp] {
-        &self.dims[..self.n]
+        if self.n <= INLINE_DIMS {
+            &self.inline[..self.n]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut npy_intp {
+        if self.n <= INLINE_DIMS {
+            self.inline.as_mut_ptr()
+        } else {
+            self.spilled.as_mut_ptr()
+        }
     }
 
     fn push(&mut self, d: u64) -> Result<(), Corrupt> {
-        self.dims[self.n] =
-            npy_intp::try_from(d).map_err(|_| corrupt("array dimension too large"))?;
+        let d = npy_intp::try_from(d).map_err(|_| corrupt("array dimension too large"))?;
+        if self.n < INLINE_DIMS {
+            self.inline[self.n] = d;
+        } else {
+            if self.n == INLINE_DIMS {
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push(d);
+        }
         self.n += 1;
         Ok(())
     }
 }
 
 fn read_shape(r: &mut Reader<'_>) -> PyResult<Shape> {
-    let mut shape = Shape {
-        dims: [0; MAX_DIMS],
-        n: 0,
-    };
+    let mut shape = Shape::new();
     if let Marker::FixArray(_) | Marker::Array16 | Marker::Array32 = r.peek_marker()? {
         let n = r.read_array_len()?;
         if n > MAX_DIMS {
@@ -737,7 +895,7 @@ fn new_array<'py>(
             npyffi::get_type_object(py, NpyTypes::PyArray_Type),
             descr_ptr,
             shape.n as c_int,
-            shape.dims.as_mut_ptr(),
+            shape.as_mut_ptr(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             0,
@@ -790,10 +948,14 @@ pub fn decode_row<'py, 'a>(
     let dict = PyDict::new(py);
     for (k, v) in fields {
         let key = key_str(py, k)?;
-        let value = decode(py, v).map_err(|e| with_key(py, e, k))?;
-        dict.set_item(key, value)?;
+        dict.set_item(key, decode_field(py, k, v)?)?;
     }
     Ok(dict)
+}
+
+/// Decodes the stored value of field `key`; a failure names the key.
+pub fn decode_field<'py>(py: Python<'py>, key: &[u8], value: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    decode(py, value).map_err(|e| with_key(py, e, key))
 }
 
 /// A blob-tier row: `dict[bytes, bytes]`, stored bytes as given.
@@ -803,7 +965,7 @@ pub fn blob_row<'py, 'a>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (k, v) in fields {
-        dict.set_item(PyBytes::new(py, k), PyBytes::new(py, v))?;
+        dict.set_item(key_bytes(py, k), PyBytes::new(py, v))?;
     }
     Ok(dict)
 }

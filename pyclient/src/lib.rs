@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: `Store`, the daemon-backed backend under the Python facades.
 //! - [`codec`]: the msgpack-numpy field codec (byte-compatible with the reference).
+//! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
 //! - [`errors`]: the one mapping from failures to the exceptions of `asebytes.exceptions`.
 //! - [`detach`]: GIL release around blocking I/O.
@@ -9,6 +10,7 @@
 //! The daemon itself is linked in too (`daemon_main`), so `python -m asebytes.daemon run`
 //! runs the same code as the standalone `asebytesd` and a wheel is self-contained.
 
+pub mod atoms;
 pub mod client;
 pub mod codec;
 pub mod detach;
@@ -75,11 +77,28 @@ fn encode_row<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'
 /// `dict[bytes, bytes]` → `dict[str, Any]`, field by field (str keys are accepted too).
 #[pyfunction]
 fn decode_row<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    with_row_fields(row, "decode_row", |fields| {
+        codec::decode_row(py, fields.iter().copied())
+    })
+}
+
+/// `dict[bytes, bytes]` (an encoded ASE row) → `ase.Atoms`, built natively.
+#[pyfunction]
+fn decode_atoms<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    with_row_fields(row, "decode_atoms", |fields| atoms::build(py, fields))
+}
+
+/// Runs `f` on the fields of an encoded row given as a dict (bytes or str keys).
+fn with_row_fields<R>(
+    row: &Bound<'_, PyAny>,
+    what: &str,
+    f: impl FnOnce(&[(&[u8], &[u8])]) -> PyResult<R>,
+) -> PyResult<R> {
     let dict = row
         .cast::<PyDict>()
-        .map_err(|_| AsebytesTypeError::new_err("decode_row expects a dict[bytes, bytes]"))?;
-    type Field<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
-    let mut fields: Vec<Field<'_>> = Vec::with_capacity(dict.len());
+        .map_err(|_| AsebytesTypeError::new_err(format!("{what} expects a dict[bytes, bytes]")))?;
+    type Owned<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+    let mut fields: Vec<Owned<'_>> = Vec::with_capacity(dict.len());
     let items: Vec<_> = dict.iter().collect();
     for (k, v) in &items {
         let key: Cow<'_, [u8]> = if let Ok(b) = k.cast::<PyBytes>() {
@@ -103,7 +122,11 @@ fn decode_row<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'
         })?;
         fields.push((key, value));
     }
-    codec::decode_row(py, fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+    let borrowed: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    f(&borrowed)
 }
 
 /// Round trip to the daemon (starting it if needed).
@@ -200,6 +223,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_value, m)?)?;
     m.add_function(wrap_pyfunction!(encode_row, m)?)?;
     m.add_function(wrap_pyfunction!(decode_row, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_atoms, m)?)?;
     m.add_function(wrap_pyfunction!(ping, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_status, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_main, m)?)?;

@@ -19,9 +19,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::client::{self, Reply, RowsRef, Session, is_unknown_store, retriable};
-use crate::codec;
-use crate::errors::{AsebytesTypeError, AsebytesValueError, ClientError, IndexOutOfRangeError};
+use crate::errors::{
+    AsebytesTypeError, AsebytesValueError, ClientError, IndexOutOfRangeError, KeyNotFoundError,
+};
 use crate::pool::Epoch;
+use crate::{atoms, codec};
 
 /// How rows are typed on the Python side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -465,6 +467,16 @@ impl Store {
         Ok(list)
     }
 
+    /// Atoms are built from object-tier rows (msgpack-numpy values under `str` keys).
+    fn check_atoms_tier(&self) -> PyResult<()> {
+        if self.tier != Tier::Object {
+            return Err(AsebytesTypeError::new_err(
+                "ase.Atoms can only be read from an object-tier store",
+            ));
+        }
+        Ok(())
+    }
+
     fn new_store(
         location: String,
         group: Option<String>,
@@ -516,6 +528,46 @@ fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bound<'
         d.set_item(k, v)?;
     }
     Ok(d)
+}
+
+/// A list of `n` items made by `item(i)` in order.
+fn new_list<'py>(
+    py: Python<'py>,
+    n: usize,
+    mut item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: a fresh list of `n` empty slots, each filled exactly once below before
+    // anything else can see the list (on an error the list is dropped; its empty slots are
+    // NULL, which deallocation skips).
+    let list = unsafe {
+        Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))?
+    };
+    for i in 0..n {
+        let value = item(i)?;
+        // SAFETY: PyList_SET_ITEM steals the reference into slot `i`, which is empty.
+        unsafe {
+            pyo3::ffi::PyList_SET_ITEM(list.as_ptr(), i as pyo3::ffi::Py_ssize_t, value.into_ptr())
+        };
+    }
+    Ok(list.cast_into::<PyList>()?)
+}
+
+/// ASEIO column views: `KeyError(key)` for the first requested key that no real row has
+/// (nothing when every row is a placeholder).
+fn missing_everywhere(keys: &[Key], rows: &RowsRef<'_>) -> PyResult<()> {
+    let real: Vec<_> = (0..rows.rows.len()).filter_map(|i| rows.row(i)).collect();
+    if real.is_empty() {
+        return Ok(());
+    }
+    for key in keys {
+        let key: &[u8] = key.as_ref();
+        if !real.iter().any(|row| row.iter().any(|(k, _)| *k == key)) {
+            return Err(KeyNotFoundError::new_err(
+                String::from_utf8_lossy(key).into_owned(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn len_out(n: u64) -> PyResult<usize> {
@@ -662,6 +714,71 @@ impl Store {
                     };
                 }
                 Ok(list.cast_into::<PyList>()?)
+            }
+            other => Err(unexpected(&other).into()),
+        })
+    }
+
+    /// Row `index` as `ase.Atoms` built natively (`None` for a placeholder), equal to
+    /// `dict_to_atoms(self.get(index, keys), copy=False)`.
+    #[pyo3(signature = (index, keys=None))]
+    fn get_atoms<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+        keys: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.check_atoms_tier()?;
+        let req = Request::Get(Get {
+            store: 0,
+            index: index_arg(index)?,
+            keys: self.keys_arg(keys)?,
+        });
+        self.call(py, req, |py, reply| match reply {
+            Reply::Row(rows) if rows.rows.len() == 1 => match rows.row(0) {
+                None => Ok(py.None().into_bound(py)),
+                Some(fields) => atoms::build(py, fields),
+            },
+            other => Err(unexpected(&other).into()),
+        })
+    }
+
+    /// Rows as `ase.Atoms` (`None` for placeholders) in one request. With `keys` and
+    /// `missing_ok=True` the rules of ASEIO column views apply instead: `KeyError(key)` for
+    /// a requested key that no real row has, `TypeError` for a placeholder row, `None` for
+    /// a row that has none of the keys.
+    #[pyo3(signature = (indices, keys=None, missing_ok=false))]
+    fn get_atoms_many<'py>(
+        &self,
+        py: Python<'py>,
+        indices: &Bound<'py, PyAny>,
+        keys: Option<&Bound<'py, PyAny>>,
+        missing_ok: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.check_atoms_tier()?;
+        let indices = indices_arg(indices)?;
+        let n = indices.len();
+        let keys = self.keys_arg(keys)?;
+        let column = if missing_ok { keys.clone() } else { None };
+        let req = Request::GetMany(GetMany {
+            store: 0,
+            indices,
+            keys,
+            missing_ok,
+        });
+        self.call(py, req, |py, reply| match reply {
+            Reply::Rows(rows) if rows.rows.len() == n => {
+                if let Some(keys) = &column {
+                    missing_everywhere(keys, &rows)?;
+                }
+                new_list(py, n, |i| match rows.row(i) {
+                    None if column.is_some() => Err(AsebytesTypeError::new_err(
+                        "Cannot build ase.Atoms from a placeholder row.",
+                    )),
+                    Some([]) if column.is_some() => Ok(py.None().into_bound(py)),
+                    None => Ok(py.None().into_bound(py)),
+                    Some(fields) => atoms::build(py, fields),
+                })
             }
             other => Err(unexpected(&other).into()),
         })

@@ -358,6 +358,9 @@ def decode(
     stored as a plain list becomes a bool array.
     """
     _check_known_keys(data)
+    if fast:
+        atoms: ase.Atoms = _native().decode_atoms(dict(data))
+        return atoms
     row: dict[str, Any] = _native().decode_row(dict(data))
     pbc = row.get("pbc")
     if pbc is not None and not isinstance(pbc, np.ndarray):

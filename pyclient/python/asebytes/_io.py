@@ -62,6 +62,8 @@ class StoreLike(Protocol):
     """The store interface the facades use (the native ``asebytes._native.Store`` has it).
 
     Indices may be negative (count from the end); out of range raises ``IndexError``.
+    A store may also offer ``get_atoms``/``get_atoms_many`` (as the native one does);
+    ``ASEIO`` then reads ``Atoms`` through them instead of building them from the rows.
     """
 
     def __len__(self) -> int: ...
@@ -158,14 +160,37 @@ class _Facade(MutableSequence[R], Generic[R]):
 
     # ------------------------------------------------------------------ view support
 
-    def _read_row(self, index: int) -> Any:
-        return self._store.get(index)
+    def _read_result(self, index: int) -> Any:
+        """Row ``index`` as the facade returns it (one request)."""
+        return self._build_result(self._store.get(index))
 
-    def _read_rows(
-        self, indices: list[int], keys: list[Any] | None = None
-    ) -> list[Any]:
-        rows: list[Any] = self._store.get_many(indices, keys)
-        return rows
+    def _read_results(self, indices: list[int]) -> list[Any]:
+        """Rows ``indices`` as the facade returns them (one request)."""
+        build = self._build_result
+        return [build(row) for row in self._store.get_many(indices)]
+
+    def _read_partial(self, i: int, keys: list[Any], index: Any) -> Any:
+        """Row ``i`` with only ``keys`` (all required), built by ``_build_partial``."""
+        row = self._store.get(i, keys)
+        if row is None:
+            return None
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise KeyNotFoundError(f"Invalid keys at index {index}: {missing}")
+        return self._build_partial(row)
+
+    def _read_partials(self, keys: list[Any], indices: list[int]) -> list[Any]:
+        """Rows with only ``keys`` (ASEIO column views): each built by ``_build_partial``,
+        ``None`` for a row that has none of the keys; a placeholder row raises
+        ``TypeError``, a key that no row has ``KeyError``."""
+        out: list[Any] = []
+        for row in self._read_columns(keys, indices):
+            if row is None:
+                raise AsebytesTypeError(
+                    "Cannot build ase.Atoms from a placeholder row."
+                )
+            out.append(self._build_partial(row) if row else None)
+        return out
 
     def _read_column(self, key: Any, indices: list[int] | None) -> list[Any]:
         values: list[Any] = self._store.get_column(key, indices)
@@ -204,7 +229,7 @@ class _Facade(MutableSequence[R], Generic[R]):
     def __getitem__(self, index: Any) -> Any:
         parsed = parse_index(index, key_types=self._key_types)
         if isinstance(parsed, IntIndex):
-            return self._build_result(self._store.get(parsed.value))
+            return self._read_result(parsed.value)
         if isinstance(parsed, RowSelector):
             return RowView(
                 self, _Rows((parsed,)), column_view_cls=self._column_view_cls
@@ -218,16 +243,10 @@ class _Facade(MutableSequence[R], Generic[R]):
         key the row lacks raises ``KeyError("Invalid keys at index i: [...]")``."""
         i = _int_index(index, "get()")
         if keys is None:
-            return self._build_result(self._store.get(i))
+            return self._read_result(i)
         if isinstance(keys, (str, bytes)):
             raise AsebytesTypeError("keys= must be a list of keys, not a single key")
-        wanted = [self._normalize_key(k) for k in keys]
-        row = self._store.get(i, wanted)
-        if row is not None:
-            missing = [k for k in wanted if k not in row]
-            if missing:
-                raise KeyNotFoundError(f"Invalid keys at index {index}: {missing}")
-        return self._build_partial(row) if row is not None else None
+        return self._read_partial(i, [self._normalize_key(k) for k in keys], index)
 
     def keys(self, index: Index) -> list[Any]:
         """The keys of row ``index`` (``[]`` for a placeholder)."""
@@ -241,10 +260,8 @@ class _Facade(MutableSequence[R], Generic[R]):
         return self._iter_range(range(len(self) - 1, -1, -1))
 
     def _iter_range(self, indices: range) -> Iterator[R]:
-        build = self._build_result
         for start in range(0, len(indices), ITER_CHUNK):
-            for row in self._store.get_many(list(indices[start : start + ITER_CHUNK])):
-                yield build(row)
+            yield from self._read_results(list(indices[start : start + ITER_CHUNK]))
 
     # ------------------------------------------------------------------ writes
 
@@ -408,8 +425,10 @@ class BlobIO(_Facade[dict[bytes, bytes]]):
 class ASEIO(_SchemaMixin, _Facade[ase.Atoms]):
     """A mutable sequence of ``ase.Atoms`` (``None`` is a placeholder row).
 
-    Stored with the key convention of :func:`asebytes.atoms_to_dict`; read back with the
-    fast, calculator-correct :func:`asebytes.dict_to_atoms`. Column views
+    Stored with the key convention of :func:`asebytes.atoms_to_dict`; read back as
+    :func:`asebytes.dict_to_atoms` builds them (fast, calculator-correct). On the native
+    store the Atoms are built in Rust straight from the reply (``Store.get_atoms`` and
+    ``get_atoms_many``); on any other Store-like from the row dicts. Column views
     (``db["calc.energy"]``) yield Atoms built from the requested keys only.
     """
 
@@ -448,6 +467,41 @@ class ASEIO(_SchemaMixin, _Facade[ase.Atoms]):
 
     def _build_partial(self, row: dict[Any, Any]) -> ase.Atoms:
         return dict_to_atoms(row, copy=False)
+
+    # The native store builds the Atoms itself (same result as dict_to_atoms(row,
+    # copy=False) on its rows); other Store-likes go through the row dicts.
+
+    def _read_result(self, index: int) -> ase.Atoms | None:
+        get_atoms = getattr(self._store, "get_atoms", None)
+        if get_atoms is None:
+            return super()._read_result(index)
+        atoms: ase.Atoms | None = get_atoms(index)
+        return atoms
+
+    def _read_results(self, indices: list[int]) -> list[ase.Atoms | None]:
+        get_atoms_many = getattr(self._store, "get_atoms_many", None)
+        if get_atoms_many is None:
+            return super()._read_results(indices)
+        atoms: list[ase.Atoms | None] = get_atoms_many(indices)
+        return atoms
+
+    def _read_partial(self, i: int, keys: list[Any], index: Any) -> ase.Atoms | None:
+        get_atoms = getattr(self._store, "get_atoms", None)
+        if get_atoms is None:
+            return super()._read_partial(i, keys, index)
+        # The native store raises KeyError("Invalid keys at index i: [...]") itself.
+        atoms: ase.Atoms | None = get_atoms(i, keys)
+        return atoms
+
+    def _read_partials(
+        self, keys: list[Any], indices: list[int]
+    ) -> list[ase.Atoms | None]:
+        get_atoms_many = getattr(self._store, "get_atoms_many", None)
+        if get_atoms_many is None:
+            return super()._read_partials(keys, indices)
+        # missing_ok=True applies the column-view rules of _Facade._read_partials natively.
+        atoms: list[ase.Atoms | None] = get_atoms_many(indices, keys, missing_ok=True)
+        return atoms
 
     def update(
         self,

@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
+from ase import Atoms
+
 __version__: str
 
 Tier: TypeAlias = Literal["object", "blob"]
@@ -51,6 +53,19 @@ class Store:
         keys: Sequence[Any] | None = None,
         missing_ok: bool = False,
     ) -> list[dict[Any, Any] | None]: ...
+    def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> Atoms | None:
+        """Row ``index`` as ``ase.Atoms`` built natively (``None`` for a placeholder): the
+        same result as ``dict_to_atoms(self.get(index, keys), copy=False)``."""
+    def get_atoms_many(
+        self,
+        indices: Sequence[int],
+        keys: Sequence[str] | None = None,
+        missing_ok: bool = False,
+    ) -> list[Atoms | None]:
+        """Rows as ``ase.Atoms`` (``None`` for placeholders) in one request. With ``keys``
+        and ``missing_ok=True`` the rules of ASEIO column views apply: ``KeyError(key)``
+        for a requested key that no real row has, ``TypeError`` for a placeholder row,
+        ``None`` for a row that has none of the keys."""
     def get_column(
         self, key: Any, indices: Sequence[int] | None = None
     ) -> list[Any]: ...
@@ -82,6 +97,9 @@ def encode_value(value: Any, key: str = "") -> bytes: ...
 def decode_value(data: bytes) -> Any: ...
 def encode_row(row: dict[str, Any]) -> dict[bytes, bytes]: ...
 def decode_row(row: dict[bytes, bytes]) -> dict[str, Any]: ...
+def decode_atoms(row: dict[bytes, bytes]) -> Atoms:
+    """An encoded ASE row (``asebytes.encode``) as ``ase.Atoms``, built natively."""
+
 def ping() -> None: ...
 def daemon_status() -> dict[str, Any]: ...
 def daemon_main(argv: list[str]) -> int: ...

@@ -47,16 +47,13 @@ class _Parent(Protocol[R_co]):
     def _key_types(self) -> tuple[type, ...]: ...
     def __len__(self) -> int: ...
     def _normalize_key(self, key: Any) -> Any: ...
-    def _read_row(self, index: int) -> Any: ...
-    def _read_rows(
-        self, indices: list[int], keys: list[Any] | None = None
-    ) -> list[Any]: ...
+    def _read_result(self, index: int) -> R_co: ...
+    def _read_results(self, indices: list[int]) -> list[Any]: ...
     def _read_column(self, key: Any, indices: list[int] | None) -> list[Any]: ...
     def _read_columns(
         self, keys: list[Any], indices: list[int]
     ) -> list[dict[Any, Any] | None]: ...
-    def _build_result(self, row: Any) -> R_co: ...
-    def _build_partial(self, row: dict[Any, Any]) -> Any: ...
+    def _read_partials(self, keys: list[Any], indices: list[int]) -> list[Any]: ...
 
 
 class _Rows:
@@ -152,8 +149,9 @@ class RowView(Generic[R]):
     def __getitem__(self, key: Any) -> Any:
         parsed = parse_index(key, key_types=self._parent._key_types)
         if isinstance(parsed, IntIndex):
-            index = _pick(self._parent, self._rows, parsed.value)
-            return self._parent._build_result(self._parent._read_row(index))
+            return self._parent._read_result(
+                _pick(self._parent, self._rows, parsed.value)
+            )
         if isinstance(parsed, RowSelector):
             return RowView(
                 self._parent,
@@ -176,8 +174,7 @@ class RowView(Generic[R]):
         indices = self._indices()
         if not indices:
             return []
-        build = self._parent._build_result
-        return [build(row) for row in self._parent._read_rows(indices)]
+        return self._parent._read_results(indices)
 
     def __repr__(self) -> str:
         return f"RowView(len={len(self)})"
@@ -186,10 +183,8 @@ class RowView(Generic[R]):
 def _iter_chunks(
     parent: _Parent[R], indices: list[int], chunk_size: int
 ) -> Iterator[R]:
-    build = parent._build_result
     for start in range(0, len(indices), chunk_size):
-        for row in parent._read_rows(indices[start : start + chunk_size]):
-            yield build(row)
+        yield from parent._read_results(indices[start : start + chunk_size])
 
 
 def _column_keys(parsed: ColumnSelector) -> Any:
@@ -322,14 +317,8 @@ class ASEColumnView(ColumnView):
     def _atoms(self, indices: list[int]) -> list[ase.Atoms | None]:
         if not indices:
             return []
-        out: list[ase.Atoms | None] = []
-        for row in self._parent._read_columns(self._keys, indices):
-            if row is None:
-                raise AsebytesTypeError(
-                    "Cannot build ase.Atoms from a placeholder row."
-                )
-            out.append(self._parent._build_partial(row) if row else None)
-        return out
+        atoms: list[ase.Atoms | None] = self._parent._read_partials(self._keys, indices)
+        return atoms
 
     def _one(self, index: int) -> Any:
         return self._atoms([index])[0]
