@@ -29,6 +29,7 @@ use serde::de::IgnoredAny;
 use crate::idle::IdleTimer;
 use crate::registry::{self, ConnId, Registry};
 use crate::shutdown::{Reason, Shutdown};
+use crate::store::encode_answer;
 
 /// A response this large keeps its buffer only until the next request; smaller ones keep
 /// it for the connection's lifetime.
@@ -188,19 +189,22 @@ fn serve_requests(stream: &mut FrameStream, conn: ConnId, ctx: &Context) {
                 return;
             }
         };
-        let (id, response, shutdown) = match frame::decode::<Request>(body) {
+        if out.capacity() > KEEP_BUFFER {
+            out = Vec::new();
+        }
+        out.clear();
+        let shutdown = match frame::decode::<Request>(body) {
             Ok(env) => {
                 let shutdown = matches!(env.body, Request::Shutdown);
-                (env.id, dispatch_guarded(env.body, conn, ctx), shutdown)
+                answer_guarded(env.body, env.id, conn, ctx, &mut out);
+                shutdown
             }
             Err(e) => match peek_id(body) {
                 Some(id) => {
                     let msg = format!("cannot decode the request: {e}");
-                    (
-                        id,
-                        Response::Error(WireError::new(ErrorCode::BadRequest, msg)),
-                        false,
-                    )
+                    let err = Response::Error(WireError::new(ErrorCode::BadRequest, msg));
+                    encode_answer(&mut out, id, &err);
+                    false
                 }
                 None => {
                     log::debug!("connection {conn}: undecodable frame ({e}); closing it");
@@ -208,20 +212,6 @@ fn serve_requests(stream: &mut FrameStream, conn: ConnId, ctx: &Context) {
                 }
             },
         };
-        if out.capacity() > KEEP_BUFFER {
-            out = Vec::new();
-        }
-        out.clear();
-        if let Err(e) = frame::encode_into(&mut out, id, &response) {
-            out.clear();
-            let err = Response::Error(WireError::new(
-                ErrorCode::Unexpected,
-                format!("cannot encode the answer: {e}"),
-            ));
-            if frame::encode_into(&mut out, id, &err).is_err() {
-                return;
-            }
-        }
         if stream.send(&out).is_err() {
             return;
         }
@@ -232,19 +222,39 @@ fn serve_requests(stream: &mut FrameStream, conn: ConnId, ctx: &Context) {
     }
 }
 
-/// [`dispatch`], with a panic turned into `Error(Unexpected)` so one bad request cannot
+/// [`answer`], with a panic turned into `Error(Unexpected)` so one bad request cannot
 /// take other clients' daemon down.
-fn dispatch_guarded(req: Request, conn: ConnId, ctx: &Context) -> Response {
+fn answer_guarded(req: Request, id: u64, conn: ConnId, ctx: &Context, out: &mut Vec<u8>) {
     let op = req.name();
-    catch_unwind(AssertUnwindSafe(|| dispatch(req, conn, ctx))).unwrap_or_else(|_| {
+    let start = out.len();
+    if catch_unwind(AssertUnwindSafe(|| answer(req, id, conn, ctx, out))).is_err() {
         log::error!("connection {conn}: internal error while handling '{op}'");
-        Response::Error(WireError::new(
-            ErrorCode::Unexpected,
-            format!(
-                "internal error in the asebytes daemon while handling '{op}'; see the daemon log"
-            ),
-        ))
-    })
+        out.truncate(start);
+        let msg = format!(
+            "internal error in the asebytes daemon while handling '{op}'; see the daemon log"
+        );
+        encode_answer(
+            out,
+            id,
+            &Response::Error(WireError::new(ErrorCode::Unexpected, msg)),
+        );
+    }
+}
+
+/// Appends the response frame to `req` to `out`. Store requests are answered by the
+/// store, which writes read results straight into the frame.
+fn answer(req: Request, id: u64, conn: ConnId, ctx: &Context, out: &mut Vec<u8>) {
+    let store = match &req {
+        Request::Close(_) | Request::Remove(_) => None,
+        other => store_of(other),
+    };
+    let Some(store) = store else {
+        return encode_answer(out, id, &dispatch(req, conn, ctx));
+    };
+    match ctx.registry.lookup(store) {
+        Ok((handle, readonly)) => handle.execute_into(req, readonly, id, out),
+        Err(e) => encode_answer(out, id, &Response::Error(e.to_wire())),
+    }
 }
 
 fn dispatch(req: Request, conn: ConnId, ctx: &Context) -> Response {

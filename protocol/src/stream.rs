@@ -43,6 +43,15 @@ pub struct FrameStream {
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A short pause between polls. Each poll is already a syscall (~0.3 µs); a longer pause
+/// only delays noticing what arrived (32 pauses took ~0.8 µs on these CPUs and added
+/// ~0.7 µs to every round trip).
+fn relax() {
+    for _ in 0..2 {
+        std::hint::spin_loop();
+    }
+}
+
 impl FrameStream {
     /// Wraps a connected, blocking socket.
     pub fn new(sock: UnixStream) -> Self {
@@ -66,9 +75,54 @@ impl FrameStream {
     }
 
     /// Writes one complete frame (prefix included, as [`crate::frame::encode`] makes it).
+    ///
+    /// A frame larger than the socket buffer is written as the peer drains it; while the
+    /// buffer is full the sender busy-polls (within the budget) rather than sleeping, so a
+    /// peer reading on another CPU never waits for this thread to be woken.
     pub fn send(&mut self, frame: &[u8]) -> Result<()> {
-        self.sock.write_all(frame)?;
+        let mut rest = frame;
+        while !rest.is_empty() {
+            match self.spin_send(rest) {
+                Ok(Some(n)) => rest = &rest[n..],
+                // The buffer stayed full for the whole budget: block until it drains.
+                Ok(None) => {
+                    let n = self.sock.write(rest)?;
+                    rest = &rest[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(())
+    }
+
+    /// Non-blocking `send` until some bytes go out or the budget runs out (`Ok(None)`).
+    fn spin_send(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
+        let fd = self.sock.as_raw_fd();
+        let mut deadline = None;
+        loop {
+            // SAFETY: `data` is a valid, readable buffer of `data.len()` bytes.
+            let r = unsafe {
+                libc::send(
+                    fd,
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if r >= 0 {
+                return Ok(Some(r as usize));
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::WouldBlock {
+                return Err(err);
+            }
+            let now = Instant::now();
+            if now >= *deadline.get_or_insert(now + self.spin) {
+                return Ok(None);
+            }
+            relax();
+        }
     }
 
     /// Reads the next frame body, at most `max` bytes long.
@@ -112,16 +166,17 @@ impl FrameStream {
             // it), then filled in place.
             self.buf.resize(target.max(self.end + READ_CHUNK), 0);
         }
-        let mut spun = false;
         while self.end < target {
-            let got = if !spun && !self.spin.is_zero() {
-                spun = true;
-                self.spin_read(self.end)
-            } else {
-                self.sock.read(&mut self.buf[self.end..]).map(Some)
+            // Every wait spins first, also inside a frame: a large frame arrives in pieces
+            // as the sender fills the socket buffer, and sleeping between pieces would cost
+            // a wake-up each.
+            let got = match self.spin_read(self.end) {
+                Ok(None) => self.sock.read(&mut self.buf[self.end..]),
+                Ok(Some(k)) => Ok(k),
+                Err(e) => Err(e),
             };
             match got {
-                Ok(Some(0)) => {
+                Ok(0) => {
                     return if at_frame_start && self.end == self.pos {
                         Err(Error::Closed)
                     } else {
@@ -132,8 +187,7 @@ impl FrameStream {
                         .into())
                     };
                 }
-                Ok(Some(k)) => self.end += k,
-                Ok(None) => {}
+                Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
@@ -144,6 +198,9 @@ impl FrameStream {
     /// Polls with non-blocking `recv` until data arrives or the budget runs out.
     /// `Ok(None)` means nothing arrived in time (the caller then blocks).
     fn spin_read(&mut self, at: usize) -> io::Result<Option<usize>> {
+        if self.spin.is_zero() {
+            return Ok(None);
+        }
         let fd = self.sock.as_raw_fd();
         let deadline = Instant::now() + self.spin;
         loop {
@@ -163,9 +220,7 @@ impl FrameStream {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
-            for _ in 0..32 {
-                std::hint::spin_loop();
-            }
+            relax();
         }
     }
 }

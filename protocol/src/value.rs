@@ -17,6 +17,9 @@ pub type Key = ByteBuf;
 /// A placeholder row travels as `None` (`Option<Row>`); an empty row is stored as a placeholder.
 pub type Row = Vec<(Key, Bytes)>;
 
+/// One field of a row, borrowed: `(key, value)`.
+pub type FieldRef<'a> = (&'a [u8], &'a [u8]);
+
 /// Builds a [`Key`] from anything byte-like.
 pub fn key(k: impl AsRef<[u8]>) -> Key {
     ByteBuf::from(k.as_ref().to_vec())

@@ -3,11 +3,11 @@
 
 use asebytes_protocol::capability::Capabilities;
 use asebytes_protocol::error::{ErrorCode, WireError};
-use asebytes_protocol::frame::{self, Envelope, HEADER_LEN};
+use asebytes_protocol::frame::{self, Envelope, HEADER_LEN, RowsFrame};
 use asebytes_protocol::handshake::{Hello, HelloReply, Welcome};
 use asebytes_protocol::request::*;
 use asebytes_protocol::response::{Opened, Response, Status, StoreStatus};
-use asebytes_protocol::value::{key, row};
+use asebytes_protocol::value::{FieldRef, key, row};
 use asebytes_protocol::version;
 use proptest::prelude::*;
 use serde::Serialize;
@@ -271,6 +271,98 @@ fn oversized_length_prefix_is_refused() {
         frame::body_len(header, frame::HANDSHAKE_MAX_FRAME_LEN),
         Err(asebytes_protocol::Error::FrameTooLarge { .. })
     ));
+}
+
+/// `RowsFrame` output for `rows`, written after some unrelated bytes already in the buffer.
+fn rows_frame(id: u64, rows: &[Option<asebytes_protocol::Row>], single: bool) -> Vec<u8> {
+    let mut out = b"previous frame".to_vec();
+    let mut f = if single {
+        RowsFrame::row(&mut out, id)
+    } else {
+        RowsFrame::rows(&mut out, id, rows.len())
+    };
+    for r in rows {
+        let fields: Option<Vec<FieldRef<'_>>> = r
+            .as_ref()
+            .map(|r| r.iter().map(|(k, v)| (&k[..], &v[..])).collect());
+        f.push(fields.as_deref());
+    }
+    f.finish().unwrap();
+    assert_eq!(&out[..14], b"previous frame");
+    out.split_off(14)
+}
+
+#[test]
+fn rows_frame_writes_exactly_what_serde_writes() {
+    let wide: asebytes_protocol::Row = (0..20)
+        .map(|i| {
+            (
+                key(format!("k{i}")),
+                serde_bytes::ByteBuf::from(vec![i as u8; i * 40]),
+            )
+        })
+        .collect();
+    let sizes = [0usize, 1, 255, 256, 65_535, 65_536, 70_000];
+    let big: asebytes_protocol::Row = sizes
+        .iter()
+        .map(|&n| {
+            (
+                key("x".repeat(n.min(300))),
+                serde_bytes::ByteBuf::from(vec![7; n]),
+            )
+        })
+        .collect();
+    let cases: Vec<Vec<Option<asebytes_protocol::Row>>> = vec![
+        vec![],
+        vec![None],
+        vec![Some(vec![])],
+        vec![Some(sample_row()), None, Some(vec![]), Some(wide.clone())],
+        vec![Some(big)],
+        (0..17).map(|i| (i % 3 != 0).then(sample_row)).collect(),
+        vec![None; 70_000],
+    ];
+    let ids = [
+        0,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        u32::MAX as u64,
+        u64::MAX,
+    ];
+    for rows in &cases {
+        for &id in &ids {
+            let want = frame::encode(id, &Response::Rows(rows.clone())).unwrap();
+            assert_eq!(
+                rows_frame(id, rows, false),
+                want,
+                "Rows of {} rows, id {id}",
+                rows.len()
+            );
+        }
+    }
+    for row in [None, Some(vec![]), Some(sample_row()), Some(wide)] {
+        let want = frame::encode(9, &Response::Row(row.clone())).unwrap();
+        assert_eq!(rows_frame(9, &[row], true), want);
+    }
+}
+
+#[test]
+fn rows_frame_refuses_a_wrong_row_count() {
+    let mut out = b"kept".to_vec();
+    let mut f = RowsFrame::rows(&mut out, 1, 2);
+    f.placeholder();
+    assert!(f.finish().is_err());
+    assert_eq!(out, b"kept", "the unfinished frame is dropped");
+    let mut f = RowsFrame::row(&mut out, 1);
+    f.placeholder();
+    f.placeholder();
+    assert!(f.finish().is_err());
+    let f = RowsFrame::rows(&mut out, 1, 1);
+    f.abandon();
+    assert_eq!(out, b"kept");
 }
 
 proptest! {

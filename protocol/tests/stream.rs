@@ -108,3 +108,39 @@ fn large_frame_arrives_intact_across_many_partial_reads() {
     assert_eq!((next.id, next.body), (10, Request::Ping));
     drop(h.join().unwrap());
 }
+
+#[test]
+fn sender_falls_back_to_blocking_when_the_reader_is_slow() {
+    for spin in [
+        Duration::ZERO,
+        Duration::from_micros(5),
+        Duration::from_millis(2),
+    ] {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut rx = FrameStream::new(a);
+        let mut tx = FrameStream::new(b);
+        tx.set_spin(spin);
+        let payload = vec![7u8; 4 * 1024 * 1024];
+        let frame_bytes = frame::encode(3, &serde_bytes::ByteBuf::from(payload.clone())).unwrap();
+        let h = std::thread::spawn(move || {
+            // Far more than the socket buffer holds: the sender must wait for the reader.
+            tx.send(&frame_bytes).unwrap();
+            tx
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        let env: Envelope<serde_bytes::ByteBuf> =
+            frame::decode(rx.recv(usize::MAX).unwrap()).unwrap();
+        assert_eq!(env.id, 3);
+        assert!(env.body.as_slice() == payload.as_slice());
+        drop(h.join().unwrap());
+    }
+}
+
+#[test]
+fn send_to_a_closed_peer_is_an_error() {
+    let (a, b) = UnixStream::pair().unwrap();
+    drop(a);
+    let mut tx = FrameStream::new(b);
+    let err = tx.send(&frame::encode(1, &Request::Ping).unwrap());
+    assert!(matches!(err, Err(Error::Io(_))), "{err:?}");
+}

@@ -14,8 +14,10 @@ pub mod error;
 pub mod lmdb;
 pub mod memory;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Capabilities, Key, Row};
 
 pub use error::{Error, ErrorKind, Result};
@@ -63,6 +65,28 @@ pub trait Snapshot {
     /// Several rows; the default calls [`Snapshot::get`] per index.
     fn get_many(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
         indices.iter().map(|&i| self.get(i, keys)).collect()
+    }
+    /// The rows of [`Snapshot::get_many`], lent to `f` one at a time in order instead of
+    /// copied out: `f` sees each row's fields borrowed from the snapshot (`None` for a
+    /// placeholder) and may stop the walk early with `Break`. The daemon answers `Get` and
+    /// `GetMany` through it, copying stored bytes straight into the response frame.
+    /// The default reads each row with [`Snapshot::get`].
+    fn visit_rows(
+        &self,
+        indices: &[u64],
+        keys: Option<&[Key]>,
+        f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        for &i in indices {
+            let row = self.get(i, keys)?;
+            let fields: Option<Vec<FieldRef<'_>>> = row
+                .as_ref()
+                .map(|r| r.iter().map(|(k, v)| (&k[..], &v[..])).collect());
+            if f(fields.as_deref()).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
     /// The value of `key` in each row, `None` where absent or placeholder.
     fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {

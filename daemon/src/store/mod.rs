@@ -18,6 +18,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
+use asebytes_protocol::frame;
 use asebytes_protocol::request::StoreRef;
 use asebytes_protocol::{ErrorCode, Request, Response, WireError};
 
@@ -118,8 +119,39 @@ impl StoreHandle {
         self.inner.shutdown()
     }
 
+    /// [`StoreHandle::execute`], answered as one complete response frame with request id
+    /// `id` appended to `out` (what a connection sends). Reads on a backend with
+    /// concurrent readers copy `Get`/`GetMany` rows from the snapshot straight into the
+    /// frame. An answer that cannot be encoded becomes an `Error(Unexpected)` frame.
+    pub fn execute_into(&self, req: Request, readonly: bool, id: u64, out: &mut Vec<u8>) {
+        let start = out.len();
+        let answered = self.admit(&req, readonly).and_then(|route| match route {
+            Route::Read if self.inner.info.caps.concurrent_readers => guarded(|| {
+                let reader = self.inner.current_reader()?;
+                let snap = reader.snapshot().map_err(ops::wire)?;
+                ops::read_into(&*snap, &req, id, out)
+            }),
+            _ => {
+                let response = self.run(route, req)?;
+                encode_answer(out, id, &response);
+                Ok(())
+            }
+        });
+        if let Err(e) = answered {
+            out.truncate(start);
+            encode_answer(out, id, &Response::Error(e));
+        }
+    }
+
     fn try_execute(&self, req: Request, readonly: bool) -> Result<Response, WireError> {
-        let route = ops::route(&req);
+        let route = self.admit(&req, readonly)?;
+        self.run(route, req)
+    }
+
+    /// Where `req` goes, once it is known to be a store request this client may make and
+    /// this store can do.
+    fn admit(&self, req: &Request, readonly: bool) -> Result<Route, WireError> {
+        let route = ops::route(req);
         if route == Route::Other {
             return Err(WireError::new(
                 ErrorCode::BadRequest,
@@ -130,7 +162,12 @@ impl StoreHandle {
         if readonly && route != Route::Read {
             return Err(ops::read_only());
         }
-        ops::check_capabilities(&req, &self.inner.info)?;
+        ops::check_capabilities(req, &self.inner.info)?;
+        Ok(route)
+    }
+
+    /// Runs an admitted request.
+    fn run(&self, route: Route, req: Request) -> Result<Response, WireError> {
         match route {
             Route::Read if self.inner.info.caps.concurrent_readers => guarded(|| {
                 let reader = self.inner.current_reader()?;
@@ -154,6 +191,20 @@ impl StoreHandle {
             }
             Route::Other => Err(WireError::new(ErrorCode::BadRequest, "not a store request")),
         }
+    }
+}
+
+/// Appends the frame of `response` with id `id` to `out`; an answer that cannot be encoded
+/// (e.g. over the `u32` length prefix) becomes `Error(Unexpected)` saying so.
+pub fn encode_answer(out: &mut Vec<u8>, id: u64, response: &Response) {
+    let start = out.len();
+    if let Err(e) = frame::encode_into(out, id, response) {
+        out.truncate(start);
+        let err = Response::Error(WireError::new(
+            ErrorCode::Unexpected,
+            format!("cannot encode the answer: {e}"),
+        ));
+        frame::encode_into(out, id, &err).expect("a short error always encodes");
     }
 }
 

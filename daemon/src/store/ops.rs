@@ -6,7 +6,11 @@
 //! snapshot they read, writes against the length inside their own write transaction, so a
 //! concurrent writer can never make a normalised index stale.
 
+use std::ops::ControlFlow;
+
+use asebytes_protocol::frame::{self, RowsFrame};
 use asebytes_protocol::request::{DropKeys, Get, GetColumn, GetMany};
+use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{ErrorCode, Key, Request, Response, Row, WireError};
 use serde_bytes::ByteBuf;
 
@@ -328,8 +332,16 @@ pub(crate) fn apply(
 pub(crate) fn read(snap: &dyn Snapshot, req: &Request) -> Result<Response, WireError> {
     match req {
         Request::Len(_) => Ok(Response::Len(snap.len().map_err(wire)?)),
-        Request::Get(g) => get(snap, g),
-        Request::GetMany(g) => get_many(snap, g),
+        Request::Get(g) => {
+            let mut rows = Vec::with_capacity(1);
+            get(snap, g, &mut rows)?;
+            Ok(Response::Row(rows.pop().flatten()))
+        }
+        Request::GetMany(g) => {
+            let mut rows = Vec::with_capacity(g.indices.len());
+            get_many(snap, g, &mut rows)?;
+            Ok(Response::Rows(rows))
+        }
         Request::GetColumn(g) => get_column(snap, g),
         Request::Keys(k) => {
             let i = normalise(k.index, snap.len().map_err(wire)?)?;
@@ -343,42 +355,127 @@ pub(crate) fn read(snap: &dyn Snapshot, req: &Request) -> Result<Response, WireE
     }
 }
 
-fn get(snap: &dyn Snapshot, g: &Get) -> Result<Response, WireError> {
-    let i = normalise(g.index, snap.len().map_err(wire)?)?;
-    let row = match g.keys.as_deref() {
-        None => snap.get(i, None).map_err(wire)?,
-        // Asking for no keys still has to tell a placeholder from a real row.
-        Some([]) => snap.get(i, None).map_err(wire)?.map(|_| Row::new()),
-        Some(keys) => {
-            let keys = unique(keys);
-            project(
-                snap.get(i, Some(&keys)).map_err(wire)?,
-                &keys,
-                Some(g.index),
-            )?
+/// [`read`], answered as a complete response frame with id `id` appended to `out`.
+/// `Get` and `GetMany` rows go from the snapshot into the frame in one copy, with no
+/// owned rows in between. On error `out` may hold a partial frame; the caller drops it.
+pub(crate) fn read_into(
+    snap: &dyn Snapshot,
+    req: &Request,
+    id: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let finished = match req {
+        Request::Get(g) => {
+            let mut frame = RowsFrame::row(out, id);
+            get(snap, g, &mut frame)?;
+            frame.finish()
         }
+        Request::GetMany(g) => {
+            let mut frame = RowsFrame::rows(out, id, g.indices.len());
+            get_many(snap, g, &mut frame)?;
+            frame.finish()
+        }
+        other => frame::encode_into(out, id, &read(snap, other)?),
     };
-    Ok(Response::Row(row))
+    finished.map_err(|e| {
+        WireError::new(
+            ErrorCode::Unexpected,
+            format!("cannot encode the answer: {e}"),
+        )
+    })
 }
 
-fn get_many(snap: &dyn Snapshot, g: &GetMany) -> Result<Response, WireError> {
+/// Where the rows of a `Get`/`GetMany` answer go, in order: straight into the response
+/// frame ([`read_into`]) or into owned rows ([`read`]).
+trait RowSink {
+    fn placeholder(&mut self);
+    fn row<'a>(&mut self, len: usize, fields: impl Iterator<Item = FieldRef<'a>>);
+}
+
+impl RowSink for RowsFrame<'_> {
+    fn placeholder(&mut self) {
+        RowsFrame::placeholder(self);
+    }
+    fn row<'a>(&mut self, len: usize, fields: impl Iterator<Item = FieldRef<'a>>) {
+        self.row_fields(len, fields);
+    }
+}
+
+impl RowSink for Vec<Option<Row>> {
+    fn placeholder(&mut self) {
+        self.push(None);
+    }
+    fn row<'a>(&mut self, len: usize, fields: impl Iterator<Item = FieldRef<'a>>) {
+        let mut row = Row::with_capacity(len);
+        row.extend(fields.map(|(k, v)| (ByteBuf::from(k), ByteBuf::from(v))));
+        self.push(Some(row));
+    }
+}
+
+fn get(snap: &dyn Snapshot, g: &Get, sink: &mut impl RowSink) -> Result<(), WireError> {
+    let i = normalise(g.index, snap.len().map_err(wire)?)?;
+    let keys = g.keys.as_deref().map(unique);
+    emit_rows(snap, &[i], &[g.index], keys.as_deref(), true, sink)
+}
+
+fn get_many(snap: &dyn Snapshot, g: &GetMany, sink: &mut impl RowSink) -> Result<(), WireError> {
     let at = normalise_all(&g.indices, snap.len().map_err(wire)?)?;
-    let rows = match g.keys.as_deref() {
-        None => checked_count(snap.get_many(&at, None).map_err(wire)?, at.len())?,
-        Some([]) => {
-            let rows = checked_count(snap.get_many(&at, None).map_err(wire)?, at.len())?;
-            rows.into_iter().map(|r| r.map(|_| Row::new())).collect()
+    let keys = g.keys.as_deref().map(unique);
+    emit_rows(snap, &at, &g.indices, keys.as_deref(), !g.missing_ok, sink)
+}
+
+/// Reads the rows at `at` (normalised `given`) into `sink`: every field, or with `keys`
+/// (unique) just those, in that order (`[]` still tells a placeholder from a row). With
+/// `strict`, a real row lacking a requested key is `NotFound` naming the index as given.
+fn emit_rows(
+    snap: &dyn Snapshot,
+    at: &[u64],
+    given: &[i64],
+    keys: Option<&[Key]>,
+    strict: bool,
+    sink: &mut impl RowSink,
+) -> Result<(), WireError> {
+    let mut seen = 0;
+    let mut failed = None;
+    snap.visit_rows(at, keys, &mut |row| {
+        let index = given.get(seen).copied().unwrap_or_default();
+        seen += 1;
+        match (row, keys) {
+            (None, _) => sink.placeholder(),
+            (Some(fields), None) => sink.row(fields.len(), fields.iter().copied()),
+            (Some(fields), Some(keys)) => {
+                let find = |k: &Key| fields.iter().find(|(have, _)| *have == &k[..]).copied();
+                let found = keys.iter().filter(|&k| find(k).is_some()).count();
+                if strict && found < keys.len() {
+                    let missing: Vec<String> = keys
+                        .iter()
+                        .filter(|&k| find(k).is_none())
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .collect();
+                    failed = Some(WireError::not_found(
+                        format!("Invalid keys at index {index}: {}", py_list(&missing)),
+                        missing,
+                    ));
+                    return ControlFlow::Break(());
+                }
+                sink.row(found, keys.iter().filter_map(find));
+            }
         }
-        Some(keys) => {
-            let keys = unique(keys);
-            let rows = checked_count(snap.get_many(&at, Some(&keys)).map_err(wire)?, at.len())?;
-            rows.into_iter()
-                .zip(&g.indices)
-                .map(|(row, &index)| project(row, &keys, (!g.missing_ok).then_some(index)))
-                .collect::<Result<_, _>>()?
-        }
-    };
-    Ok(Response::Rows(rows))
+        ControlFlow::Continue(())
+    })
+    .map_err(wire)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    // A backend lending the wrong number of rows is a bug there, reported rather than
+    // passed on as a misaligned answer.
+    if seen != at.len() {
+        return Err(WireError::new(
+            ErrorCode::Unexpected,
+            format!("backend returned {seen} results for {} rows", at.len()),
+        ));
+    }
+    Ok(())
 }
 
 fn get_column(snap: &dyn Snapshot, g: &GetColumn) -> Result<Response, WireError> {
@@ -401,27 +498,6 @@ fn get_column(snap: &dyn Snapshot, g: &GetColumn) -> Result<Response, WireError>
     Ok(Response::Column(
         values.into_iter().map(|v| v.map(ByteBuf::from)).collect(),
     ))
-}
-
-/// Restricts `row` to `keys`, in that order. With `strict = Some(index)`, a key missing
-/// from a real row is `NotFound` naming the index as the caller gave it.
-fn project(row: Option<Row>, keys: &[Key], strict: Option<i64>) -> Result<Option<Row>, WireError> {
-    let Some(mut row) = row else { return Ok(None) };
-    let mut out = Row::with_capacity(keys.len());
-    let mut missing = Vec::new();
-    for k in keys {
-        match row.iter().position(|(have, _)| have == k) {
-            Some(pos) => out.push(row.swap_remove(pos)),
-            None => missing.push(String::from_utf8_lossy(k).into_owned()),
-        }
-    }
-    match strict {
-        Some(index) if !missing.is_empty() => Err(WireError::not_found(
-            format!("Invalid keys at index {index}: {}", py_list(&missing)),
-            missing,
-        )),
-        _ => Ok(Some(out)),
-    }
 }
 
 /// A backend returning the wrong number of results is a bug there, reported rather than

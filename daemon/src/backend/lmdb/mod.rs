@@ -853,4 +853,64 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Corrupt, "{err}");
         assert_eq!(rows(&b), vec![None], "reads still work");
     }
+
+    #[test]
+    fn test_visit_rows_lends_what_get_returns_across_cursor_walks() {
+        use std::ops::ControlFlow;
+
+        use asebytes_protocol::value::{key, row};
+
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            path: dir.path().join("x.lmdb").to_str().unwrap().into(),
+            group: "default".into(),
+            ..OpenOptions::default()
+        };
+        let mut b = LmdbBackend::open(&opts).unwrap();
+        // Sort keys of one to four digits, placeholders, rows of one to four fields, and a
+        // deleted row (sort keys then no longer follow positions one to one).
+        let data: Vec<_> = (0..1200usize)
+            .map(|i| {
+                (i % 7 != 3).then(|| {
+                    let fields = ["pos", "e", "cell", "z"];
+                    row(fields[..1 + i % 4].iter().map(|f| (*f, format!("{f}{i}"))))
+                })
+            })
+            .collect();
+        b.write(&mut |w| {
+            w.extend(data.clone())?;
+            w.delete_range(40, 41)
+        })
+        .unwrap();
+        let reader = b.reader();
+        let snap = reader.snapshot().unwrap();
+        let n = snap.len().unwrap();
+        let patterns: Vec<Vec<u64>> = vec![
+            (0..n).collect(),
+            (0..n).rev().collect(),
+            vec![
+                5, 50, 500, 1000, 51, 52, 52, 1198, 0, 0, 9, 10, 99, 100, 999, 1000,
+            ],
+            (0..n).step_by(3).collect(),
+        ];
+        for keys in [None, Some(vec![key("e"), key("pos")])] {
+            for positions in &patterns {
+                let mut lent = Vec::new();
+                snap.visit_rows(positions, keys.as_deref(), &mut |r| {
+                    lent.push(r.map(|fields| row(fields.iter().copied())));
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+                let got: Vec<_> = positions
+                    .iter()
+                    .map(|&i| snap.get(i, keys.as_deref()).unwrap())
+                    .collect();
+                assert_eq!(lent, got);
+            }
+        }
+        // LMDB returns a row's fields in key order.
+        let mut want = data[41].clone().unwrap();
+        want.sort();
+        assert_eq!(snap.get(40, None).unwrap(), Some(want));
+    }
 }

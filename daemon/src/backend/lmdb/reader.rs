@@ -14,11 +14,13 @@
 //! removals remain, which shrink the sizes. Only when they differ is the index reloaded.
 
 use std::cell::RefCell;
+use std::ops::{Bound, ControlFlow};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Bytes, Key, Row};
 use heed::types::Bytes as RawBytes;
-use heed::{RoTxn, WithoutTls};
+use heed::{RoRange, RoTxn, WithoutTls};
 
 use super::layout::{self, BlockIndex};
 use super::{GateGuard, Shared, map_heed_err};
@@ -180,19 +182,103 @@ pub(crate) fn read_row(
     keys: Option<&[Key]>,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Row>> {
-    let sk = sort_key_at(index, pos)?;
-    layout::write_row_prefix(buf, sk);
+    // Rows of atomistic data have around ten fields; avoids regrowing as they arrive.
+    let mut fields = Vec::with_capacity(16);
+    if !lend_row(txn, store, index, pos, keys, buf, &mut None, &mut fields)? {
+        return Ok(None);
+    }
+    Ok(Some(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Key::from(k), Bytes::from(v)))
+            .collect(),
+    ))
+}
+
+/// Lends the rows at `positions` to `f` as fields borrowed from `txn`, without copying
+/// (see [`Snapshot::visit_rows`]); the same rows [`read_row`] returns.
+pub(crate) fn visit_rows(
+    txn: &RoTxn,
+    store: Store,
+    index: &BlockIndex,
+    positions: &[u64],
+    keys: Option<&[Key]>,
+    buf: &mut Vec<u8>,
+    f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
+) -> Result<()> {
+    let mut fields = Vec::with_capacity(16);
+    let mut walk = None;
+    for &pos in positions {
+        let real = lend_row(txn, store, index, pos, keys, buf, &mut walk, &mut fields)?;
+        if f(real.then_some(&fields[..])).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A cursor walking forward through the data keys, and the entry it stopped on.
+struct Walk<'a> {
+    range: RoRange<'a, RawBytes, RawBytes>,
+    next: Option<FieldRef<'a>>,
+}
+
+impl<'a> Walk<'a> {
+    fn start(txn: &'a RoTxn, store: Store, from: &[u8]) -> Result<Self> {
+        let range = (Bound::Included(from), Bound::Unbounded);
+        let mut range = store.db.range(txn, &range).map_err(map_heed_err)?;
+        let next = range.next().transpose().map_err(map_heed_err)?;
+        Ok(Self { range, next })
+    }
+
+    /// The entry under the cursor, if its key starts with `prefix`; moves past it.
+    fn take_if(&mut self, prefix: &[u8]) -> Result<Option<FieldRef<'a>>> {
+        match self.next {
+            Some((k, v)) if k.starts_with(prefix) => {
+                self.next = self.range.next().transpose().map_err(map_heed_err)?;
+                Ok(Some((k, v)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Replaces `fields` with the fields of the row at `pos`, borrowed from `txn` (with `keys`,
+/// the requested keys it has, in the requested order); `false` for a placeholder.
+///
+/// The row's keys `{sort_key}-*` are contiguous, so without `keys` one forward scan reads
+/// it. `walk` carries the cursor from row to row: it stops on the first key after the row,
+/// and when the next row asked for starts there (neighbouring sort keys of equal digit
+/// count are neighbours in key order too, so mostly it does) no new cursor or tree search
+/// is needed.
+#[allow(clippy::too_many_arguments)]
+fn lend_row<'a>(
+    txn: &'a RoTxn,
+    store: Store,
+    index: &BlockIndex,
+    pos: u64,
+    keys: Option<&'a [Key]>,
+    buf: &mut Vec<u8>,
+    walk: &mut Option<Walk<'a>>,
+    fields: &mut Vec<FieldRef<'a>>,
+) -> Result<bool> {
+    fields.clear();
+    layout::write_row_prefix(buf, sort_key_at(index, pos)?);
     let plen = buf.len();
     let Some(keys) = keys else {
-        // Rows of atomistic data have around ten fields; avoids regrowing as they arrive.
-        let mut row = Row::with_capacity(16);
-        for item in store.db.prefix_iter(txn, buf).map_err(map_heed_err)? {
-            let (k, v) = item.map_err(map_heed_err)?;
-            row.push((Key::from(k[plen..].to_vec()), Bytes::from(v.to_vec())));
+        let prefix = &buf[..];
+        let here = walk
+            .as_ref()
+            .is_some_and(|w| w.next.is_some_and(|(k, _)| k.starts_with(prefix)));
+        if !here {
+            *walk = Some(Walk::start(txn, store, prefix)?);
         }
-        return Ok((!row.is_empty()).then_some(row));
+        let cursor = walk.as_mut().expect("set above");
+        while let Some((k, v)) = cursor.take_if(prefix)? {
+            fields.push((&k[plen..], v));
+        }
+        return Ok(!fields.is_empty());
     };
-    let mut row = Row::with_capacity(keys.len());
     for key in keys {
         if plen + key.len() > store.max_key {
             continue;
@@ -200,14 +286,11 @@ pub(crate) fn read_row(
         buf.truncate(plen);
         buf.extend_from_slice(key);
         if let Some(v) = store.db.get(txn, buf).map_err(map_heed_err)? {
-            row.push((key.clone(), Bytes::from(v.to_vec())));
+            fields.push((key, v));
         }
     }
     // Only an empty answer needs telling "row lacks these keys" from "placeholder".
-    if row.is_empty() && !row_has_data(txn, store, &buf[..plen])? {
-        return Ok(None);
-    }
-    Ok(Some(row))
+    Ok(!fields.is_empty() || row_has_data(txn, store, &buf[..plen])?)
 }
 
 fn row_has_data(txn: &RoTxn, store: Store, prefix: &[u8]) -> Result<bool> {
@@ -336,6 +419,23 @@ impl Snapshot for LmdbSnapshot<'_> {
             .iter()
             .map(|&i| read_row(&self.txn, self.store, &self.state.index, i, keys, &mut buf))
             .collect()
+    }
+
+    fn visit_rows(
+        &self,
+        indices: &[u64],
+        keys: Option<&[Key]>,
+        f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        visit_rows(
+            &self.txn,
+            self.store,
+            &self.state.index,
+            indices,
+            keys,
+            &mut self.buf.borrow_mut(),
+            f,
+        )
     }
 
     fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {

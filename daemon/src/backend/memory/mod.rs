@@ -12,8 +12,10 @@
 //! transaction leaves nothing behind and readers never see half of one.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
+use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Capabilities, Key, Row};
 
 use super::{
@@ -201,6 +203,35 @@ impl Snapshot for MemorySnapshot {
         get_row(&self.table, index, keys)
     }
 
+    fn visit_rows(
+        &self,
+        indices: &[u64],
+        keys: Option<&[Key]>,
+        f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut fields: Vec<FieldRef<'_>> = Vec::with_capacity(16);
+        for &index in indices {
+            let Some(row) = row_at(&self.table, index)? else {
+                if f(None).is_break() {
+                    break;
+                }
+                continue;
+            };
+            fields.clear();
+            match keys {
+                None => fields.extend(row.iter().map(field_ref)),
+                Some(keys) => fields.extend(
+                    keys.iter()
+                        .filter_map(|k| row.iter().find(|(have, _)| have == k).map(field_ref)),
+                ),
+            }
+            if f(Some(&fields)).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn schema(&self) -> Result<Vec<Key>> {
         Ok(self.table.schema.iter().cloned().collect())
     }
@@ -378,16 +409,7 @@ impl Writer for MemoryWriter {
 /// Reads one row of `table`; with `keys`, only the requested keys the row has, in the
 /// requested order.
 fn get_row(table: &Table, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>> {
-    let row = usize::try_from(index)
-        .ok()
-        .and_then(|i| table.rows.get(i))
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::IndexOutOfRange,
-                format!("Index {index} out of range [0, {})", table.rows.len()),
-            )
-        })?;
-    let Some(row) = row.as_deref() else {
+    let Some(row) = row_at(table, index)? else {
         return Ok(None);
     };
     Ok(Some(match keys {
@@ -397,6 +419,24 @@ fn get_row(table: &Table, index: u64, keys: Option<&[Key]>) -> Result<Option<Row
             .filter_map(|k| row.iter().find(|(have, _)| have == k).cloned())
             .collect(),
     }))
+}
+
+fn field_ref((k, v): &(Key, asebytes_protocol::Bytes)) -> FieldRef<'_> {
+    (k, v)
+}
+
+/// The row at `index` (`None` for a placeholder).
+fn row_at(table: &Table, index: u64) -> Result<Option<&Row>> {
+    let row = usize::try_from(index)
+        .ok()
+        .and_then(|i| table.rows.get(i))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::IndexOutOfRange,
+                format!("Index {index} out of range [0, {})", table.rows.len()),
+            )
+        })?;
+    Ok(row.as_deref())
 }
 
 /// Collapses repeated keys the way a dict built from pairs does: the first position, the
