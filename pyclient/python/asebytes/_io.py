@@ -227,6 +227,8 @@ class _Facade(MutableSequence[R], Generic[R]):
     def __getitem__(self, index: str | list[str]) -> ColumnView: ...
 
     def __getitem__(self, index: Any) -> Any:
+        if type(index) is int:  # the hot path of `db[i]` loops; same result as below
+            return self._read_result(index)
         parsed = parse_index(index, key_types=self._key_types)
         if isinstance(parsed, IntIndex):
             return self._read_result(parsed.value)
