@@ -695,25 +695,7 @@ impl Store {
         });
         self.call(py, req, |py, reply| match reply {
             Reply::Rows(rows) if rows.rows.len() == n => {
-                // SAFETY: a fresh list of `n` empty slots, each filled exactly once below
-                // before anything else can see the list.
-                let list = unsafe {
-                    Bound::from_owned_ptr_or_err(
-                        py,
-                        pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t),
-                    )?
-                };
-                for i in 0..n {
-                    let row = self.row_out(py, &rows, i)?;
-                    unsafe {
-                        pyo3::ffi::PyList_SET_ITEM(
-                            list.as_ptr(),
-                            i as pyo3::ffi::Py_ssize_t,
-                            row.into_ptr(),
-                        )
-                    };
-                }
-                Ok(list.cast_into::<PyList>()?)
+                new_list(py, n, |i| self.row_out(py, &rows, i))
             }
             other => Err(unexpected(&other).into()),
         })
