@@ -122,12 +122,12 @@ fn sender_falls_back_to_blocking_when_the_reader_is_slow() {
         tx.set_spin(spin);
         let payload = vec![7u8; 4 * 1024 * 1024];
         let frame_bytes = frame::encode(3, &serde_bytes::ByteBuf::from(payload.clone())).unwrap();
+        // Far more than the socket buffer holds: whatever the timing, the sender finds the
+        // buffer full many times and must wait for the reader.
         let h = std::thread::spawn(move || {
-            // Far more than the socket buffer holds: the sender must wait for the reader.
             tx.send(&frame_bytes).unwrap();
             tx
         });
-        std::thread::sleep(Duration::from_millis(30));
         let env: Envelope<serde_bytes::ByteBuf> =
             frame::decode(rx.recv(usize::MAX).unwrap()).unwrap();
         assert_eq!(env.id, 3);
