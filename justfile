@@ -58,7 +58,7 @@ stubtest: develop
 
 # Everything: lint, Rust tests, Python tests (what CI runs).
 [group('test')]
-test: lint test-rs test-py stubtest
+test: lint stubtest test-rs test-py
 
 # Alias of `test`, the name CI uses.
 [group('test')]
