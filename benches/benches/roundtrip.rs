@@ -37,6 +37,23 @@ struct Client {
 }
 
 impl Client {
+    /// Opens the daemon store of the bench (group `daemon`) and returns its id.
+    fn open(&mut self, scheme: &str, path: &str) -> u64 {
+        let location = if scheme == "memory" {
+            format!("memory://{path}")
+        } else {
+            path.to_string()
+        };
+        match self.call(&Request::Open(Open {
+            location,
+            group: Some("daemon".into()),
+            ..Default::default()
+        })) {
+            Response::Opened(opened) => opened.store,
+            other => panic!("open failed: {other:?}"),
+        }
+    }
+
     fn call(&mut self, req: &Request) -> Response {
         self.id += 1;
         self.buf.clear();
@@ -113,25 +130,11 @@ fn bench_read_depths(c: &mut Criterion) {
             b.iter(|| black_box(handle.execute(get.clone(), false)))
         });
 
-        let location = if *scheme == "memory" {
-            format!("memory://{path}")
-        } else {
-            path.clone()
-        };
-        let Response::Opened(opened) = client.call(&Request::Open(Open {
-            location,
-            group: Some("daemon".into()),
-            ..Default::default()
-        })) else {
-            panic!("open failed")
-        };
+        let store = client.open(scheme, path);
         let rows = ethanol_rows(ROWS);
-        client.call(&Request::Extend(Extend {
-            store: opened.store,
-            rows,
-        }));
+        client.call(&Request::Extend(Extend { store, rows }));
         let get = Request::Get(Get {
-            store: opened.store,
+            store,
             index: 417,
             keys: None,
         });
@@ -146,20 +149,9 @@ fn bench_read_depths(c: &mut Criterion) {
     let mut g = c.benchmark_group("read_1000_rows");
     g.throughput(Throughput::Elements(ROWS as u64));
     for (scheme, path) in &schemes {
-        let location = if *scheme == "memory" {
-            format!("memory://{path}")
-        } else {
-            path.clone()
-        };
-        let Response::Opened(opened) = client.call(&Request::Open(Open {
-            location,
-            group: Some("daemon".into()),
-            ..Default::default()
-        })) else {
-            panic!("open failed")
-        };
+        let store = client.open(scheme, path);
         let req = Request::GetMany(GetMany {
-            store: opened.store,
+            store,
             indices: (0..ROWS as i64).collect(),
             keys: None,
             missing_ok: false,

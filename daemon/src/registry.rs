@@ -638,6 +638,23 @@ mod tests {
     use asebytes_protocol::value::row;
     use asebytes_protocol::{Request, Response};
 
+    /// Runs the request `make(id)` on the store behind `id`, as that id's client would.
+    fn execute(reg: &Registry, id: StoreId, make: fn(StoreId) -> Request) -> Response {
+        let (h, ro) = reg.lookup(id).unwrap();
+        h.execute(make(id), ro)
+    }
+
+    fn extend_one(store: StoreId) -> Request {
+        Request::Extend(Extend {
+            store,
+            rows: vec![Some(row([("k", "v")]))],
+        })
+    }
+
+    fn len(store: StoreId) -> Request {
+        Request::Len(StoreRef { store })
+    }
+
     fn open_req(location: &str, readonly: bool) -> Open {
         Open {
             location: location.into(),
@@ -717,24 +734,10 @@ mod tests {
         assert_eq!(r.canonical, a.canonical);
         assert!(a.caps.write && !r.caps.write);
 
-        let (h, ro) = reg.lookup(a.store).unwrap();
-        let rows = vec![Some(row([("k", "v")]))];
-        assert_eq!(
-            h.execute(
-                Request::Extend(Extend {
-                    store: a.store,
-                    rows
-                }),
-                ro
-            ),
-            Response::Len(1)
-        );
+        assert_eq!(execute(&reg, a.store, extend_one), Response::Len(1));
+        assert!(reg.lookup(r.store).unwrap().1);
+        assert_eq!(execute(&reg, r.store, len), Response::Len(1));
         let (h, ro) = reg.lookup(r.store).unwrap();
-        assert!(ro);
-        assert_eq!(
-            h.execute(Request::Len(StoreRef { store: r.store }), ro),
-            Response::Len(1)
-        );
         let refused = h.execute(Request::Clear(StoreRef { store: r.store }), ro);
         assert!(matches!(refused, Response::Error(e) if e.code == ErrorCode::ReadOnly));
 
@@ -821,23 +824,8 @@ mod tests {
         let r = reg.open(2, &open_req(&loc, true)).unwrap();
         let w = reg.open(3, &open_req(&loc, false)).unwrap();
         assert!(w.caps.write);
-        let (h, ro) = reg.lookup(w.store).unwrap();
-        let rows = vec![Some(row([("k", "v")]))];
-        assert_eq!(
-            h.execute(
-                Request::Extend(Extend {
-                    store: w.store,
-                    rows
-                }),
-                ro
-            ),
-            Response::Len(1)
-        );
-        let (h, ro) = reg.lookup(r.store).unwrap();
-        assert!(ro);
-        assert_eq!(
-            h.execute(Request::Len(StoreRef { store: r.store }), ro),
-            Response::Len(1)
-        );
+        assert_eq!(execute(&reg, w.store, extend_one), Response::Len(1));
+        assert!(reg.lookup(r.store).unwrap().1);
+        assert_eq!(execute(&reg, r.store, len), Response::Len(1));
     }
 }

@@ -391,6 +391,38 @@ impl Store {
         }
     }
 
+    /// The `Get` request of `get` and `get_atoms`.
+    fn get_request(
+        &self,
+        index: &Bound<'_, PyAny>,
+        keys: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Request> {
+        Ok(Request::Get(Get {
+            store: 0,
+            index: index_arg(index)?,
+            keys: self.keys_arg(keys)?,
+        }))
+    }
+
+    /// The `GetMany` request of `get_many` and `get_atoms_many`, with the row count the
+    /// answer must have.
+    fn get_many_request(
+        &self,
+        indices: &Bound<'_, PyAny>,
+        keys: Option<Vec<Key>>,
+        missing_ok: bool,
+    ) -> PyResult<(Request, usize)> {
+        let indices = indices_arg(indices)?;
+        let n = indices.len();
+        let req = Request::GetMany(GetMany {
+            store: 0,
+            indices,
+            keys,
+            missing_ok,
+        });
+        Ok((req, n))
+    }
+
     fn keys_arg(&self, keys: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<Key>>> {
         keys.filter(|k| !k.is_none())
             .map(|k| keys_list(k, |x| self.key(x)))
@@ -666,11 +698,7 @@ impl Store {
         index: &Bound<'py, PyAny>,
         keys: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = Request::Get(Get {
-            store: 0,
-            index: index_arg(index)?,
-            keys: self.keys_arg(keys)?,
-        });
+        let req = self.get_request(index, keys)?;
         self.call(py, req, |py, reply| match reply {
             Reply::Row(rows) if rows.rows.len() == 1 => self.row_out(py, &rows, 0),
             other => Err(unexpected(&other).into()),
@@ -685,14 +713,7 @@ impl Store {
         keys: Option<&Bound<'py, PyAny>>,
         missing_ok: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let indices = indices_arg(indices)?;
-        let n = indices.len();
-        let req = Request::GetMany(GetMany {
-            store: 0,
-            indices,
-            keys: self.keys_arg(keys)?,
-            missing_ok,
-        });
+        let (req, n) = self.get_many_request(indices, self.keys_arg(keys)?, missing_ok)?;
         self.call(py, req, |py, reply| match reply {
             Reply::Rows(rows) if rows.rows.len() == n => {
                 new_list(py, n, |i| self.row_out(py, &rows, i))
@@ -711,11 +732,7 @@ impl Store {
         keys: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.check_atoms_tier()?;
-        let req = Request::Get(Get {
-            store: 0,
-            index: index_arg(index)?,
-            keys: self.keys_arg(keys)?,
-        });
+        let req = self.get_request(index, keys)?;
         self.call(py, req, |py, reply| match reply {
             Reply::Row(rows) if rows.rows.len() == 1 => match rows.row(0) {
                 None => Ok(py.None().into_bound(py)),
@@ -738,16 +755,9 @@ impl Store {
         missing_ok: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         self.check_atoms_tier()?;
-        let indices = indices_arg(indices)?;
-        let n = indices.len();
         let keys = self.keys_arg(keys)?;
         let column = if missing_ok { keys.clone() } else { None };
-        let req = Request::GetMany(GetMany {
-            store: 0,
-            indices,
-            keys,
-            missing_ok,
-        });
+        let (req, n) = self.get_many_request(indices, keys, missing_ok)?;
         self.call(py, req, |py, reply| match reply {
             Reply::Rows(rows) if rows.rows.len() == n => {
                 if let Some(keys) = &column {
