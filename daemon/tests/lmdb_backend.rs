@@ -51,7 +51,11 @@ fn all_rows(b: &dyn Backend) -> Vec<Option<Row>> {
     let snap = reader.snapshot().expect("snapshot");
     let n = snap.len().expect("len");
     let indices: Vec<u64> = (0..n).collect();
-    let mut rows = snap.get_many(&indices, None).expect("get_many");
+    let mut rows = indices
+        .iter()
+        .map(|&i| snap.get(i, None))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("get");
     for r in rows.iter_mut().flatten() {
         r.sort();
     }

@@ -465,7 +465,11 @@ fn our_rows(b: &dyn Backend) -> Vec<Option<Row>> {
     let reader = b.reader();
     let snap = reader.snapshot().expect("snapshot");
     let indices: Vec<u64> = (0..snap.len().expect("len")).collect();
-    snap.get_many(&indices, None).expect("get_many")
+    indices
+        .iter()
+        .map(|&i| snap.get(i, None))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("get")
 }
 
 /// The reference's raw view after `ops`, run one operation per transaction.

@@ -62,11 +62,7 @@ pub trait Snapshot {
     }
     /// One row, or `None` for a placeholder.
     fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>>;
-    /// Several rows; the default calls [`Snapshot::get`] per index.
-    fn get_many(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
-        indices.iter().map(|&i| self.get(i, keys)).collect()
-    }
-    /// The rows of [`Snapshot::get_many`], lent to `f` one at a time in order instead of
+    /// Rows `indices` (duplicates allowed, in order), lent to `f` one at a time instead of
     /// copied out: `f` sees each row's fields borrowed from the snapshot (`None` for a
     /// placeholder) and may stop the walk early with `Break`. The daemon answers `Get` and
     /// `GetMany` through it, copying stored bytes straight into the response frame.

@@ -413,14 +413,6 @@ impl Snapshot for LmdbSnapshot<'_> {
         )
     }
 
-    fn get_many(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
-        let mut buf = self.buf.borrow_mut();
-        indices
-            .iter()
-            .map(|&i| read_row(&self.txn, self.store, &self.state.index, i, keys, &mut buf))
-            .collect()
-    }
-
     fn visit_rows(
         &self,
         indices: &[u64],

@@ -362,14 +362,6 @@ impl Snapshot for LmdbWriter<'_, '_> {
         )
     }
 
-    fn get_many(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
-        let mut buf = Vec::with_capacity(64);
-        indices
-            .iter()
-            .map(|&i| reader::read_row(self.txn(), self.io.store, &self.index, i, keys, &mut buf))
-            .collect()
-    }
-
     fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
         reader::read_column(self.txn(), self.io.store, &self.index, key, indices)
     }
