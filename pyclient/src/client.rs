@@ -255,26 +255,10 @@ impl Session {
     pub fn exchange<'s>(&'s mut self, py: Python<'_>, req: &Request) -> Result<Reply<'s>, Failure> {
         let conn = self.conn.as_mut().expect("live session");
         let id = conn.next_id();
-        conn.wbuf.clear();
-        if let Err(e) = frame::encode_into(&mut conn.wbuf, id, req) {
-            // Nothing was sent and the connection is untouched.
-            return Err(Failure {
-                sent: false,
-                error: ClientError::Protocol(format!("cannot encode request: {e}")),
-            });
-        }
         let max = conn.max_frame;
-        if conn.wbuf.len() - frame::HEADER_LEN > max {
-            // The daemon would drop the connection on it; refuse before sending instead.
-            return Err(Failure {
-                sent: false,
-                error: ClientError::Invalid(format!(
-                    "the '{}' request is {} bytes, over the frame limit of {max} bytes \
-                     (ASEBYTES_MAX_FRAME); split it into smaller batches",
-                    req.name(),
-                    conn.wbuf.len()
-                )),
-            });
+        if let Err(error) = encode_request(&mut conn.wbuf, id, req, max) {
+            // Nothing was sent and the connection is untouched.
+            return Err(Failure { sent: false, error });
         }
         let Conn { stream, wbuf, .. } = conn;
         let result = blocking(py, || {
@@ -297,7 +281,7 @@ impl Session {
                 self.healthy = false;
                 Err(Failure {
                     sent: false,
-                    error: ClientError::unavailable(&pool::socket(), e.message),
+                    error: error_reply(e),
                 })
             }
             Ok((got, reply)) if got == id => Ok(reply),
@@ -319,6 +303,94 @@ impl Session {
             }
         }
     }
+}
+
+/// Writes `req` into `out` (cleared first) as one complete frame with envelope id `id`,
+/// refusing a body over `max` bytes before it is sent: the daemon would drop the
+/// connection on it.
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    id: u64,
+    req: &Request,
+    max: usize,
+) -> Result<(), ClientError> {
+    out.clear();
+    frame::encode_into(out, id, req)
+        .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
+    if out.len() - frame::HEADER_LEN > max {
+        return Err(ClientError::Invalid(format!(
+            "the '{}' request is {} bytes, over the frame limit of {max} bytes \
+             (ASEBYTES_MAX_FRAME); split it into smaller batches",
+            req.name(),
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The envelope id of a reply body and whether the reply is an `UnknownStore` error,
+/// without decoding the rest: what a pipelining transport needs to route a reply and to
+/// notice that the daemon forgot the store.
+pub fn reply_header(body: &[u8]) -> Result<(u64, bool), Corrupt> {
+    let mut r = Reader::new(body);
+    let n = r.read_map_len()?;
+    let mut id = None;
+    let mut unknown = None;
+    for _ in 0..n {
+        match r.read_str()? {
+            "id" => id = Some(r.read_u64()?),
+            "body" => {
+                let flag = is_error_body(&r)? && unknown_store(body)?;
+                if let Some(id) = id {
+                    // The id comes first as envelopes are encoded: a big body is never walked.
+                    return Ok((id, flag));
+                }
+                unknown = Some(flag);
+                r.skip()?;
+            }
+            _ => r.skip()?,
+        }
+        if let (Some(id), Some(unknown)) = (id, unknown) {
+            return Ok((id, unknown));
+        }
+    }
+    Err(Corrupt("reply frame lacks id or body".into()))
+}
+
+/// Whether the body at `r` is `{"Error": ...}` (looked at, not consumed).
+fn is_error_body(r: &Reader<'_>) -> Result<bool, Corrupt> {
+    let mut r = r.clone();
+    if r.peek_marker()? != rmp::Marker::FixMap(1) {
+        return Ok(false);
+    }
+    r.marker()?;
+    Ok(r.read_str()? == "Error")
+}
+
+/// Whether the error reply `body` is `UnknownStore` (errors are small: decoded whole).
+fn unknown_store(body: &[u8]) -> Result<bool, Corrupt> {
+    Ok(matches!(parse_reply(body)?.1, Reply::Error(e) if is_unknown_store(&e)))
+}
+
+/// An error reply as callers report it: `ShuttingDown` (refused before doing anything)
+/// means the daemon is going away, like a lost connection; the rest are typed errors.
+pub fn error_reply(e: WireError) -> ClientError {
+    if e.code == ErrorCode::ShuttingDown {
+        ClientError::unavailable(&pool::socket(), e.message)
+    } else {
+        ClientError::Wire(e)
+    }
+}
+
+/// The daemon answers (starting it if needed).
+pub fn ping(py: Python<'_>) -> Result<(), ClientError> {
+    call(py, &Request::Ping, |reply| match reply {
+        Reply::Pong => Ok(()),
+        other => Err(ClientError::Protocol(format!(
+            "unexpected reply {}",
+            other.name()
+        ))),
+    })
 }
 
 fn io_failure(req: &Request, sent: bool, e: ProtoError) -> ClientError {
@@ -498,6 +570,63 @@ mod tests {
         assert_eq!(
             parse_reply(&roundtrip(&keys)).unwrap().1,
             Reply::Other(keys)
+        );
+    }
+
+    #[test]
+    fn reply_header_reads_the_id_and_spots_unknown_store() {
+        let unknown = WireError::new(ErrorCode::UnknownStore, "store 9 is not open");
+        let header = |id, resp: &Response| {
+            let f = frame::encode(id, resp).unwrap();
+            reply_header(&f[frame::HEADER_LEN..]).unwrap()
+        };
+        assert_eq!(header(7, &Response::Error(unknown.clone())), (7, true));
+        let other = Response::Error(WireError::index_out_of_range(5, 3));
+        assert_eq!(header(8, &other), (8, false));
+        let big = Response::Rows(vec![Some(row([("k", [0u8; 4096].as_slice())])); 64]);
+        assert_eq!(header(u64::MAX, &big), (u64::MAX, false));
+        assert_eq!(header(1, &Response::Ok), (1, false));
+
+        // Body before id (not how envelopes are encoded, but valid): still found.
+        let mut body = vec![0x82, 0xa4];
+        body.extend_from_slice(b"body");
+        let env = roundtrip(&Response::Error(unknown));
+        let at = env.windows(4).position(|w| w == b"body").unwrap() + 4;
+        body.extend_from_slice(&env[at..]);
+        body.extend_from_slice(&[0xa2, b'i', b'd', 0x05]);
+        assert_eq!(reply_header(&body).unwrap(), (5, true));
+
+        assert!(reply_header(b"").is_err());
+        assert!(
+            reply_header(&[0x81, 0xa2, b'i', b'd', 0x01]).is_err(),
+            "no body"
+        );
+    }
+
+    #[test]
+    fn encode_request_writes_one_frame_and_refuses_oversized_ones() {
+        let req = Request::Extend(asebytes_protocol::request::Extend {
+            store: 3,
+            rows: vec![Some(row([("big", [1u8; 1000].as_slice())]))],
+        });
+        let mut out = vec![9, 9, 9];
+        encode_request(&mut out, 11, &req, 1 << 20).unwrap();
+        let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
+        assert_eq!(
+            len,
+            out.len() - frame::HEADER_LEN,
+            "the buffer was cleared first"
+        );
+        let env = frame::decode::<Request>(&out[frame::HEADER_LEN..]).unwrap();
+        assert_eq!((env.id, env.body), (11, req.clone()));
+
+        let err = encode_request(&mut out, 12, &req, 500).unwrap_err();
+        let ClientError::Invalid(msg) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            msg.contains("'extend' request") && msg.contains("smaller batches"),
+            "{msg}"
         );
     }
 

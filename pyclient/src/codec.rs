@@ -450,8 +450,8 @@ pub fn key_str<'py>(py: Python<'py>, key: &[u8]) -> PyResult<Bound<'py, PyString
     Ok(s)
 }
 
-/// The dtype for a type string such as `<f8`, from the cache.
-fn dtype_for<'py>(py: Python<'py>, type_str: &[u8]) -> PyResult<Bound<'py, PyArrayDescr>> {
+/// The dtype for a type string such as `<f8`, from the cache; only plain-old-data dtypes.
+pub fn dtype_for<'py>(py: Python<'py>, type_str: &[u8]) -> PyResult<Bound<'py, PyArrayDescr>> {
     if let Some(d) = DTYPES.get(py, type_str) {
         return Ok(d);
     }
@@ -669,52 +669,166 @@ fn decode_canonical<'py>(
     r: &mut Reader<'_>,
     n: usize,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let bin_next = |r: &Reader<'_>| {
-        matches!(
-            r.peek_marker(),
-            Ok(Marker::Bin8 | Marker::Bin16 | Marker::Bin32)
-        )
+    let Some(c) = read_canonical(r, n) else {
+        return Ok(None);
     };
+    match c.shape {
+        Some(shape) => {
+            refuse_kind(c.kind)?;
+            let descr = dtype_for(py, c.type_str)?;
+            new_array(py, &descr, shape, c.data).map(Some)
+        }
+        None => {
+            let descr = dtype_for(py, c.type_str)?;
+            new_scalar(py, &descr, c.data).map(Some)
+        }
+    }
+}
+
+/// The parts of a map in `msgpack_numpy.encode`'s own layout (see [`decode_canonical`]).
+struct Canonical<'a> {
+    type_str: &'a [u8],
+    /// Arrays only.
+    kind: &'a [u8],
+    /// `None` for a numpy scalar.
+    shape: Option<Shape>,
+    data: &'a [u8],
+}
+
+/// Reads the `n` entries of a map in the canonical msgpack-numpy layout, or `None`.
+fn read_canonical<'a>(r: &mut Reader<'a>, n: usize) -> Option<Canonical<'a>> {
     if n == 5 && r.eat(b"\xc4\x02nd\xc3\xc4\x04type") {
-        let Ok(type_str) = r.read_bytes_like() else {
-            return Ok(None);
-        };
-        if !r.eat(b"\xc4\x04kind") || !bin_next(r) {
-            return Ok(None);
+        let type_str = r.read_bytes_like().ok()?;
+        if !r.eat(b"\xc4\x04kind") {
+            return None;
         }
-        let Ok(kind) = r.read_bin() else {
-            return Ok(None);
-        };
+        let kind = r.read_bin().ok()?;
         if !r.eat(b"\xc4\x05shape") {
-            return Ok(None);
+            return None;
         }
-        let Ok(shape) = read_shape(r) else {
-            return Ok(None);
-        };
-        if !r.eat(b"\xc4\x04data") || !bin_next(r) {
-            return Ok(None);
+        let shape = read_shape(r).ok()?;
+        if !r.eat(b"\xc4\x04data") {
+            return None;
         }
-        let Ok(data) = r.read_bin() else {
-            return Ok(None);
-        };
-        refuse_kind(kind)?;
-        let descr = dtype_for(py, type_str)?;
-        return new_array(py, &descr, shape, data).map(Some);
+        let data = r.read_bin().ok()?;
+        return Some(Canonical {
+            type_str,
+            kind,
+            shape: Some(shape),
+            data,
+        });
     }
     if n == 3 && r.eat(b"\xc4\x02nd\xc2\xc4\x04type") {
-        let Ok(type_str) = r.read_bytes_like() else {
-            return Ok(None);
-        };
-        if !r.eat(b"\xc4\x04data") || !bin_next(r) {
-            return Ok(None);
+        let type_str = r.read_bytes_like().ok()?;
+        if !r.eat(b"\xc4\x04data") {
+            return None;
         }
-        let Ok(data) = r.read_bin() else {
-            return Ok(None);
-        };
-        let descr = dtype_for(py, type_str)?;
-        return new_scalar(py, &descr, data).map(Some);
+        let data = r.read_bin().ok()?;
+        return Some(Canonical {
+            type_str,
+            kind: b"",
+            shape: None,
+            data,
+        });
     }
-    Ok(None)
+    None
+}
+
+// ------------------------------------------------------------------------------------
+// Numbers and numeric arrays without Python (`to_numpy()`)
+// ------------------------------------------------------------------------------------
+
+/// `dtype.str` of the dtype numpy gives a Python `float`, `int`, `bool`.
+const NATIVE_F8: &[u8] = if cfg!(target_endian = "little") {
+    b"<f8"
+} else {
+    b">f8"
+};
+const NATIVE_I8: &[u8] = if cfg!(target_endian = "little") {
+    b"<i8"
+} else {
+    b">i8"
+};
+const BOOL: &[u8] = b"|b1";
+
+/// A stored number or numeric array, read without touching Python: what `to_numpy()`
+/// copies straight from a reply into one packed array.
+#[derive(Debug)]
+pub struct Numeric<'a> {
+    /// numpy's `dtype.str` of the items (a Python scalar gets the dtype numpy gives it).
+    pub type_str: &'a [u8],
+    /// The value's shape; empty for a scalar.
+    pub shape: Shape,
+    /// The items, C-ordered, as stored (their length is checked by whoever copies them).
+    pub items: Items<'a>,
+}
+
+/// Where a [`Numeric`]'s bytes are.
+#[derive(Debug)]
+pub enum Items<'a> {
+    /// Borrowed from the stored value (an array's or numpy scalar's `data`).
+    Stored(&'a [u8]),
+    /// A Python scalar in native byte order (a bool uses the first byte).
+    Word([u8; 8]),
+}
+
+impl Items<'_> {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Items::Stored(b) => b,
+            Items::Word(w) => w,
+        }
+    }
+}
+
+impl Numeric<'static> {
+    fn word(type_str: &'static [u8], word: [u8; 8]) -> Self {
+        Self {
+            type_str,
+            shape: Shape::new(),
+            items: Items::Word(word),
+        }
+    }
+}
+
+/// The stored value `data` as a [`Numeric`] if it is a Python float, int (within `i64`) or
+/// bool, or a msgpack-numpy array or numpy scalar in the canonical layout (not of object or
+/// structured kind; [`dtype_for`] vets the dtype itself); `None` for anything else, which
+/// the caller then decodes through Python.
+pub fn numeric(data: &[u8]) -> Option<Numeric<'_>> {
+    let mut r = Reader::new(data);
+    let m = r.marker().ok()?;
+    let value = match m {
+        Marker::True | Marker::False => {
+            Numeric::word(BOOL, [u8::from(m == Marker::True), 0, 0, 0, 0, 0, 0, 0])
+        }
+        Marker::F64 => Numeric::word(NATIVE_F8, f64::from_be_bytes(r.be().ok()?).to_ne_bytes()),
+        Marker::F32 => {
+            let v = f64::from(f32::from_be_bytes(r.be().ok()?));
+            Numeric::word(NATIVE_F8, v.to_ne_bytes())
+        }
+        Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
+            let n = r.len_after(m).ok()?;
+            let c = read_canonical(&mut r, n)?;
+            if matches!(c.kind, b"O" | b"V") {
+                return None;
+            }
+            Numeric {
+                type_str: c.type_str,
+                shape: c.shape.unwrap_or_else(Shape::new),
+                items: Items::Stored(c.data),
+            }
+        }
+        _ => {
+            let v = match r.int_after(m).ok()?? {
+                Int::I(v) => v,
+                Int::U(v) => i64::try_from(v).ok()?,
+            };
+            Numeric::word(NATIVE_I8, v.to_ne_bytes())
+        }
+    };
+    (r.remaining() == 0).then_some(value)
 }
 
 /// Arrays whose `kind` says they hold pickles or records are refused before anything else.
@@ -795,7 +909,8 @@ const INLINE_DIMS: usize = 8;
 /// An array shape, on the stack for up to [`INLINE_DIMS`] dimensions: a decoded row has
 /// several arrays, and heap allocations (or copying a 64-dimension buffer) for each shape
 /// showed up in the per-row cost.
-struct Shape {
+#[derive(Debug)]
+pub struct Shape {
     inline: [npy_intp; INLINE_DIMS],
     spilled: Vec<npy_intp>,
     n: usize,
@@ -810,7 +925,8 @@ impl Shape {
         }
     }
 
-    fn as_slice(&self) -> &[npy_intp] {
+    /// The dimensions.
+    pub fn as_slice(&self) -> &[npy_intp] {
         if self.n <= INLINE_DIMS {
             &self.inline[..self.n]
         } else {
@@ -1447,16 +1563,21 @@ pub fn blob_row_in(row: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> 
     let mut fields = Vec::with_capacity(dict.len());
     for (k, v) in dict.iter() {
         let key = blob_key(&k)?;
-        let value = blob_value(&v).map_err(|_| {
-            AsebytesTypeError::new_err(format!(
-                "blob value for key {:?} must be bytes, got '{}'",
-                String::from_utf8_lossy(&key),
-                type_name(&v)
-            ))
-        })?;
-        fields.push((key, value.into_owned()));
+        let value = blob_field(&key, &v)?;
+        fields.push((key, value));
     }
     Ok(fields)
+}
+
+/// One blob-tier value stored under `key`: bytes-like only; errors name the key.
+pub fn blob_field(key: &[u8], v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    blob_value(v).map(Cow::into_owned).map_err(|_| {
+        AsebytesTypeError::new_err(format!(
+            "blob value for key {:?} must be bytes, got '{}'",
+            String::from_utf8_lossy(key),
+            type_name(v)
+        ))
+    })
 }
 
 /// An object-tier key: `str` only.
@@ -1504,6 +1625,73 @@ mod tests {
         let mut v = Vec::new();
         f(&mut v);
         v
+    }
+
+    /// `msgpack_numpy.encode`'s map for an array (`shape` given) or a numpy scalar.
+    fn np_map(type_str: &str, shape: Option<&[u32]>, data: &[u8]) -> Vec<u8> {
+        mp(|o| {
+            enc::write_map_len(o, if shape.is_some() { 5 } else { 3 }).unwrap();
+            enc::write_bin(o, b"nd").unwrap();
+            enc::write_bool(o, shape.is_some()).unwrap();
+            enc::write_bin(o, b"type").unwrap();
+            enc::write_str(o, type_str).unwrap();
+            if let Some(shape) = shape {
+                enc::write_bin(o, b"kind").unwrap();
+                enc::write_bin(o, if type_str == "|O" { b"O" } else { b"" }).unwrap();
+                enc::write_bin(o, b"shape").unwrap();
+                enc::write_array_len(o, shape.len() as u32).unwrap();
+                for &d in shape {
+                    enc::write_uint(o, d.into()).unwrap();
+                }
+            }
+            enc::write_bin(o, b"data").unwrap();
+            enc::write_bin(o, data).unwrap();
+        })
+    }
+
+    #[test]
+    fn numeric_reads_numbers_and_canonical_arrays_without_python() {
+        let arr = np_map("<f4", Some(&[2, 3]), &[0u8; 24]);
+        let n = numeric(&arr).unwrap();
+        assert_eq!((n.type_str, n.shape.as_slice()), (&b"<f4"[..], &[2, 3][..]));
+        assert_eq!(n.items.bytes().len(), 24);
+        let scalar = np_map("<i2", None, &7i16.to_le_bytes());
+        let n = numeric(&scalar).unwrap();
+        assert_eq!((n.type_str, n.shape.as_slice()), (&b"<i2"[..], &[][..]));
+        assert_eq!(n.items.bytes(), &[7, 0]);
+
+        let float = mp(|o| enc::write_f64(o, 1.5).unwrap());
+        let n = numeric(&float).unwrap();
+        assert_eq!(
+            (n.type_str, n.items.bytes()),
+            (NATIVE_F8, &1.5f64.to_ne_bytes()[..])
+        );
+        let int = mp(|o| {
+            enc::write_sint(o, -3).unwrap();
+        });
+        assert_eq!(numeric(&int).unwrap().items.bytes(), &(-3i64).to_ne_bytes());
+        let yes = mp(|o| enc::write_bool(o, true).unwrap());
+        let n = numeric(&yes).unwrap();
+        assert_eq!((n.type_str, n.items.bytes()[0]), (BOOL, 1));
+    }
+
+    #[test]
+    fn numeric_leaves_everything_else_to_python() {
+        let huge = mp(|o| {
+            enc::write_uint(o, u64::MAX).unwrap();
+        });
+        let text = mp(|o| enc::write_str(o, "x").unwrap());
+        let nil = mp(|o| enc::write_nil(o).unwrap());
+        let list = mp(|o| {
+            enc::write_array_len(o, 1).unwrap();
+            enc::write_f64(o, 1.0).unwrap();
+        });
+        let pickled = np_map("|O", Some(&[1]), &[0u8; 8]);
+        let mut trailing = mp(|o| enc::write_f64(o, 1.0).unwrap());
+        trailing.push(0xc0);
+        for data in [&huge, &text, &nil, &list, &pickled, &trailing, &vec![]] {
+            assert!(numeric(data).is_none(), "{data:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! `asebytes._native`: the Rust half of the Python package.
 //!
 //! - [`store`]: `Store`, the daemon-backed backend under the Python facades.
+//! - [`astore`] / [`transport`]: `AsyncStore` and `Call`, the native half of the asyncio
+//!   client (plans and decodes; the asyncio transport does the I/O).
+//! - [`ops`]: every operation as plan (arguments → request) and finish (reply → result),
+//!   shared by both; [`args`] parses arguments, [`column`] packs columns for `to_numpy()`.
 //! - [`codec`]: the msgpack-numpy field codec (byte-compatible with the reference).
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
@@ -10,13 +14,18 @@
 //! The daemon itself is linked in too (`daemon_main`), so `python -m asebytes.daemon run`
 //! runs the same code as the standalone `asebytesd` and a wheel is self-contained.
 
+pub mod args;
+pub mod astore;
 pub mod atoms;
 pub mod client;
 pub mod codec;
+pub mod column;
 pub mod detach;
 pub mod errors;
+pub mod ops;
 pub mod pool;
 pub mod store;
+pub mod transport;
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -39,7 +48,7 @@ fn unexpected(reply: &Reply<'_>) -> ClientError {
 #[pyfunction]
 fn list_groups(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let req = Request::ListGroups(ListGroups {
-        location: store::normalize_location(location)?,
+        location: args::normalize_location(location)?,
     });
     Ok(client::call(py, &req, |reply| match reply {
         Reply::Other(Response::Groups(g)) => Ok(g),
@@ -132,10 +141,7 @@ fn with_row_fields<R>(
 /// Round trip to the daemon (starting it if needed).
 #[pyfunction]
 fn ping(py: Python<'_>) -> PyResult<()> {
-    Ok(client::call(py, &Request::Ping, |reply| match reply {
-        Reply::Pong => Ok(()),
-        other => Err(unexpected(&other)),
-    })?)
+    Ok(client::ping(py)?)
 }
 
 /// The daemon's status as a dict (what `asebytesd status` prints).
@@ -218,6 +224,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .get_item((literal.get_item("object")?, literal.get_item("blob")?))?;
     m.add("Tier", tier)?;
     m.add_class::<store::Store>()?;
+    m.add_class::<astore::AsyncStore>()?;
+    m.add_class::<astore::Call>()?;
+    m.add_function(wrap_pyfunction!(transport::hello_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::finish_hello, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::reply_header, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::ensure_daemon, m)?)?;
     m.add_function(wrap_pyfunction!(list_groups, m)?)?;
     m.add_function(wrap_pyfunction!(encode_value, m)?)?;
     m.add_function(wrap_pyfunction!(decode_value, m)?)?;

@@ -149,6 +149,12 @@ pub fn socket() -> PathBuf {
     current(&mut guard).socket.clone()
 }
 
+/// The cap on a frame body in either direction (`ASEBYTES_MAX_FRAME`, read at first use).
+pub fn max_frame() -> usize {
+    let mut guard = lock(&POOL);
+    current(&mut guard).max_frame
+}
+
 /// Sets the command that starts a daemon (`argv[0]` is the program). `--socket <path>`
 /// is appended unless present, because the socket is resolved lazily at first use.
 pub fn set_daemon_command(argv: Vec<OsString>) {
@@ -246,7 +252,8 @@ fn connect(py: Python<'_>, t: Target) -> Result<Conn, ClientError> {
     })
 }
 
-fn launch_error(e: launcher::LaunchError) -> ClientError {
+/// A failure to connect or handshake, as every caller reports it.
+pub fn launch_error(e: launcher::LaunchError) -> ClientError {
     match e {
         launcher::LaunchError::Refused(w) => ClientError::Wire(w),
         // The launcher's messages already name the socket, the log and what to do.

@@ -1,8 +1,9 @@
 """Type stubs of the native extension ``asebytes._native`` (written by hand, checked by stubtest)."""
 
 from collections.abc import Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, final
 
+import numpy as np
 from ase import Atoms
 
 __version__: str
@@ -51,8 +52,11 @@ class Store:
         self,
         indices: Sequence[int],
         keys: Sequence[Any] | None = None,
-        missing_ok: bool = False,
-    ) -> list[dict[Any, Any] | None]: ...
+        missing_ok: bool = True,
+    ) -> list[dict[Any, Any] | None]:
+        """Rows in one request (one snapshot). With ``keys``, a row lacking a key omits it
+        (``missing_ok=True``, as reference backends do) or raises ``KeyError("Invalid keys
+        at index i: [...]")`` (``missing_ok=False``, as ``get`` does)."""
     def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> Atoms | None:
         """Row ``index`` as ``ase.Atoms`` built natively (``None`` for a placeholder): the
         same result as ``dict_to_atoms(self.get(index, keys), copy=False)``."""
@@ -69,20 +73,43 @@ class Store:
     def get_column(
         self, key: Any, indices: Sequence[int] | None = None
     ) -> list[Any]: ...
+    def get_column_numpy(
+        self, key: str, indices: Sequence[int] | None = None
+    ) -> np.ndarray[Any, Any]:
+        """One column as one packed, writable array the caller owns (``to_numpy()``), from
+        one request: shape ``(n, *value_shape)``, dtype of the values (``float`` →
+        float64, ``int`` → int64, ``bool`` → bool_, numpy scalars and arrays keep theirs);
+        ``numpy.empty((0,))`` for an empty selection. ``ValueError`` for a row without a
+        value, a ragged column, mixed dtypes, or values only an object array could hold;
+        ``KeyError(key)`` if no selected real row has the key; ``TypeError`` on the blob
+        tier."""
     def keys(self, index: int) -> list[Any]: ...
     def schema_keys(self) -> list[Any]: ...
     def extend(self, rows: Sequence[dict[Any, Any] | None]) -> int: ...
     def insert(self, index: int, row: dict[Any, Any] | None) -> int: ...
     def set(self, index: int, row: dict[Any, Any] | None) -> None: ...
     def set_many(
-        self, indices: Sequence[int], rows: Sequence[dict[Any, Any] | None]
-    ) -> None: ...
+        self,
+        start_or_indices: int | Sequence[int],
+        rows: Sequence[dict[Any, Any] | None],
+    ) -> None:
+        """Replaces rows ``start, start+1, ...`` (an int, the reference signature) or
+        ``indices[j]`` (a sequence, one per row), in one transaction."""
     def update(self, index: int, data: dict[Any, Any]) -> None: ...
     def update_many(
-        self, indices: Sequence[int], data: Sequence[dict[Any, Any]]
-    ) -> None: ...
+        self, start_or_indices: int | Sequence[int], data: Sequence[dict[Any, Any]]
+    ) -> None:
+        """Merges ``data[j]`` into row ``start + j`` (or ``indices[j]``), in one
+        transaction."""
+    def set_column(
+        self, key: Any, start_or_indices: int | Sequence[int], values: Sequence[Any]
+    ) -> None:
+        """Writes ``values[j]`` under ``key`` into row ``start + j`` (or ``indices[j]``),
+        other keys untouched, in one transaction."""
     def delete(self, index: int) -> int: ...
     def delete_range(self, start: int, stop: int) -> int: ...
+    def delete_many(self, start: int, stop: int) -> int:
+        """``delete_range`` under the reference's name."""
     def drop_keys(
         self, keys: Sequence[Any], indices: Sequence[int] | None = None
     ) -> None: ...
@@ -91,6 +118,122 @@ class Store:
     def remove(self) -> None: ...
     def close(self) -> None: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
+
+class AsyncStore:
+    """``Store``'s operations for the asyncio client, without I/O: each method validates
+    its arguments (raising exactly what ``Store`` raises before sending) and returns a
+    ``Call``, which the asyncio transport frames, sends and finishes. Same constructor,
+    properties, pickling and argument rules as ``Store``; holds no connection and no store
+    id (``open()``'s result carries it)."""
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        group: str | None = None,
+        readonly: bool = False,
+        map_size: int | None = None,
+        tier: Tier = "object",
+    ) -> None: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def tier(self) -> Tier: ...
+    def open(self) -> Call:
+        """Finishes to ``dict(store=int, canonical=str, backend=str,
+        capabilities=dict[str, bool])``; ``store`` is the id the other calls are framed
+        with (valid on every connection to the same daemon epoch)."""
+    def close(self) -> Call: ...
+    def len(self) -> Call: ...
+    def get(self, index: int, keys: Sequence[Any] | None = None) -> Call: ...
+    def get_many(
+        self,
+        indices: Sequence[int],
+        keys: Sequence[Any] | None = None,
+        missing_ok: bool = True,
+    ) -> Call: ...
+    def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> Call: ...
+    def get_atoms_many(
+        self,
+        indices: Sequence[int],
+        keys: Sequence[str] | None = None,
+        missing_ok: bool = False,
+    ) -> Call: ...
+    def get_column(self, key: Any, indices: Sequence[int] | None = None) -> Call: ...
+    def get_column_numpy(
+        self, key: str, indices: Sequence[int] | None = None
+    ) -> Call: ...
+    def keys(self, index: int) -> Call: ...
+    def schema_keys(self) -> Call: ...
+    def extend(self, rows: Sequence[dict[Any, Any] | None]) -> Call: ...
+    def insert(self, index: int, row: dict[Any, Any] | None) -> Call: ...
+    def set(self, index: int, row: dict[Any, Any] | None) -> Call: ...
+    def set_many(
+        self,
+        start_or_indices: int | Sequence[int],
+        rows: Sequence[dict[Any, Any] | None],
+    ) -> Call: ...
+    def update(self, index: int, data: dict[Any, Any]) -> Call: ...
+    def update_many(
+        self, start_or_indices: int | Sequence[int], data: Sequence[dict[Any, Any]]
+    ) -> Call: ...
+    def set_column(
+        self, key: Any, start_or_indices: int | Sequence[int], values: Sequence[Any]
+    ) -> Call: ...
+    def delete(self, index: int) -> Call: ...
+    def delete_range(self, start: int, stop: int) -> Call: ...
+    def delete_many(self, start: int, stop: int) -> Call: ...
+    def drop_keys(
+        self, keys: Sequence[Any], indices: Sequence[int] | None = None
+    ) -> Call: ...
+    def reserve(self, n: int) -> Call: ...
+    def clear(self) -> Call: ...
+    def remove(self) -> Call: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+@final
+class Call:
+    """One planned request of an ``AsyncStore`` (made only by its methods)."""
+
+    def frame(self, id: int, store: int, max_frame: int | None = None) -> bytes:
+        """The complete wire frame (4-byte big-endian length, then the MessagePack
+        envelope) with envelope id ``id``, aimed at store ``store`` (ignored by ``open``).
+        May be called again, e.g. after a reconnect. ``ValueError`` ("split it into smaller
+        batches") if the body is over ``max_frame`` (default: this process's limit)."""
+    def finish(self, frame: bytes | bytearray | memoryview) -> Any:
+        """The result the ``Store`` method of the same name returns, from the reply body
+        (the frame without its length prefix; any C-contiguous byte buffer, read in
+        place, which must not change during the call), or the exception it raises.
+        ``UnknownStore`` raises ``AsebytesError``: check ``reply_header`` first and
+        re-open."""
+    @property
+    def is_read(self) -> bool:
+        """The request changes nothing: safe to resend after a lost connection."""
+    @property
+    def name(self) -> str:
+        """The request's name (``get_many``, ``extend``, ...), for messages."""
+
+def hello_frame() -> bytes:
+    """The complete ``Hello`` frame the sync client sends first on a connection."""
+
+def finish_hello(frame: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The daemon's answer to ``Hello`` (reply body): ``max_frame`` (the frame limit to
+    use), ``protocol``, ``daemon_version``, ``build_id``, ``pid``, ``started_at`` and
+    ``epoch`` (``(pid, started_at)``: another value means another daemon, whose store ids
+    are meaningless). ``ProtocolVersionError`` on a version refusal,
+    ``DaemonUnavailableError`` for a reply that is not a handshake."""
+
+def reply_header(frame: bytes | bytearray | memoryview) -> tuple[int, bool]:
+    """``(envelope id, the reply is an UnknownStore error)`` of a reply body, without
+    decoding the rest."""
+
+def ensure_daemon() -> str:
+    """Makes sure a daemon answers (starting one as the sync client does); returns the
+    absolute socket path to connect to."""
 
 def list_groups(location: str) -> list[str]: ...
 def encode_value(value: Any, key: str = "") -> bytes: ...

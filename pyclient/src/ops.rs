@@ -1,0 +1,886 @@
+//! Every store operation in two halves, shared by the sync `Store` and the async
+//! `AsyncStore`, so both accept the same arguments and return the same results.
+//!
+//! - *plan* ([`Spec`]'s methods): Python arguments → a validated [`Request`] (store id 0
+//!   until it is sent) and a [`Finish`] saying how to read the reply. Bad arguments raise
+//!   here, before anything is sent.
+//! - *finish* ([`Finish::run`]): the reply → the Python result, with the GIL held and the
+//!   reply still borrowed from the receive buffer.
+//!
+//! Who sends the request in between is the caller's business: `Store` through the pooled
+//! blocking connections, `AsyncStore` by handing a `Call` to the asyncio transport.
+
+use asebytes_protocol::request::{
+    Delete, DeleteRange, DropKeys, Extend, Get, GetColumn, GetMany, Insert, Keys, Open, Reserve,
+    Set, SetMany, StoreId, StoreRef, Update, UpdateMany,
+};
+use asebytes_protocol::response::Opened;
+use asebytes_protocol::{Bytes, Capabilities, Key, Request, Response, Row};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
+
+use crate::args::{self, Positions, index_arg, indices_arg, keys_list, opt_indices_arg};
+use crate::client::{Reply, RowsRef};
+use crate::column::Column;
+use crate::errors::{
+    AsebytesTypeError, AsebytesValueError, ClientError, IndexOutOfRangeError, KeyNotFoundError,
+};
+use crate::{atoms, codec};
+
+/// How rows are typed on the Python side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// `dict[str, Any]`, values in the msgpack-numpy layout.
+    Object,
+    /// `dict[bytes, bytes]`, stored as given.
+    Blob,
+}
+
+impl Tier {
+    /// The name the constructors take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Object => "object",
+            Tier::Blob => "blob",
+        }
+    }
+
+    fn parse(tier: &str) -> PyResult<Self> {
+        match tier {
+            "object" => Ok(Tier::Object),
+            "blob" => Ok(Tier::Blob),
+            other => Err(AsebytesValueError::new_err(format!(
+                "tier must be 'object' or 'blob', got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Which store a handle means and how its rows are typed: everything a handle needs to
+/// plan requests, nothing about connections.
+#[derive(Debug)]
+pub struct Spec {
+    /// Absolute path or URI.
+    pub location: String,
+    /// Group inside the location (`None`: the backend's default).
+    pub group: Option<String>,
+    /// Refuse writes.
+    pub readonly: bool,
+    /// Initial LMDB map size.
+    pub map_size: Option<u64>,
+    /// Row typing.
+    pub tier: Tier,
+}
+
+/// A request ready to send and how to read its reply.
+#[derive(Debug)]
+pub struct Plan {
+    /// The request, aimed at store 0 until the sender sets the real id.
+    pub req: Request,
+    /// How to decode the reply.
+    pub finish: Finish,
+}
+
+/// How a reply becomes the Python result of one operation.
+#[derive(Debug)]
+pub enum Finish {
+    /// `Len` → `int`.
+    Len,
+    /// `Ok` → `None`.
+    Ok,
+    /// `Row` → a row or `None`.
+    Row,
+    /// `Rows` of exactly `n` → list of rows or `None`.
+    Rows {
+        /// Rows asked for.
+        n: usize,
+    },
+    /// `Row` → `ase.Atoms` or `None`.
+    Atoms,
+    /// `Rows` of exactly `n` → list of `ase.Atoms` or `None`.
+    AtomsMany {
+        /// Rows asked for.
+        n: usize,
+        /// With `missing_ok`: the requested keys, read under the column-view rules.
+        column: Option<Vec<Key>>,
+    },
+    /// `Column` (of exactly `want` values if indices were given) → list.
+    Column {
+        /// Values asked for; `None` for every row.
+        want: Option<usize>,
+    },
+    /// `Column` → one packed `numpy.ndarray`.
+    Numpy {
+        /// The key, for messages.
+        key: String,
+        /// The rows asked for (`None`: every row).
+        rows: Option<Vec<i64>>,
+    },
+    /// `Keys` → list of keys.
+    Keys,
+    /// `Opened` → `dict(store, canonical, backend, capabilities)`.
+    Opened,
+}
+
+/// Points a request at a store id (after a re-open the id changes).
+pub fn set_store(req: &mut Request, id: StoreId) {
+    match req {
+        Request::Close(r)
+        | Request::Len(r)
+        | Request::Schema(r)
+        | Request::Clear(r)
+        | Request::Remove(r) => r.store = id,
+        Request::Get(r) => r.store = id,
+        Request::GetMany(r) => r.store = id,
+        Request::GetColumn(r) => r.store = id,
+        Request::Keys(r) => r.store = id,
+        Request::Extend(r) => r.store = id,
+        Request::Insert(r) => r.store = id,
+        Request::Set(r) => r.store = id,
+        Request::SetMany(r) => r.store = id,
+        Request::Update(r) => r.store = id,
+        Request::UpdateMany(r) => r.store = id,
+        Request::Delete(r) => r.store = id,
+        Request::DeleteRange(r) => r.store = id,
+        Request::DropKeys(r) => r.store = id,
+        Request::Reserve(r) => r.store = id,
+        Request::Ping
+        | Request::Status
+        | Request::Shutdown
+        | Request::Open(_)
+        | Request::ListGroups(_) => {}
+    }
+}
+
+impl Plan {
+    fn new(req: Request, finish: Finish) -> Self {
+        Self { req, finish }
+    }
+}
+
+impl Spec {
+    /// The constructor arguments of `Store` and `AsyncStore`.
+    pub fn from_args(
+        location: &Bound<'_, PyAny>,
+        group: Option<String>,
+        readonly: bool,
+        map_size: Option<u64>,
+        tier: &str,
+    ) -> PyResult<Self> {
+        let tier = Tier::parse(tier)?;
+        Ok(Self {
+            location: args::normalize_location(location)?,
+            group,
+            readonly,
+            map_size,
+            tier,
+        })
+    }
+
+    /// The `Open` request for this store.
+    pub fn open_request(&self) -> Request {
+        Request::Open(Open {
+            location: self.location.clone(),
+            group: self.group.clone(),
+            readonly: self.readonly,
+            map_size: self.map_size,
+        })
+    }
+
+    /// Pickles a handle of class `cls` as "open the same store again": absolute location,
+    /// group, flags, tier. `partial` because the flags are keyword-only; it pickles by
+    /// reference to the class, so Python subclasses pickle too.
+    pub fn reduce<'py>(&self, cls: Bound<'py, PyType>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = cls.py();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("group", self.group.as_deref())?;
+        kwargs.set_item("readonly", self.readonly)?;
+        kwargs.set_item("map_size", self.map_size)?;
+        kwargs.set_item("tier", self.tier.name())?;
+        let partial = py.import("functools")?.getattr("partial")?;
+        let ctor = partial.call((cls, self.location.as_str()), Some(&kwargs))?;
+        PyTuple::new(py, [ctor.into_any(), PyTuple::empty(py).into_any()])
+    }
+
+    /// `Class('location', group='g', tier='object', readonly=True)`.
+    pub fn repr(&self, class: &str) -> String {
+        let group = self
+            .group
+            .as_deref()
+            .map(|g| format!(", group={g:?}"))
+            .unwrap_or_default();
+        format!(
+            "{class}({:?}{group}, tier={:?}{})",
+            self.location,
+            self.tier.name(),
+            if self.readonly { ", readonly=True" } else { "" }
+        )
+    }
+
+    // -- plan: reads ------------------------------------------------------------------
+
+    /// `open()`: join the store on the daemon.
+    pub fn open(&self) -> Plan {
+        Plan::new(self.open_request(), Finish::Opened)
+    }
+
+    /// `close()`: this connection no longer uses the store.
+    pub fn close(&self) -> Plan {
+        Plan::new(Request::Close(StoreRef { store: 0 }), Finish::Ok)
+    }
+
+    /// `len()`.
+    pub fn len(&self) -> Plan {
+        Plan::new(Request::Len(StoreRef { store: 0 }), Finish::Len)
+    }
+
+    /// `get(index, keys=None)`.
+    pub fn get(&self, index: &Bound<'_, PyAny>, keys: Option<&Bound<'_, PyAny>>) -> PyResult<Plan> {
+        Ok(Plan::new(self.get_request(index, keys)?, Finish::Row))
+    }
+
+    /// `get_many(indices, keys=None, missing_ok=True)`.
+    pub fn get_many(
+        &self,
+        indices: &Bound<'_, PyAny>,
+        keys: Option<&Bound<'_, PyAny>>,
+        missing_ok: bool,
+    ) -> PyResult<Plan> {
+        let keys = self.keys_arg(keys)?;
+        let (req, n) = get_many_request(indices, keys, missing_ok)?;
+        Ok(Plan::new(req, Finish::Rows { n }))
+    }
+
+    /// `get_atoms(index, keys=None)`.
+    pub fn get_atoms(
+        &self,
+        index: &Bound<'_, PyAny>,
+        keys: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Plan> {
+        self.check_object_tier("ase.Atoms can only be read from an object-tier store")?;
+        Ok(Plan::new(self.get_request(index, keys)?, Finish::Atoms))
+    }
+
+    /// `get_atoms_many(indices, keys=None, missing_ok=False)`.
+    pub fn get_atoms_many(
+        &self,
+        indices: &Bound<'_, PyAny>,
+        keys: Option<&Bound<'_, PyAny>>,
+        missing_ok: bool,
+    ) -> PyResult<Plan> {
+        self.check_object_tier("ase.Atoms can only be read from an object-tier store")?;
+        let keys = self.keys_arg(keys)?;
+        let column = if missing_ok { keys.clone() } else { None };
+        let (req, n) = get_many_request(indices, keys, missing_ok)?;
+        Ok(Plan::new(req, Finish::AtomsMany { n, column }))
+    }
+
+    /// `get_column(key, indices=None)`.
+    pub fn get_column(
+        &self,
+        key: &Bound<'_, PyAny>,
+        indices: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Plan> {
+        let indices = opt_indices_arg(indices)?;
+        let want = indices.as_ref().map(Vec::len);
+        let req = Request::GetColumn(GetColumn {
+            store: 0,
+            key: Key::from(self.key(key)?),
+            indices,
+        });
+        Ok(Plan::new(req, Finish::Column { want }))
+    }
+
+    /// `get_column_numpy(key, indices=None)`.
+    pub fn get_column_numpy(
+        &self,
+        key: &Bound<'_, PyAny>,
+        indices: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Plan> {
+        self.check_object_tier(
+            "get_column_numpy needs an object-tier store: to_numpy() packs msgpack-numpy values",
+        )?;
+        let key = self.key(key)?;
+        let rows = opt_indices_arg(indices)?;
+        let req = Request::GetColumn(GetColumn {
+            store: 0,
+            key: Key::from(key.clone()),
+            indices: rows.clone(),
+        });
+        let key = String::from_utf8_lossy(&key).into_owned();
+        Ok(Plan::new(req, Finish::Numpy { key, rows }))
+    }
+
+    /// `keys(index)`.
+    pub fn keys(&self, index: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let req = Request::Keys(Keys {
+            store: 0,
+            index: index_arg(index)?,
+        });
+        Ok(Plan::new(req, Finish::Keys))
+    }
+
+    /// `schema_keys()`.
+    pub fn schema_keys(&self) -> Plan {
+        Plan::new(Request::Schema(StoreRef { store: 0 }), Finish::Keys)
+    }
+
+    // -- plan: writes -----------------------------------------------------------------
+
+    /// `extend(rows)`.
+    pub fn extend(&self, rows: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let req = Request::Extend(Extend {
+            store: 0,
+            rows: self.rows_arg(rows)?,
+        });
+        Ok(Plan::new(req, Finish::Len))
+    }
+
+    /// `insert(index, row)`.
+    pub fn insert(&self, index: &Bound<'_, PyAny>, row: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let req = Request::Insert(Insert {
+            store: 0,
+            index: index_arg(index)?,
+            row: self.row_arg(row)?,
+        });
+        Ok(Plan::new(req, Finish::Len))
+    }
+
+    /// `set(index, row)`.
+    pub fn set(&self, index: &Bound<'_, PyAny>, row: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let req = Request::Set(Set {
+            store: 0,
+            index: index_arg(index)?,
+            row: self.row_arg(row)?,
+        });
+        Ok(Plan::new(req, Finish::Ok))
+    }
+
+    /// `set_many(start_or_indices, rows)`: one transaction.
+    pub fn set_many(
+        &self,
+        start_or_indices: &Bound<'_, PyAny>,
+        rows: &Bound<'_, PyAny>,
+    ) -> PyResult<Plan> {
+        let at = Positions::from_arg("set_many", start_or_indices)?;
+        let rows = self.rows_arg(rows)?;
+        let indices = at.resolve("set_many", rows.len(), "rows")?;
+        let req = Request::SetMany(SetMany {
+            store: 0,
+            indices,
+            rows,
+        });
+        Ok(Plan::new(req, Finish::Ok))
+    }
+
+    /// `update(index, data)`.
+    pub fn update(&self, index: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let req = Request::Update(Update {
+            store: 0,
+            index: index_arg(index)?,
+            data: to_row(self.data_arg(data)?),
+        });
+        Ok(Plan::new(req, Finish::Ok))
+    }
+
+    /// `update_many(start_or_indices, data)`: one transaction.
+    pub fn update_many(
+        &self,
+        start_or_indices: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<Plan> {
+        let at = Positions::from_arg("update_many", start_or_indices)?;
+        let data: Vec<Row> = args::per_row_items(data, "data", "dicts")?
+            .iter()
+            .map(|d| Ok(to_row(self.data_arg(d)?)))
+            .collect::<PyResult<_>>()?;
+        let indices = at.resolve("update_many", data.len(), "rows")?;
+        let req = Request::UpdateMany(UpdateMany {
+            store: 0,
+            indices,
+            data,
+        });
+        Ok(Plan::new(req, Finish::Ok))
+    }
+
+    /// `set_column(key, start_or_indices, values)`: `values[j]` under `key` in row
+    /// `start + j` (or `indices[j]`), as one `UpdateMany` of one-key rows.
+    pub fn set_column(
+        &self,
+        key: &Bound<'_, PyAny>,
+        start_or_indices: &Bound<'_, PyAny>,
+        values: &Bound<'_, PyAny>,
+    ) -> PyResult<Plan> {
+        let key = self.key(key)?;
+        let at = Positions::from_arg("set_column", start_or_indices)?;
+        let data: Vec<Row> = args::per_row_items(values, "values", "values, one per row")?
+            .iter()
+            .map(|v| {
+                Ok(vec![(
+                    Key::from(key.clone()),
+                    Bytes::from(self.value_arg(&key, v)?),
+                )])
+            })
+            .collect::<PyResult<_>>()?;
+        let indices = at.resolve("set_column", data.len(), "values")?;
+        let req = Request::UpdateMany(UpdateMany {
+            store: 0,
+            indices,
+            data,
+        });
+        Ok(Plan::new(req, Finish::Ok))
+    }
+
+    /// `delete(index)`.
+    pub fn delete(&self, index: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let req = Request::Delete(Delete {
+            store: 0,
+            index: index_arg(index)?,
+        });
+        Ok(Plan::new(req, Finish::Len))
+    }
+
+    /// `delete_range(start, stop)` and its reference name `delete_many` (`what`).
+    pub fn delete_range(
+        &self,
+        what: &str,
+        start: &Bound<'_, PyAny>,
+        stop: &Bound<'_, PyAny>,
+    ) -> PyResult<Plan> {
+        let (start, stop) = (index_arg(start)?, index_arg(stop)?);
+        let (Ok(ustart), Ok(ustop)) = (u64::try_from(start), u64::try_from(stop)) else {
+            return Err(IndexOutOfRangeError::new_err(format!(
+                "{what}({start}, {stop}): bounds must be non-negative (normalise slices first)"
+            )));
+        };
+        let req = Request::DeleteRange(DeleteRange {
+            store: 0,
+            start: ustart,
+            stop: ustop,
+        });
+        Ok(Plan::new(req, Finish::Len))
+    }
+
+    /// `drop_keys(keys, indices=None)`.
+    pub fn drop_keys(
+        &self,
+        keys: &Bound<'_, PyAny>,
+        indices: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Plan> {
+        let keys = keys_list(keys, |k| self.key(k))?;
+        let indices = opt_indices_arg(indices)?;
+        let req = Request::DropKeys(DropKeys {
+            store: 0,
+            keys,
+            indices,
+        });
+        Ok(Plan::new(req, Finish::Ok))
+    }
+
+    /// `reserve(n)`.
+    pub fn reserve(&self, n: &Bound<'_, PyAny>) -> PyResult<Plan> {
+        let n = index_arg(n)?;
+        let n = u64::try_from(n)
+            .map_err(|_| AsebytesValueError::new_err(format!("reserve({n}): n must be >= 0")))?;
+        Ok(Plan::new(
+            Request::Reserve(Reserve { store: 0, n }),
+            Finish::Len,
+        ))
+    }
+
+    /// `clear()`.
+    pub fn clear(&self) -> Plan {
+        Plan::new(Request::Clear(StoreRef { store: 0 }), Finish::Ok)
+    }
+
+    /// `remove()`.
+    pub fn remove(&self) -> Plan {
+        Plan::new(Request::Remove(StoreRef { store: 0 }), Finish::Ok)
+    }
+
+    // -- argument helpers -------------------------------------------------------------
+
+    fn key(&self, k: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        match self.tier {
+            Tier::Object => codec::object_key(k),
+            Tier::Blob => codec::blob_key(k),
+        }
+    }
+
+    fn keys_arg(&self, keys: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<Key>>> {
+        keys.filter(|k| !k.is_none())
+            .map(|k| keys_list(k, |x| self.key(x)))
+            .transpose()
+    }
+
+    /// The `Get` request of `get` and `get_atoms`.
+    fn get_request(
+        &self,
+        index: &Bound<'_, PyAny>,
+        keys: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Request> {
+        Ok(Request::Get(Get {
+            store: 0,
+            index: index_arg(index)?,
+            keys: self.keys_arg(keys)?,
+        }))
+    }
+
+    fn row_arg(&self, row: &Bound<'_, PyAny>) -> PyResult<Option<Row>> {
+        if row.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(to_row(self.data_arg(row)?)))
+    }
+
+    fn data_arg(&self, data: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        match self.tier {
+            Tier::Object => codec::encode_row(data),
+            Tier::Blob => codec::blob_row_in(data),
+        }
+    }
+
+    /// One value stored under `key` (already validated for this tier).
+    fn value_arg(&self, key: &[u8], v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        match self.tier {
+            Tier::Object => codec::encode(v, &String::from_utf8_lossy(key)),
+            Tier::Blob => codec::blob_field(key, v),
+        }
+    }
+
+    fn rows_arg(&self, rows: &Bound<'_, PyAny>) -> PyResult<Vec<Option<Row>>> {
+        args::per_row_items(rows, "rows", "dicts")?
+            .iter()
+            .map(|r| self.row_arg(r))
+            .collect()
+    }
+
+    /// Atoms and packed columns are built from object-tier values (msgpack-numpy).
+    fn check_object_tier(&self, message: &'static str) -> PyResult<()> {
+        if self.tier != Tier::Object {
+            return Err(AsebytesTypeError::new_err(message));
+        }
+        Ok(())
+    }
+}
+
+/// The `GetMany` request of `get_many` and `get_atoms_many`, with the row count the answer
+/// must have.
+fn get_many_request(
+    indices: &Bound<'_, PyAny>,
+    keys: Option<Vec<Key>>,
+    missing_ok: bool,
+) -> PyResult<(Request, usize)> {
+    let indices = indices_arg(indices)?;
+    let n = indices.len();
+    let req = Request::GetMany(GetMany {
+        store: 0,
+        indices,
+        keys,
+        missing_ok,
+    });
+    Ok((req, n))
+}
+
+fn to_row(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Row {
+    fields
+        .into_iter()
+        .map(|(k, v)| (Key::from(k), Bytes::from(v)))
+        .collect()
+}
+
+// -- finish ---------------------------------------------------------------------------
+
+/// A reply this operation does not expect: the daemon and client disagree.
+pub fn unexpected(reply: &Reply<'_>) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {}", reply.name()))
+}
+
+/// The row count of a `Len` reply.
+pub fn expect_len(reply: Reply<'_>) -> PyResult<usize> {
+    match reply {
+        Reply::Len(n) => usize::try_from(n).map_err(|_| {
+            AsebytesValueError::new_err(format!("length {n} does not fit this platform"))
+        }),
+        other => Err(unexpected(&other).into()),
+    }
+}
+
+/// The daemon's answer to `Open`.
+pub fn expect_opened(reply: Reply<'_>) -> Result<Opened, ClientError> {
+    match reply {
+        Reply::Other(Response::Opened(o)) => Ok(o),
+        Reply::Error(e) => Err(ClientError::Wire(e)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+impl Finish {
+    /// Decodes a successful (non-error) reply for a store of `tier`.
+    pub fn run<'py>(
+        &self,
+        py: Python<'py>,
+        tier: Tier,
+        reply: Reply<'_>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match (self, reply) {
+            (Finish::Len, reply) => Ok(expect_len(reply)?.into_pyobject(py)?.into_any()),
+            (Finish::Ok, Reply::Ok) => Ok(py.None().into_bound(py)),
+            (Finish::Row, Reply::Row(rows)) if rows.rows.len() == 1 => row_out(py, tier, &rows, 0),
+            (Finish::Rows { n }, Reply::Rows(rows)) if rows.rows.len() == *n => {
+                Ok(new_list(py, *n, |i| row_out(py, tier, &rows, i))?.into_any())
+            }
+            (Finish::Atoms, Reply::Row(rows)) if rows.rows.len() == 1 => match rows.row(0) {
+                None => Ok(py.None().into_bound(py)),
+                Some(fields) => atoms::build(py, fields),
+            },
+            (Finish::AtomsMany { n, column }, Reply::Rows(rows)) if rows.rows.len() == *n => {
+                Ok(atoms_many(py, &rows, column.as_deref())?.into_any())
+            }
+            (Finish::Column { want }, Reply::Column(values))
+                if want.is_none_or(|n| n == values.len()) =>
+            {
+                Ok(new_list(py, values.len(), |i| value_out(py, tier, values[i]))?.into_any())
+            }
+            (Finish::Numpy { key, rows }, Reply::Column(values))
+                if rows.as_ref().is_none_or(|r| r.len() == values.len()) =>
+            {
+                let column = Column {
+                    key,
+                    rows: rows.as_deref(),
+                };
+                column.pack(py, &values)
+            }
+            (Finish::Keys, Reply::Other(Response::Keys(keys))) => {
+                let list = PyList::empty(py);
+                for k in keys {
+                    match tier {
+                        Tier::Object => list.append(codec::key_str(py, &k)?)?,
+                        Tier::Blob => list.append(PyBytes::new(py, &k))?,
+                    }
+                }
+                Ok(list.into_any())
+            }
+            (Finish::Opened, reply) => Ok(opened_dict(py, expect_opened(reply)?)?.into_any()),
+            (_, other) => Err(unexpected(&other).into()),
+        }
+    }
+}
+
+/// The Python form of row `i`.
+fn row_out<'py>(
+    py: Python<'py>,
+    tier: Tier,
+    rows: &RowsRef<'_>,
+    i: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    match rows.row(i) {
+        None => Ok(py.None().into_bound(py)),
+        Some(fields) => {
+            let it = fields.iter().copied();
+            Ok(match tier {
+                Tier::Object => codec::decode_row(py, it)?.into_any(),
+                Tier::Blob => codec::blob_row(py, it)?.into_any(),
+            })
+        }
+    }
+}
+
+fn value_out<'py>(py: Python<'py>, tier: Tier, v: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
+    match (v, tier) {
+        (None, _) => Ok(py.None().into_bound(py)),
+        (Some(b), Tier::Object) => codec::decode(py, b),
+        (Some(b), Tier::Blob) => Ok(PyBytes::new(py, b).into_any()),
+    }
+}
+
+/// Rows as `ase.Atoms`; with `column` (the keys of a `missing_ok` read) the rules of ASEIO
+/// column views apply.
+fn atoms_many<'py>(
+    py: Python<'py>,
+    rows: &RowsRef<'_>,
+    column: Option<&[Key]>,
+) -> PyResult<Bound<'py, PyList>> {
+    if let Some(keys) = column {
+        missing_everywhere(keys, rows)?;
+    }
+    new_list(py, rows.rows.len(), |i| match rows.row(i) {
+        None if column.is_some() => Err(AsebytesTypeError::new_err(
+            "Cannot build ase.Atoms from a placeholder row.",
+        )),
+        Some([]) if column.is_some() => Ok(py.None().into_bound(py)),
+        None => Ok(py.None().into_bound(py)),
+        Some(fields) => atoms::build(py, fields),
+    })
+}
+
+/// ASEIO column views: `KeyError(key)` for the first requested key that no real row has
+/// (nothing when every row is a placeholder).
+fn missing_everywhere(keys: &[Key], rows: &RowsRef<'_>) -> PyResult<()> {
+    let real: Vec<_> = (0..rows.rows.len()).filter_map(|i| rows.row(i)).collect();
+    if real.is_empty() {
+        return Ok(());
+    }
+    for key in keys {
+        let key: &[u8] = key.as_ref();
+        if !real.iter().any(|row| row.iter().any(|(k, _)| *k == key)) {
+            return Err(KeyNotFoundError::new_err(
+                String::from_utf8_lossy(key).into_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Opened` as the dict `AsyncStore.open()` resolves to.
+fn opened_dict<'py>(py: Python<'py>, o: Opened) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("store", o.store)?;
+    d.set_item("canonical", o.canonical)?;
+    d.set_item("backend", o.backend)?;
+    d.set_item("capabilities", capabilities_dict(py, &o.caps)?)?;
+    Ok(d)
+}
+
+/// Capability flags by name.
+pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let Capabilities {
+        read,
+        read_with_keys,
+        write,
+        write_can_set,
+        write_can_insert,
+        write_can_delete,
+        write_can_update,
+        write_can_drop_keys,
+        write_can_remove,
+        concurrent_readers,
+        snapshots,
+        persistent,
+    } = *c;
+    for (k, v) in [
+        ("read", read),
+        ("read_with_keys", read_with_keys),
+        ("write", write),
+        ("write_can_set", write_can_set),
+        ("write_can_insert", write_can_insert),
+        ("write_can_delete", write_can_delete),
+        ("write_can_update", write_can_update),
+        ("write_can_drop_keys", write_can_drop_keys),
+        ("write_can_remove", write_can_remove),
+        ("concurrent_readers", concurrent_readers),
+        ("snapshots", snapshots),
+        ("persistent", persistent),
+    ] {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+/// A list of `n` items made by `item(i)` in order.
+fn new_list<'py>(
+    py: Python<'py>,
+    n: usize,
+    mut item: impl FnMut(usize) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    // SAFETY: a fresh list of `n` empty slots, each filled exactly once below before
+    // anything else can see the list (on an error the list is dropped; its empty slots are
+    // NULL, which deallocation skips).
+    let list = unsafe {
+        Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))?
+    };
+    for i in 0..n {
+        let value = item(i)?;
+        // SAFETY: PyList_SET_ITEM steals the reference into slot `i`, which is empty.
+        unsafe {
+            pyo3::ffi::PyList_SET_ITEM(list.as_ptr(), i as pyo3::ffi::Py_ssize_t, value.into_ptr())
+        };
+    }
+    Ok(list.cast_into::<PyList>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_store_aims_every_store_request_and_leaves_the_others() {
+        let at = |store| StoreRef { store };
+        let aimed = [
+            Request::Close(at(0)),
+            Request::Len(at(0)),
+            Request::Schema(at(0)),
+            Request::Clear(at(0)),
+            Request::Remove(at(0)),
+            Request::Get(Get {
+                store: 0,
+                index: 0,
+                keys: None,
+            }),
+            Request::GetMany(GetMany {
+                store: 0,
+                indices: vec![],
+                keys: None,
+                missing_ok: true,
+            }),
+            Request::GetColumn(GetColumn {
+                store: 0,
+                key: Key::from(b"k".to_vec()),
+                indices: None,
+            }),
+            Request::Keys(Keys { store: 0, index: 0 }),
+            Request::Extend(Extend {
+                store: 0,
+                rows: vec![],
+            }),
+            Request::Insert(Insert {
+                store: 0,
+                index: 0,
+                row: None,
+            }),
+            Request::Set(Set {
+                store: 0,
+                index: 0,
+                row: None,
+            }),
+            Request::SetMany(SetMany {
+                store: 0,
+                indices: vec![],
+                rows: vec![],
+            }),
+            Request::Update(Update {
+                store: 0,
+                index: 0,
+                data: vec![],
+            }),
+            Request::UpdateMany(UpdateMany {
+                store: 0,
+                indices: vec![],
+                data: vec![],
+            }),
+            Request::Delete(Delete { store: 0, index: 0 }),
+            Request::DeleteRange(DeleteRange {
+                store: 0,
+                start: 0,
+                stop: 0,
+            }),
+            Request::DropKeys(DropKeys {
+                store: 0,
+                keys: vec![],
+                indices: None,
+            }),
+            Request::Reserve(Reserve { store: 0, n: 0 }),
+        ];
+        for mut req in aimed {
+            set_store(&mut req, 42);
+            assert!(format!("{req:?}").contains("store: 42"), "{req:?}");
+        }
+        let open = Request::Open(Open::default());
+        for req in [Request::Ping, open] {
+            let mut aimed = req.clone();
+            set_store(&mut aimed, 42);
+            assert_eq!(aimed, req);
+        }
+    }
+}
