@@ -14,6 +14,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 import msgpack_numpy  # type: ignore[import-untyped]
 import numpy as np
+from asebytes import ReadWriteBackend
 from asebytes.exceptions import (
     AsebytesTypeError,
     IndexOutOfRangeError,
@@ -69,7 +70,16 @@ def _fresh(value: Any) -> Any:
     return value
 
 
-class Store:
+class Store(ReadWriteBackend[Any, Any]):
+    """A pure-Python stand-in for the native daemon-backed store (same methods, same
+    index rules), used as an in-process backend."""
+
+    _negative_indices = True
+
+    @staticmethod
+    def list_groups(path: str, **kwargs: Any) -> list[str]:
+        return sorted(k.partition("#")[2] for k in _TABLES if k.startswith(path + "#"))
+
     def __init__(
         self,
         location: str,
@@ -161,7 +171,7 @@ class Store:
         self,
         indices: Sequence[int],
         keys: Sequence[Any] | None = None,
-        missing_ok: bool = False,
+        missing_ok: bool = True,
     ) -> list[dict[Any, Any] | None]:
         with _LOCK:
             rows = self._rows
@@ -298,6 +308,20 @@ class Store:
 
     def close(self) -> None:
         return None
+
+    def delete_many(self, start: int, stop: int) -> None:
+        self.delete_range(start, stop)
+
+    def set_rows(self, indices: Sequence[int], rows: Sequence[Any]) -> None:
+        self.set_many(indices, rows)
+
+    def update_rows(self, indices: Sequence[int], data: Sequence[Any]) -> None:
+        self.update_many(indices, data)
+
+    def set_column_rows(
+        self, key: Any, indices: Sequence[int], values: Sequence[Any]
+    ) -> None:
+        self.update_many(indices, [{key: v} for v in values])
 
 
 def _reopen(location: str, group: str | None, readonly: bool, tier: str) -> Store:

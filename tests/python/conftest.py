@@ -28,9 +28,11 @@ os.environ["ASEBYTES_IDLE_TIMEOUT"] = "0"
 sys.path.insert(0, str(Path(__file__).parent))
 
 # Imported only now: the environment above must be in place before the first connection.
+import _custom_backends
 import _fake_native
 import asebytes
-from asebytes import _native
+from _async_shim import ASYNC_TWIN, Loop, SyncFacade
+from asebytes import AsyncReadWriteBackend, ReadWriteBackend, _native
 
 
 def _stop_daemon() -> None:
@@ -55,46 +57,99 @@ def private_daemon() -> Iterator[str]:
 
 @dataclass
 class Backend:
-    """One store location for a test, and how to open facades on it."""
+    """One store location for a test, and how to open facades on it.
+
+    ``mode`` is ``"sync"`` (the facade itself) or ``"async"`` (its async twin, driven
+    through :class:`_async_shim.SyncFacade` so the same test body runs on both).
+    """
 
     name: str
     location: str
+    mode: str = "sync"
+    loop: Loop | None = None
+
+    def instance(self, facade: type[Any], **kwargs: Any) -> Any:
+        """The backend argument for ``facade``: a location or a backend instance."""
+        blob = facade in (asebytes.BlobIO, asebytes.AsyncBlobIO)
+        if self.name == "inproc":
+            tier = "blob" if blob else "object"
+            return _fake_native.Store(self.location, tier=tier, **kwargs)
+        if self.name in ("custom", "adapter"):
+            assert not kwargs
+            if blob:
+                return _custom_backends.blob_backend(self.location)
+            return _custom_backends.object_backend(self.name, self.location)
+        return self.location
 
     def open(self, facade: type[Any] = asebytes.ObjectIO, **kwargs: Any) -> Any:
-        if self.name == "inproc":
-            tier = "blob" if facade is asebytes.BlobIO else "object"
-            return facade(_fake_native.Store(self.location, tier=tier, **kwargs))
-        return facade(self.location, **kwargs)
+        backend = self.instance(facade, **kwargs)
+        options = kwargs if isinstance(backend, str) else {}
+        if self.mode == "sync":
+            return facade(backend, **options)
+        return self.rewrap(ASYNC_TWIN[facade](backend, **options))
+
+    def rewrap(self, facade: Any) -> Any:
+        """A facade of this backend's mode as :meth:`open` returns it."""
+        if self.mode == "sync":
+            return facade
+        assert self.loop is not None
+        return SyncFacade(facade, self.loop)
 
 
-def _make_backend(name: str, tmp_path: Path) -> Backend:
+#: Backends served by the daemon; the others live in this process.
+DAEMON = ("lmdb", "memory")
+MODES = ("sync", "async")
+
+
+def _make_backend(name: str, mode: str, tmp_path: Path) -> Backend:
+    loop = Loop() if mode == "async" else None
     if name == "lmdb":
-        return Backend(name, str(tmp_path / "x.lmdb"))
+        return Backend(name, str(tmp_path / "x.lmdb"), mode, loop)
     if name == "memory":
-        return Backend(name, f"memory://{uuid.uuid4().hex}")
-    return Backend(name, f"inproc://{uuid.uuid4().hex}")
+        return Backend(name, f"memory://{uuid.uuid4().hex}", mode, loop)
+    return Backend(name, f"{name}://{uuid.uuid4().hex}", mode, loop)
 
 
 def _cleanup(backend: Backend) -> None:
     """Free a memory store in the daemon (best effort: a test may have removed it)."""
+    if backend.loop is not None:
+        backend.loop.close()
     if backend.name == "memory":
         with contextlib.suppress(asebytes.AsebytesError):
             _native.Store(backend.location).remove()
+    if backend.name in ("custom", "adapter"):
+        _custom_backends.forget(backend.location)
 
 
-@pytest.fixture(params=["lmdb", "memory"])
+def _params(names: tuple[str, ...]) -> list[Any]:
+    return [pytest.param((n, m), id=f"{n}-{m}") for n in names for m in MODES]
+
+
+@pytest.fixture(params=_params(DAEMON))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A fresh daemon-backed store location: LMDB file or a unique memory store."""
-    b = _make_backend(request.param, tmp_path)
+    """A fresh daemon-backed store location (LMDB file or a unique memory store), through
+    the sync and the async facades."""
+    b = _make_backend(*request.param, tmp_path)
     yield b
     _cleanup(b)
 
 
-@pytest.fixture(params=["lmdb", "memory", "inproc"])
+@pytest.fixture(params=_params((*DAEMON, "inproc", "custom", "adapter")))
 def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """Like ``backend``, plus an in-process pure-Python Store-like (proves the facades
-    only use the Store interface)."""
-    b = _make_backend(request.param, tmp_path)
+    """Like ``backend``, plus in-process backends that prove the facades only use the
+    backend interface: a pure-Python twin of the native store (``inproc``), a user's
+    minimal ``ReadWriteBackend`` (``custom``) and a blob backend behind
+    ``BlobToObjectReadWriteAdapter`` (``adapter``)."""
+    b = _make_backend(*request.param, tmp_path)
+    yield b
+    _cleanup(b)
+
+
+@pytest.fixture(params=["lmdb", "memory"])
+def sync_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A daemon-backed location for tests of sync-only API (the async facades have no
+    equivalent, e.g. ``db[i] = row`` type rules or MutableSequence mixins)."""
+    b = _make_backend(request.param, "sync", tmp_path)
     yield b
     _cleanup(b)
 
@@ -125,13 +180,19 @@ class CountingStore:
         return [name for name, _ in self.calls]
 
 
+# A spy is as writable as the backend it wraps.
+ReadWriteBackend.register(CountingStore)
+AsyncReadWriteBackend.register(CountingStore)
+
+
 @pytest.fixture
 def spy() -> Callable[[Any], Any]:
     """``spy(facade)`` swaps the facade's store for a counting wrapper and returns it."""
 
     def wrap(facade: Any) -> CountingStore:
-        counting = CountingStore(facade._store)
-        facade._store = counting
+        inner = getattr(facade, "_a", facade)  # the async facade behind a SyncFacade
+        counting = CountingStore(inner._backend)
+        inner._attach(counting)
         return counting
 
     return wrap

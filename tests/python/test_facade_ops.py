@@ -13,6 +13,11 @@ from asebytes.exceptions import AsebytesError, ReadOnlyError
 from conftest import Backend, CountingStore
 
 
+def skip_async(backend: Backend) -> None:
+    if backend.mode == "async":
+        pytest.skip("MutableSequence mixins: the async facades are not sequences")
+
+
 def rows(n: int, start: int = 0) -> list[dict[str, Any]]:
     return [{"i": i, "x": np.full(3, float(i))} for i in range(start, start + n)]
 
@@ -66,7 +71,10 @@ def test_getitem_on_empty_store_is_index_error(any_backend: Backend) -> None:
 def test_getitem_single_row_is_one_request(db: ObjectIO, spy: Any) -> None:
     counting: CountingStore = spy(db)
     db[-1]
-    assert counting.names() == ["get"]
+    # Backends that apply the index rules themselves get one call; a user's minimal
+    # backend needs its length first to resolve -1.
+    native = getattr(counting._inner, "_negative_indices", False)
+    assert counting.names() == (["get"] if native else ["len", "get"])
 
 
 @pytest.mark.parametrize("index", [1.0, None, {"a": 1}, [1, "a"], np.array([0.5])])
@@ -130,6 +138,7 @@ def test_reversed_iterates_backwards_in_batches(db: ObjectIO) -> None:
 
 
 def test_contains_index_count_use_row_equality(any_backend: Backend) -> None:
+    skip_async(any_backend)
     db = any_backend.open(ObjectIO)
     db.extend([{"a": 1}, {"a": 2}, {"a": 1}])
     assert {"a": 2} in db
@@ -176,16 +185,21 @@ def test_schema_of_empty_store_is_index_error(any_backend: Backend) -> None:
 
 
 def test_repr_names_facade_and_backend(any_backend: Backend) -> None:
+    prefix = "Async" if any_backend.mode == "async" else ""
     for cls in (ObjectIO, BlobIO, ASEIO):
-        assert repr(any_backend.open(cls)).startswith(f"{cls.__name__}(backend=")
+        assert repr(any_backend.open(cls)).startswith(
+            f"{prefix}{cls.__name__}(backend="
+        )
 
 
 def test_context_manager_returns_the_facade(any_backend: Backend) -> None:
-    with any_backend.open(ObjectIO) as db:
+    opened = any_backend.open(ObjectIO)
+    with opened as db:
         db.extend(rows(2))
-        assert isinstance(db, ObjectIO)
-    with any_backend.open(ASEIO) as adb:
-        assert isinstance(adb, ASEIO)
+        assert db is opened
+    opened_ase = any_backend.open(ASEIO)
+    with opened_ase as adb:
+        assert adb is opened_ase
     assert len(any_backend.open(ObjectIO)) == 2
 
 
@@ -270,7 +284,8 @@ def test_append_is_one_extend_request(db: ObjectIO, spy: Any) -> None:
     assert db[-1] == {"i": 5}
 
 
-def test_iadd_extends_and_pop_removes(db: ObjectIO) -> None:
+def test_iadd_extends_and_pop_removes(any_backend: Backend, db: ObjectIO) -> None:
+    skip_async(any_backend)
     db += [{"i": 5}]
     assert len(db) == 6
     assert db.pop()["i"] == 5
@@ -431,14 +446,17 @@ def test_unknown_keyword_is_type_error_naming_it(tmp_path: Any) -> None:
         ObjectIO(str(tmp_path / "m.lmdb"), compressor="zstd")
 
 
-def test_store_instance_is_used_as_is(backend: Backend) -> None:
-    from asebytes import _native
+def test_store_instance_is_used_as_is(sync_backend: Backend) -> None:
+    from asebytes import LMDBObjectBackend, MemoryObjectBackend
 
-    store = _native.Store(backend.location)
+    if sync_backend.name == "lmdb":
+        store = LMDBObjectBackend(sync_backend.location)
+    else:
+        store = MemoryObjectBackend(location=sync_backend.location)
     db = ObjectIO(store)
     db.extend(rows(2))
-    assert db._store is store
-    assert len(ObjectIO(backend.location)) == 2
+    assert db._backend is store
+    assert len(ObjectIO(sync_backend.location)) == 2
 
 
 def test_pathlike_location_is_accepted(tmp_path: Any) -> None:
@@ -517,12 +535,14 @@ def test_aseio_non_atoms_is_type_error_and_writes_nothing(
 ) -> None:
     db = any_backend.open(ASEIO)
     db.extend([make_atoms(0)])
-    for write in (
+    writes = [
         lambda: db.extend([make_atoms(1), bad]),
-        lambda: db.__setitem__(0, bad),
         lambda: db.insert(0, bad),
         lambda: db.append(bad),
-    ):
+    ]
+    if any_backend.mode == "sync":  # the async single-row set() also takes flat dicts
+        writes.append(lambda: db.__setitem__(0, bad))
+    for write in writes:
         with pytest.raises(TypeError, match=r"^Input must be an ase\.Atoms object\.$"):
             write()
     assert [a.info["i"] for a in db] == [0]

@@ -6,9 +6,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _async_shim import SyncView, unwrap
 from _helpers import assert_same, make_atoms
 from ase import Atoms
-from asebytes import ASEIO, ASEColumnView, ColumnView, ObjectIO, RowView
+from asebytes import (
+    ASEIO,
+    ASEColumnView,
+    AsyncASEColumnView,
+    ColumnView,
+    ObjectIO,
+    RowView,
+)
 from conftest import Backend, CountingStore
 
 
@@ -37,7 +45,7 @@ def test_views_read_nothing_before_materialisation(
 ) -> None:
     counting: CountingStore = spy(db)
     view = make(db)
-    assert isinstance(view, (RowView, ColumnView))
+    assert isinstance(view, (RowView, ColumnView, SyncView))
     assert counting.calls == []
 
 
@@ -50,9 +58,13 @@ def test_row_view_to_list_is_one_len_and_one_get_many(db: ObjectIO, spy: Any) ->
 def test_explicit_positions_need_no_length(db: ObjectIO, spy: Any) -> None:
     counting: CountingStore = spy(db)
     assert [r["i"] for r in db[[3, -1, 3]].to_list()] == [3, 19, 3]
-    assert counting.names() == ["get_many"]
+    # A backend that applies the index rules itself needs no length; a user's minimal
+    # backend gets the positions resolved (and checked) by the facade first.
+    native = getattr(counting._inner, "_negative_indices", False)
+    expected = ["get_many"] if native else ["len", "get_many"]
+    assert counting.names() == expected
     assert len(db[[1, 2, 3]]) == 3
-    assert counting.names() == ["get_many"]
+    assert counting.names() == expected
 
 
 def test_column_view_over_all_rows_is_one_get_column(db: ObjectIO, spy: Any) -> None:
@@ -185,14 +197,20 @@ def test_column_key_no_selected_row_has_is_key_error(any_backend: Backend) -> No
     assert db["b"].to_list() == [None, None, 3]
 
 
-def test_column_view_sub_indexing_and_key_switch(db: ObjectIO) -> None:
+def test_column_view_sub_indexing_and_key_switch(
+    any_backend: Backend, db: ObjectIO
+) -> None:
     view = db["e"][2:6]
     assert view[0] == -2.0
     assert view["i"].to_list() == [2, 3, 4, 5]
     assert view[["i", "e"]][-1] == [5, -5.0]
-    assert repr(view) == "ColumnView(key='e', len=4)"
-    assert repr(db[["i", "e"]]) == "ColumnView(keys=['i', 'e'], len=20)"
-    assert repr(db[0:3]) == "RowView(len=3)"
+    if any_backend.mode == "sync":
+        assert repr(view) == "ColumnView(key='e', len=4)"
+        assert repr(db[["i", "e"]]) == "ColumnView(keys=['i', 'e'], len=20)"
+        assert repr(db[0:3]) == "RowView(len=3)"
+    else:  # repr never awaits: a length that needs a read shows as '?'
+        assert repr(view) == "AsyncColumnView(key='e', len=?)"
+        assert repr(db[[0, 2]]) == "AsyncRowView(len=2)"
 
 
 def test_column_to_numpy_packs_uniform_values(db: ObjectIO) -> None:
@@ -200,7 +218,7 @@ def test_column_to_numpy_packs_uniform_values(db: ObjectIO) -> None:
     assert packed.shape == (3, 2)
     assert_same(packed[2], np.full(2, 2))
     db.update(0, {"v": np.zeros(5)})
-    with pytest.raises(ValueError, match="mixes shapes"):
+    with pytest.raises(ValueError, match="ragged"):
         db["v"].to_numpy()
 
 
@@ -216,7 +234,8 @@ def test_ase_row_view_yields_atoms(any_backend: Backend) -> None:
     assert [a.info["i"] for a in view] == [1, 2, 3]
     assert [a.info["i"] for a in view.to_list()] == [1, 2, 3]
     assert view[0].info["i"] == 1
-    assert isinstance(view["calc.energy"], ASEColumnView)
+    column = unwrap(view["calc.energy"])
+    assert isinstance(column, (ASEColumnView, AsyncASEColumnView))
 
 
 def test_ase_column_view_builds_atoms_from_requested_keys_only(
@@ -253,7 +272,10 @@ def test_ase_column_view_placeholder_is_type_error_and_no_dict(
         db["calc.energy"].to_list()
     with pytest.raises(TypeError, match="to_dict"):
         db["calc.energy"].to_dict()
-    assert repr(db["calc.energy"]) == "ASEColumnView(key='calc.energy', len=2)"
+    if any_backend.mode == "sync":
+        assert repr(db["calc.energy"]) == "ASEColumnView(key='calc.energy', len=2)"
+    else:
+        assert repr(db["calc.energy"]) == "AsyncASEColumnView(key='calc.energy', len=?)"
 
 
 def test_ase_column_view_row_without_the_key_is_none(any_backend: Backend) -> None:

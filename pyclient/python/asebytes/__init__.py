@@ -14,11 +14,57 @@ from __future__ import annotations
 import sys
 
 from . import _native, exceptions
+from ._abc import (
+    AsyncBlobReadBackend,
+    AsyncBlobReadWriteBackend,
+    AsyncObjectReadBackend,
+    AsyncObjectReadWriteBackend,
+    AsyncReadBackend,
+    AsyncReadWriteBackend,
+    BlobReadBackend,
+    BlobReadWriteBackend,
+    ObjectReadBackend,
+    ObjectReadWriteBackend,
+    ReadBackend,
+    ReadWriteBackend,
+)
+from ._adapters import (
+    AsyncBlobToObjectReadAdapter,
+    AsyncBlobToObjectReadWriteAdapter,
+    AsyncObjectToBlobReadAdapter,
+    AsyncObjectToBlobReadWriteAdapter,
+    BlobToObjectReadAdapter,
+    BlobToObjectReadWriteAdapter,
+    ObjectToBlobReadAdapter,
+    ObjectToBlobReadWriteAdapter,
+    SyncToAsyncAdapter,
+    SyncToAsyncReadAdapter,
+    SyncToAsyncReadWriteAdapter,
+    sync_to_async,
+)
+from ._aio import AsyncASEIO, AsyncBlobIO, AsyncObjectIO
+from ._aviews import (
+    AsyncASEColumnView,
+    AsyncColumnView,
+    AsyncRowView,
+    AsyncSingleColumnView,
+    AsyncSingleRowView,
+)
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
+from ._core import FacadeCore as ViewParent
 from ._io import ASEIO, BlobIO, ObjectIO
 from ._schema import SchemaEntry
+from ._stores import (
+    LMDBBlobBackend,
+    LMDBObjectBackend,
+    LMDBObjectReadBackend,
+    MemoryObjectBackend,
+)
 from ._views import ASEColumnView, ColumnView, RowView
 from .exceptions import AsebytesError
+
+#: What an async view needs from its facade (the same core as the sync one).
+AsyncViewParent = ViewParent
 
 __version__: str = _native.__version__
 
@@ -29,11 +75,48 @@ __all__ = [
     "ASEIO",
     "ASEColumnView",
     "AsebytesError",
+    "AsyncASEColumnView",
+    "AsyncASEIO",
+    "AsyncBlobIO",
+    "AsyncBlobReadBackend",
+    "AsyncBlobReadWriteBackend",
+    "AsyncBlobToObjectReadAdapter",
+    "AsyncBlobToObjectReadWriteAdapter",
+    "AsyncColumnView",
+    "AsyncObjectIO",
+    "AsyncObjectReadBackend",
+    "AsyncObjectReadWriteBackend",
+    "AsyncObjectToBlobReadAdapter",
+    "AsyncObjectToBlobReadWriteAdapter",
+    "AsyncReadBackend",
+    "AsyncReadWriteBackend",
+    "AsyncRowView",
+    "AsyncSingleColumnView",
+    "AsyncSingleRowView",
+    "AsyncViewParent",
     "BlobIO",
+    "BlobReadBackend",
+    "BlobReadWriteBackend",
+    "BlobToObjectReadAdapter",
+    "BlobToObjectReadWriteAdapter",
     "ColumnView",
+    "LMDBBlobBackend",
+    "LMDBObjectBackend",
+    "LMDBObjectReadBackend",
+    "MemoryObjectBackend",
     "ObjectIO",
+    "ObjectReadBackend",
+    "ObjectReadWriteBackend",
+    "ObjectToBlobReadAdapter",
+    "ObjectToBlobReadWriteAdapter",
+    "ReadBackend",
+    "ReadWriteBackend",
     "RowView",
     "SchemaEntry",
+    "SyncToAsyncAdapter",
+    "SyncToAsyncReadAdapter",
+    "SyncToAsyncReadWriteAdapter",
+    "ViewParent",
     "__version__",
     "atoms_to_dict",
     "decode",
@@ -41,58 +124,18 @@ __all__ = [
     "encode",
     "exceptions",
     "get_metadata",
+    "sync_to_async",
 ]
 
 #: Public names of the reference ``asebytes`` 0.3.x that later versions of this package add.
 NOT_YET_AVAILABLE: frozenset[str] = frozenset(
     {
-        # async facades and views
-        "AsyncBlobIO",
-        "AsyncObjectIO",
-        "AsyncASEIO",
-        "AsyncRowView",
-        "AsyncColumnView",
-        "AsyncASEColumnView",
-        "AsyncSingleRowView",
-        "AsyncSingleColumnView",
-        "AsyncViewParent",
-        "ViewParent",
         "ConcatView",
-        # backend ABCs and typing aliases
-        "ReadBackend",
-        "ReadWriteBackend",
-        "BlobReadBackend",
-        "BlobReadWriteBackend",
-        "ObjectReadBackend",
-        "ObjectReadWriteBackend",
-        "AsyncReadBackend",
-        "AsyncReadWriteBackend",
-        "AsyncBlobReadBackend",
-        "AsyncBlobReadWriteBackend",
-        "AsyncObjectReadBackend",
-        "AsyncObjectReadWriteBackend",
-        # adapters
-        "SyncToAsyncAdapter",
-        "SyncToAsyncReadAdapter",
-        "SyncToAsyncReadWriteAdapter",
-        "sync_to_async",
-        "BlobToObjectReadAdapter",
-        "BlobToObjectReadWriteAdapter",
-        "ObjectToBlobReadAdapter",
-        "ObjectToBlobReadWriteAdapter",
-        "AsyncBlobToObjectReadAdapter",
-        "AsyncBlobToObjectReadWriteAdapter",
-        "AsyncObjectToBlobReadAdapter",
-        "AsyncObjectToBlobReadWriteAdapter",
         # JSON envelope
         "AtomsEncoder",
         "AtomsDecoder",
         # backend classes and hub mappings
         "ASEReadOnlyBackend",
-        "MemoryObjectBackend",
-        "LMDBBlobBackend",
-        "LMDBObjectBackend",
-        "LMDBObjectReadBackend",
         "HuggingFaceBackend",
         "ColumnMapping",
         "COLABFIT",

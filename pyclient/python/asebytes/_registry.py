@@ -1,6 +1,6 @@
-"""Location string -> daemon-backed native ``Store``.
+"""Location string -> daemon-backed backend instance.
 
-The facades call :func:`open_store` with whatever the user passed (``"data.lmdb"``,
+The facades call :func:`open_backend` with whatever the user passed (``"data.lmdb"``,
 ``"memory://scratch"``). Known URI schemes are matched first, then the file name
 (``fnmatch`` on the whole string, as the reference does). Backends the reference has but
 this build does not serve yet raise :class:`UnsupportedOperationError` (a
@@ -16,7 +16,7 @@ from typing import Any
 
 from .exceptions import AsebytesTypeError, KeyNotFoundError, UnsupportedOperationError
 
-__all__ = ["Resolved", "list_groups", "open_store", "resolve"]
+__all__ = ["Resolved", "list_groups", "open_backend", "refuse_options", "resolve"]
 
 #: Schemes the reference knows, in its registry's order. ``None`` = not built yet.
 _SCHEMES: dict[str, str | None] = {
@@ -88,16 +88,18 @@ def resolve(location: str) -> Resolved:
     raise KeyNotFoundError(f"No backend registered for '{location}'; known: {_known()}")
 
 
-def open_store(
+def open_backend(
     location: str,
     *,
     tier: str,
     readonly: bool | None = None,
+    asynchronous: bool = False,
     group: str | None = None,
     map_size: int | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A native ``Store`` for ``location`` (``tier`` is ``"object"`` or ``"blob"``)."""
+    """The backend serving ``location`` for a facade of ``tier`` (``"object"`` or
+    ``"blob"``): a daemon-backed store, sync or (``asynchronous``) async."""
     resolved = resolve(location)
     if kwargs:
         names = ", ".join(sorted(kwargs))
@@ -105,15 +107,28 @@ def open_store(
             f"Unexpected keyword argument(s) for the {resolved.backend} backend: {names}. "
             f"It accepts readonly=, {'=, '.join(_STORE_KWARGS)}=."
         )
-    from ._native import Store
+    from . import _stores
 
-    return Store(
-        resolved.location,
-        group=group,
-        readonly=bool(readonly),
-        map_size=map_size,
-        tier=tier,  # type: ignore[arg-type]
-    )
+    options: dict[str, Any] = {
+        "group": group,
+        "readonly": bool(readonly),
+        "map_size": map_size,
+        "tier": tier,
+    }
+    if asynchronous:
+        return _stores.AsyncDaemonBackend(resolved.location, **options)
+    if readonly:
+        return _stores.DaemonReadBackend(resolved.location, **options)
+    return _stores.DaemonBackend(resolved.location, **options)
+
+
+def refuse_options(kwargs: dict[str, Any]) -> None:
+    """Backend keywords make sense only with a location string, not with an instance."""
+    if kwargs:
+        raise AsebytesTypeError(
+            f"{', '.join(sorted(kwargs))}= apply only when the backend is given as a "
+            "location string; configure the backend instance instead"
+        )
 
 
 def list_groups(location: str, **kwargs: Any) -> list[str]:

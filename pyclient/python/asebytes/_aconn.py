@@ -1,0 +1,223 @@
+"""The asyncio connection to the daemon: one per event loop, requests pipelined by id.
+
+Pure asyncio, no threads and no second runtime: a Unix-socket transport whose protocol
+cuts the byte stream into length-prefixed frames and resolves the future waiting for each
+reply by its envelope id. Encoding requests and decoding replies is native
+(``asebytes._native.AsyncStore`` plans a request as a ``Call``; ``Call.frame`` encodes it,
+``Call.finish`` decodes the reply), so the event loop only moves bytes. Many coroutines
+share the connection; none of them blocks the loop.
+
+The connection opens lazily on first use in a loop (spawning the daemon in a worker thread
+if it is not running, once), closes when the loop shuts down its async generators
+(``asyncio.run`` does), and is replaced by a fresh one after the daemon went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import weakref
+from collections.abc import AsyncIterator, Hashable
+from typing import Any
+
+from . import _native
+from .exceptions import DaemonUnavailableError
+
+__all__ = ["Connection", "StoreGone", "connection"]
+
+_HEADER = 4
+
+#: The connection (or the task opening it) of each running event loop.
+_by_loop: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, asyncio.Future[Connection]
+] = weakref.WeakKeyDictionary()
+
+
+class StoreGone(Exception):
+    """The daemon does not know the store id any more (restart, or the store was removed):
+    open it again and retry."""
+
+
+class _Protocol(asyncio.Protocol):
+    """Frames in, futures resolved by id; everything else is the connection's job."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        start = 0
+        end = len(buf)
+        while end - start >= _HEADER:
+            n = int.from_bytes(buf[start : start + _HEADER], "big")
+            stop = start + _HEADER + n
+            if stop > end:
+                break
+            self._conn._deliver(bytes(buf[start + _HEADER : stop]))
+            start = stop
+        if start:
+            del buf[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn._lost(exc)
+
+
+class Connection:
+    """One daemon connection in one event loop (see the module docstring)."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+        self.max_frame: int | None = None
+        self.closed = False
+        self._transport: asyncio.Transport | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._hello: asyncio.Future[bytes] | None = None
+        self._stores: dict[Hashable, asyncio.Future[int]] = {}
+        self._lifetime: AsyncIterator[None] | None = None
+
+    @classmethod
+    async def open(cls) -> Connection:
+        loop = asyncio.get_running_loop()
+        socket = _native.socket_path()
+        conn = cls(socket)
+        try:
+            transport, _ = await loop.create_unix_connection(
+                lambda: _Protocol(conn), socket
+            )
+        except OSError:
+            # Not running (or stale socket): start it like the sync client does, in a
+            # worker thread so the loop keeps running, then connect once more.
+            conn.socket = socket = await asyncio.to_thread(_native.ensure_daemon)
+            try:
+                transport, _ = await loop.create_unix_connection(
+                    lambda: _Protocol(conn), socket
+                )
+            except OSError as exc:
+                raise DaemonUnavailableError(
+                    f"cannot connect to the asebytes daemon at {socket}: {exc}; see its "
+                    "log (ASEBYTES_LOG) or run `asebytesd status`"
+                ) from exc
+        conn._transport = transport
+        await conn._handshake()
+        conn._lifetime = conn._close_with_loop()
+        await conn._lifetime.__anext__()
+        return conn
+
+    async def _handshake(self) -> None:
+        assert self._transport is not None
+        self._hello = asyncio.get_running_loop().create_future()
+        self._transport.write(_native.hello_frame())
+        info = _native.finish_hello(await self._hello)
+        self.max_frame = int(info["max_frame"])
+
+    async def _close_with_loop(self) -> AsyncIterator[None]:
+        """Parked after its first step; the loop's ``shutdown_asyncgens`` (run by
+        ``asyncio.run`` before closing the loop) finalises it, closing the transport."""
+        try:
+            yield
+            await asyncio.Future()  # never resumed
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(self, call: Any, store: int = 0) -> Any:
+        """Send ``call`` for store id ``store`` and return its decoded reply; raises
+        :class:`StoreGone` for an unknown store id, ``DaemonUnavailableError`` when the
+        connection is lost."""
+        if self.closed or self._transport is None:
+            raise self._gone(None)
+        rid = next(self._ids)
+        frame = call.frame(rid, store, self.max_frame)
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        self._transport.write(frame)
+        try:
+            reply = await fut
+        finally:
+            self._pending.pop(rid, None)
+        _, unknown_store = _native.reply_header(reply)
+        if unknown_store:
+            raise StoreGone(call.name)
+        return call.finish(reply)
+
+    async def store_id(self, key: Hashable, open_call: Any) -> int:
+        """The id of the store ``key`` on this connection, opening it once however many
+        coroutines ask at the same time."""
+        fut = self._stores.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(self._open_store(open_call))
+            self._stores[key] = fut
+        try:
+            return await asyncio.shield(fut)
+        except BaseException:
+            if fut.done() and self._stores.get(key) is fut:
+                del self._stores[key]
+            raise
+
+    async def _open_store(self, open_call: Any) -> int:
+        info = await self.request(open_call)
+        return int(info["store"])
+
+    def forget_store(self, key: Hashable) -> None:
+        self._stores.pop(key, None)
+
+    # ------------------------------------------------------------------ transport events
+
+    def _deliver(self, frame: bytes) -> None:
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_result(frame)
+            return
+        rid, _ = _native.reply_header(frame)
+        fut = self._pending.pop(rid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(frame)
+
+    def _gone(self, exc: Exception | None) -> DaemonUnavailableError:
+        detail = f": {exc}" if exc else ""
+        return DaemonUnavailableError(
+            f"lost the connection to the asebytes daemon at {self.socket}{detail}; the "
+            "next call reconnects (see the daemon log: ASEBYTES_LOG, `asebytesd status`)"
+        )
+
+    def _lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiting = list(self._pending.values())
+        if self._hello is not None and not self._hello.done():
+            waiting.append(self._hello)
+        self._pending.clear()
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(self._gone(exc))
+
+    def close(self) -> None:
+        """Close the transport (pending requests fail with ``DaemonUnavailableError``)."""
+        self.closed = True
+        if self._transport is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                self._transport.close()
+
+
+def _unusable(fut: asyncio.Future[Connection]) -> bool:
+    return fut.cancelled() or fut.exception() is not None or fut.result().closed
+
+
+async def connection() -> Connection:
+    """The running loop's connection, opened on first use and after a lost one."""
+    loop = asyncio.get_running_loop()
+    fut = _by_loop.get(loop)
+    if fut is not None and fut.done() and _unusable(fut):
+        fut = None
+    if fut is None:
+        fut = asyncio.ensure_future(Connection.open())
+        _by_loop[loop] = fut
+    try:
+        return await asyncio.shield(fut)
+    except BaseException:
+        if fut.done() and _by_loop.get(loop) is fut:
+            del _by_loop[loop]
+        raise

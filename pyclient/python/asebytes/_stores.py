@@ -1,0 +1,298 @@
+"""Backends served by the daemon, with the same interface as any other backend.
+
+The sync classes *are* the native ``asebytes._native.Store`` (every operation one request
+to the daemon, implemented in Rust) plus the backend ABCs, so the facades treat them like
+a user's own backend: one code path. The native store already applies the index rules
+itself (``_negative_indices``) and does every multi-row write -- ``set_rows``,
+``update_rows``, ``set_column_rows`` -- as one request, i.e. one transaction.
+
+:class:`AsyncDaemonBackend` is the asyncio twin: ``asebytes._native.AsyncStore`` plans and
+decodes each request, :mod:`asebytes._aconn` carries it over the event loop's connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+from . import _aconn, _native
+from ._abc import AsyncReadWriteBackend, ReadBackend, ReadWriteBackend
+from .exceptions import AsebytesTypeError, AsebytesValueError
+
+__all__ = [
+    "AsyncDaemonBackend",
+    "DaemonBackend",
+    "DaemonReadBackend",
+    "LMDBBlobBackend",
+    "LMDBObjectBackend",
+    "LMDBObjectReadBackend",
+    "MemoryBlobBackend",
+    "MemoryObjectBackend",
+]
+
+
+class DaemonReadBackend(_native.Store, ReadBackend[Any, Any]):
+    """A store served by the daemon, read through this handle only."""
+
+    _negative_indices = True
+
+    @staticmethod
+    def list_groups(path: str, **kwargs: Any) -> list[str]:
+        if kwargs:
+            raise AsebytesTypeError(
+                f"Unexpected keyword argument(s) for list_groups: {', '.join(sorted(kwargs))}"
+            )
+        return _native.list_groups(path)
+
+
+class DaemonBackend(DaemonReadBackend, ReadWriteBackend[Any, Any]):  # type: ignore[misc]
+    """A store served by the daemon, readable and writable."""
+
+    _returns_mutable = True
+    # The native multi-row writes take index lists: one request for any selection.
+    set_rows = _native.Store.set_many  # type: ignore[assignment]
+    update_rows = _native.Store.update_many  # type: ignore[assignment]
+    set_column_rows = _native.Store.set_column  # type: ignore[assignment]
+
+
+def _tiered(cls: type[Any], tier: str | None) -> str:
+    want: str = cls._tier
+    if tier not in (None, want):
+        raise AsebytesValueError(f"{cls.__name__} stores {want} rows, not {tier} rows")
+    return want
+
+
+class _LMDB:
+    """Constructor of the LMDB classes: ``(file, group=None, map_size=None, readonly=...)``
+    as in the reference."""
+
+    _tier: ClassVar[str]
+    _readonly: ClassVar[bool | None] = None
+
+    def __new__(
+        cls,
+        file: str,
+        group: str | None = None,
+        map_size: int | None = None,
+        readonly: bool = False,
+        *,
+        tier: str | None = None,
+    ) -> Any:
+        if cls._readonly is not None:
+            readonly = cls._readonly
+        return _native.Store.__new__(  # type: ignore[call-arg]
+            cls,
+            file,
+            group=group,
+            readonly=readonly,
+            map_size=map_size,
+            tier=_tiered(cls, tier),
+        )
+
+
+class LMDBObjectBackend(_LMDB, DaemonBackend):  # type: ignore[misc]
+    """An LMDB file (reference layout) of ``dict[str, Any]`` rows, served by the daemon."""
+
+    _tier = "object"
+
+
+class LMDBObjectReadBackend(_LMDB, DaemonReadBackend):
+    """An LMDB file of ``dict[str, Any]`` rows, opened read-only."""
+
+    _tier = "object"
+    _readonly = True
+
+
+class LMDBBlobBackend(_LMDB, DaemonBackend):  # type: ignore[misc]
+    """An LMDB file of ``dict[bytes, bytes]`` rows (values stored as given)."""
+
+    _tier = "blob"
+
+
+class _Memory:
+    """Constructor of the memory classes: ``(group=None)`` as in the reference. The rows
+    live in the daemon, so every process of the user shares them (the reference keeps
+    them per process); ``memory://name`` locations are served by the same classes."""
+
+    _tier: ClassVar[str]
+
+    def __new__(
+        cls,
+        group: str | None = None,
+        *,
+        location: str = "memory://",
+        readonly: bool = False,
+        map_size: int | None = None,
+        tier: str | None = None,
+    ) -> Any:
+        return _native.Store.__new__(  # type: ignore[call-arg]
+            cls,
+            location,
+            group=group,
+            readonly=readonly,
+            map_size=map_size,
+            tier=_tiered(cls, tier),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        store: Any = self
+        return (
+            _reopen_memory,
+            (type(self), store.location, store.group, store.readonly),
+        )
+
+
+def _reopen_memory(
+    cls: type[Any], location: str, group: str | None, readonly: bool
+) -> Any:
+    return cls(group, location=location, readonly=readonly)
+
+
+class MemoryObjectBackend(_Memory, DaemonBackend):  # type: ignore[misc]
+    """An in-memory store of ``dict[str, Any]`` rows, held by the daemon."""
+
+    _tier = "object"
+
+
+class MemoryBlobBackend(_Memory, DaemonBackend):  # type: ignore[misc]
+    """An in-memory store of ``dict[bytes, bytes]`` rows, held by the daemon."""
+
+    _tier = "blob"
+
+
+# ---------------------------------------------------------------------- async
+
+
+def _remote(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """An async backend method that plans request ``name`` natively and sends it."""
+
+    async def method(self: AsyncDaemonBackend, *args: Any, **kwargs: Any) -> Any:
+        return await self._call(getattr(self._plan, name)(*args, **kwargs))
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (
+        f"``{name}`` as one daemon request (see the sync ``Store.{name}``)."
+    )
+    return method
+
+
+class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
+    """A store served by the daemon, used from asyncio (``AsyncObjectIO("x.lmdb")``).
+
+    Requests go over the event loop's one connection, pipelined; the store is opened on
+    that connection on first use and re-opened by itself when the daemon forgot it.
+    """
+
+    _negative_indices = True
+    _returns_mutable = True
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        group: str | None = None,
+        readonly: bool = False,
+        map_size: int | None = None,
+        tier: str = "object",
+    ) -> None:
+        self._plan = _native.AsyncStore(
+            location,
+            group=group,
+            readonly=readonly,
+            map_size=map_size,
+            tier=tier,  # type: ignore[arg-type]
+        )
+        self._key = (self._plan.location, group, readonly, tier)
+
+    @property
+    def location(self) -> str:
+        return str(self._plan.location)
+
+    @property
+    def group(self) -> str | None:
+        return self._plan.group
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self._plan.readonly)
+
+    @property
+    def tier(self) -> str:
+        return str(self._plan.tier)
+
+    @staticmethod
+    def list_groups(path: str, **kwargs: Any) -> list[str]:
+        return DaemonReadBackend.list_groups(path, **kwargs)
+
+    async def _call(self, call: Any) -> Any:
+        """Send ``call``: re-open once if the daemon forgot the store, retry a read once
+        on a fresh connection if the old one was lost."""
+        reopened = reconnected = False
+        while True:
+            conn = await _aconn.connection()
+            try:
+                store = await conn.store_id(self._key, self._plan.open())
+                return await conn.request(call, store)
+            except _aconn.StoreGone:
+                conn.forget_store(self._key)
+                if reopened:
+                    raise
+                reopened = True
+            except ConnectionError:
+                if reconnected or not call.is_read or not conn.closed:
+                    raise
+                reconnected = True
+
+    async def aclose(self) -> None:
+        """Nothing to release: the connection belongs to the event loop and the daemon
+        closes the loop's stores when it ends."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        plan = self._plan
+        return (_reopen_async, (type(self), plan.location, *self._key[1:]))
+
+    def __repr__(self) -> str:
+        group = f", group={self.group!r}" if self.group is not None else ""
+        ro = ", readonly=True" if self.readonly else ""
+        return (
+            f"{type(self).__name__}({self.location!r}{group}, tier={self.tier!r}{ro})"
+        )
+
+    len = _remote("len")
+    get = _remote("get")
+    get_many = _remote("get_many")
+    get_atoms = _remote("get_atoms")
+    get_atoms_many = _remote("get_atoms_many")
+    get_column = _remote("get_column")
+    get_column_numpy = _remote("get_column_numpy")
+    keys = _remote("keys")
+    extend = _remote("extend")
+    insert = _remote("insert")
+    set = _remote("set")
+    set_many = _remote("set_many")
+    set_rows = _remote("set_many")
+    update = _remote("update")
+    update_many = _remote("update_many")
+    update_rows = _remote("update_many")
+    set_column = _remote("set_column")
+    set_column_rows = _remote("set_column")
+    delete = _remote("delete")
+    delete_many = _remote("delete_many")
+    drop_keys = _remote("drop_keys")
+    reserve = _remote("reserve")
+    clear = _remote("clear")
+
+    async def remove(self) -> None:
+        """Remove the container; the next use creates it afresh."""
+        await self._call(self._plan.remove())
+        (await _aconn.connection()).forget_store(self._key)
+
+
+def _reopen_async(
+    cls: type[AsyncDaemonBackend],
+    location: str,
+    group: str | None,
+    readonly: bool,
+    tier: str,
+) -> AsyncDaemonBackend:
+    return cls(location, group=group, readonly=readonly, tier=tier)
