@@ -270,3 +270,32 @@ def test_interpreter_exits_cleanly_20_times(location: str, tmp_path: Path) -> No
         )
         assert out.returncode == 0, out.stderr
         assert out.stderr == ""
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def _deliver(self, frame: bytes | bytearray) -> None:
+        self.frames.append(bytes(frame))
+
+
+@pytest.mark.parametrize("step", [1, 3, 4096, 300_000, 10**7])
+def test_frames_are_cut_right_whatever_the_chunking(step: int) -> None:
+    """Replies arrive in arbitrary pieces: small ones several per read, large ones read
+    in place; every frame comes out whole, in order."""
+    from asebytes._aconn import _Protocol
+
+    sizes = [0, 1, 5, 70_000, 3, _Protocol.SCRATCH, 2 * _Protocol.SCRATCH + 7, 2, 0]
+    bodies = [bytes([k % 251]) * n for k, n in enumerate(sizes)]
+    stream = b"".join(len(b).to_bytes(4, "big") + b for b in bodies)
+    sink = _Collect()
+    proto = _Protocol(sink)  # type: ignore[arg-type]
+    pos = 0
+    while pos < len(stream):
+        buf = proto.get_buffer(-1)
+        n = min(step, len(buf), len(stream) - pos)
+        buf[:n] = stream[pos : pos + n]
+        proto.buffer_updated(n)
+        pos += n
+    assert sink.frames == bodies

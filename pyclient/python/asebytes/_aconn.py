@@ -39,27 +39,61 @@ class StoreGone(Exception):
     open it again and retry."""
 
 
-class _Protocol(asyncio.Protocol):
-    """Frames in, futures resolved by id; everything else is the connection's job."""
+class _Protocol(asyncio.BufferedProtocol):
+    """Frames in, futures resolved by id; everything else is the connection's job.
+
+    Small replies are read into one reusable scratch buffer, several per ``recv``; a reply
+    that does not fit is read straight into its own buffer, which is handed to the
+    decoder as is (a large ``to_list()`` reply is never copied on the Python side).
+    """
+
+    SCRATCH = 256 * 1024
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._buf = bytearray()
+        self._scratch = bytearray(self.SCRATCH)
+        self._filled = 0
+        self._body: bytearray | None = None  # a large reply being read in place
+        self._got = 0
 
-    def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        start = 0
-        end = len(buf)
-        while end - start >= _HEADER:
-            n = int.from_bytes(buf[start : start + _HEADER], "big")
-            stop = start + _HEADER + n
-            if stop > end:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._body is not None:
+            return memoryview(self._body)[self._got :]
+        return memoryview(self._scratch)[self._filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._body is not None:
+            self._got += nbytes
+            if self._got == len(self._body):
+                body, self._body = self._body, None
+                self._conn._deliver(body)
+            return
+        self._filled += nbytes
+        self._split()
+
+    def _split(self) -> None:
+        """Deliver every complete frame in the scratch buffer; keep the partial one."""
+        buf = self._scratch
+        start, end = 0, self._filled
+        with memoryview(buf) as view:
+            while end - start >= _HEADER:
+                n = int.from_bytes(view[start : start + _HEADER], "big")
+                stop = start + _HEADER + n
+                if stop <= end:
+                    self._conn._deliver(bytes(view[start + _HEADER : stop]))
+                    start = stop
+                    continue
+                if _HEADER + n > len(buf):  # too large for the scratch buffer
+                    body = bytearray(n)
+                    have = end - start - _HEADER
+                    body[:have] = view[start + _HEADER : end]
+                    self._body, self._got = body, have
+                    start = end
                 break
-            self._conn._deliver(bytes(buf[start + _HEADER : stop]))
-            start = stop
         if start:
-            del buf[:start]
+            rest = end - start
+            buf[:rest] = buf[start:end]
+            self._filled = rest
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._conn._lost(exc)
@@ -74,8 +108,8 @@ class Connection:
         self.closed = False
         self._transport: asyncio.Transport | None = None
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[bytes]] = {}
-        self._hello: asyncio.Future[bytes] | None = None
+        self._pending: dict[int, asyncio.Future[bytes | bytearray]] = {}
+        self._hello: asyncio.Future[bytes | bytearray] | None = None
         self._stores: dict[Hashable, asyncio.Future[int]] = {}
         self._lifetime: AsyncIterator[None] | None = None
 
@@ -133,7 +167,9 @@ class Connection:
             raise self._gone(None)
         rid = next(self._ids)
         frame = call.frame(rid, store, self.max_frame)
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[bytes | bytearray] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._pending[rid] = fut
         self._transport.write(frame)
         try:
@@ -168,7 +204,7 @@ class Connection:
 
     # ------------------------------------------------------------------ transport events
 
-    def _deliver(self, frame: bytes) -> None:
+    def _deliver(self, frame: bytes | bytearray) -> None:
         if self._hello is not None and not self._hello.done():
             self._hello.set_result(frame)
             return
