@@ -43,13 +43,14 @@ test-rs: ref-venv
 test-py: develop ref-venv
     {{py}} -m pytest -q pyclient/tests tests/python
 
-# Format check, clippy -D warnings, ruff, stub check.
+# Format check, clippy -D warnings, ruff, mypy --strict of the package.
 [group('lint')]
 lint: venv
     cargo fmt --all --check
     cargo clippy --locked {{rust_pkgs}} -p asebytes-py -p asebytes-benches --all-targets -- -D warnings
     {{venv}}/bin/ruff check pyclient/python pyclient/tests tests/python benches/python examples
     {{venv}}/bin/ruff format --check pyclient/python pyclient/tests tests/python benches/python examples
+    {{venv}}/bin/python -m mypy --strict pyclient/python/asebytes
 
 # Stub check of the native module against _native.pyi.
 [group('lint')]
