@@ -225,8 +225,9 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
         return DaemonReadBackend.list_groups(path, **kwargs)
 
     async def _call(self, call: Any) -> Any:
-        """Send ``call``: re-open once if the daemon forgot the store, retry a read once
-        on a fresh connection if the old one was lost."""
+        """Send ``call``: re-open once if the daemon forgot the store; resend once on a
+        fresh connection when the daemon refused it while shutting down, or when the
+        connection was lost during a read."""
         reopened = reconnected = False
         while True:
             conn = await _aconn.connection()
@@ -239,7 +240,12 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
                     raise
                 reopened = True
             except ConnectionError:
-                if reconnected or not call.is_read or not conn.closed:
+                # An open connection means the daemon answered "shutting down": it did
+                # not run the request, so any request may be resent; after a lost
+                # connection only a read may.
+                refused = not conn.closed
+                conn.close()
+                if reconnected or not (refused or call.is_read):
                     raise
                 reconnected = True
 
