@@ -41,7 +41,8 @@ test-rs: ref-venv
 # Python tests against a freshly built extension and a private daemon.
 [group('test')]
 test-py: develop ref-venv
-    {{py}} -m pytest -q pyclient/tests tests/python
+    {{py}} -m pytest -q pyclient/tests
+    {{py}} -m pytest -q tests/python
 
 # Format check, clippy -D warnings, ruff, mypy --strict of the package.
 [group('lint')]
