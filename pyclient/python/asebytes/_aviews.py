@@ -129,15 +129,13 @@ class AsyncSingleColumnView(_Awaitable):
         return f"AsyncSingleColumnView(keys={self._keys!r})"
 
 
-class AsyncRowView(_RowViewBase[R]):
-    """A lazy selection of rows, awaited: ``await view.to_list()``, ``async for``,
-    ``chunked(n)``, ``view[i]`` (awaitable), narrower views, column views, and the
-    write-backs ``set``, ``update``, ``delete``, ``drop``."""
+class _AsyncSized:
+    """Length and running of an async view: ``len(view)`` only when the count needs no
+    read (an explicit list of rows), ``await view.len()`` always."""
 
     __slots__ = ()
-
-    def _default_column_cls(self) -> type[Any]:
-        return AsyncColumnView
+    _parent: Any
+    _rows: _Rows
 
     async def _arun(self, op: Op[Any]) -> Any:
         return await self._parent._arun(op)
@@ -152,6 +150,17 @@ class AsyncRowView(_RowViewBase[R]):
         """How many rows the view covers (reads the store's length if needed)."""
         count: int = await self._arun(self._rows.op_count())
         return count
+
+
+class AsyncRowView(_AsyncSized, _RowViewBase[R]):
+    """A lazy selection of rows, awaited: ``await view.to_list()``, ``async for``,
+    ``chunked(n)``, ``view[i]`` (awaitable), narrower views, column views, and the
+    write-backs ``set``, ``update``, ``delete``, ``drop``."""
+
+    __slots__ = ()
+
+    def _default_column_cls(self) -> type[Any]:
+        return AsyncColumnView
 
     def __getitem__(self, key: Any) -> Any:
         parsed = self._parse(key)
@@ -199,25 +208,11 @@ class AsyncRowView(_RowViewBase[R]):
         return f"AsyncRowView(len={'?' if known is None else known})"
 
 
-class AsyncColumnView(_ColumnViewBase):
+class AsyncColumnView(_AsyncSized, _ColumnViewBase):
     """A lazy view of one key or several keys, awaited: ``to_list``, ``to_dict``,
     ``to_numpy``, ``async for``, ``view[i]`` (awaitable), sub-views, ``set``."""
 
     __slots__ = ()
-
-    async def _arun(self, op: Op[Any]) -> Any:
-        return await self._parent._arun(op)
-
-    def __len__(self) -> int:
-        known = self._rows.known_count()
-        if known is None:
-            raise _no_len(self)
-        return known
-
-    async def len(self) -> int:
-        """How many rows the view covers."""
-        count: int = await self._arun(self._rows.op_count())
-        return count
 
     def __getitem__(self, key: Any) -> Any:
         parsed = self._parse(key)
