@@ -312,7 +312,7 @@ def main() -> None:
 
     batches = a.batches or (8 if a.quick else 25)
     size = a.batch_size or (10 if a.quick else 20)
-    pythons = {"bench": sys.executable, "ref": a.ref_python}
+    pythons = {"bench": sys.executable, "ref": os.path.abspath(a.ref_python)}
     res: dict[str, Any] = {
         "meta": {
             "batches": batches,

@@ -144,7 +144,7 @@ def main() -> None:
     datasets = {name: frames for name in data.DATASETS}
     if args.big:
         datasets["ethanol-10k"] = 10_000
-    pythons = {"bench": sys.executable, "ref": args.ref_python}
+    pythons = {"bench": sys.executable, "ref": os.path.abspath(args.ref_python)}
 
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp:
