@@ -110,7 +110,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"Run: `{meta['command']}` on {meta['date']}, {meta['wall_seconds']:.0f} s; "
             f"{meta['rounds']} interleaved rounds × {meta['repeats']} repeats, medians; "
             f"one-by-one writes/updates on the first {meta['single_write_frames']} "
-            "frames."
+            "frames; one-by-one operations of slow peers on fewer rows (at least 50, "
+            "about 2 s per repeat)."
         ),
         "",
         "### Ours / best peer (same run; < 1 is faster)",
