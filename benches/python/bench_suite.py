@@ -27,12 +27,18 @@ from typing import Any
 
 import bench_datasets as data
 import bench_report
+from bench_load import LoadMeter
 from bench_peers import NA_REASONS, PEERS
 from bench_worker import OPS, supports
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WORKER = HERE / "bench_worker.py"
+
+#: a worker that ran while other programs used more than this share of the machine's CPU
+#: is run again (up to MAX_TRIES times in all; the least disturbed run counts)
+FOREIGN_LOAD_LIMIT = 0.10
+MAX_TRIES = 3
 
 FULL_PEERS = list(PEERS)
 QUICK_PEERS = ["ours-lmdb", "asebytes-lmdb", "aselmdb", "floor-lmdb-raw", "floor-atoms"]
@@ -239,6 +245,7 @@ def _run(
                 cell[p] = {"status": "n/a", "reason": _na(p, "file_size")}
             print(f"prepared {name} {p}", file=sys.stderr)
 
+    meter = LoadMeter(env["ASEBYTES_SOCKET"])
     for r in range(rounds):
         for name in datasets:
             pkl = Path(tmp) / f"{name}.pkl"
@@ -266,7 +273,9 @@ def _run(
                         "--tag",
                         f"{op}-r{r}",
                     ]
-                    res = run_worker(pythons[peer.venv], wargs, env, args.timeout)
+                    res = _quiet_run(
+                        meter, pythons[peer.venv], wargs, env, args.timeout
+                    )
                     if "error" in res:
                         cell[p] = {"status": "error", "reason": res["error"]}
                         print(
@@ -275,7 +284,14 @@ def _run(
                         continue
                     per_frame = statistics.median(res["seconds"]) / res["frames"]
                     samples[name][op].setdefault(p, []).append(per_frame)
-                    cell[p] = {"status": "ok", "frames": res["frames"]}
+                    loads = cell.get("foreign_load", []) + [round(res["foreign"], 3)]
+                    tries = cell.get("tries", []) + [res["tries"]]
+                    cell.update(
+                        status="ok",
+                        frames=res["frames"],
+                        foreign_load=loads,
+                        tries=tries,
+                    )
             print(f"round {r + 1}/{rounds} {name} done", file=sys.stderr)
 
     for name in datasets:
@@ -286,6 +302,30 @@ def _run(
                     cell["us_per_frame"] = statistics.median(vals) * 1e6
                     cell["rounds_us"] = [v * 1e6 for v in vals]
     return results
+
+
+def _quiet_run(
+    meter: LoadMeter, python: str, wargs: list[str], env: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    """``run_worker``, again (a few times at most) while other programs load the machine;
+    the run with the least foreign load counts."""
+    best: dict[str, Any] = {}
+    for attempt in range(1, MAX_TRIES + 1):
+        meter.start()
+        res = run_worker(python, wargs, env, timeout)
+        if "error" in res:
+            return res
+        res["foreign"] = meter.foreign()
+        res["tries"] = attempt
+        if not best or res["foreign"] < best["foreign"]:
+            best = res
+        if res["foreign"] <= FOREIGN_LOAD_LIMIT:
+            break
+        print(
+            f"  busy machine ({res['foreign']:.0%} foreign CPU), again", file=sys.stderr
+        )
+        time.sleep(2.0)
+    return best
 
 
 def _na(peer: str, op: str) -> str:
