@@ -284,14 +284,16 @@ def _run(
                         continue
                     per_frame = statistics.median(res["seconds"]) / res["frames"]
                     samples[name][op].setdefault(p, []).append(per_frame)
-                    loads = cell.get("foreign_load", []) + [round(res["foreign"], 3)]
-                    tries = cell.get("tries", []) + [res["tries"]]
-                    cell.update(
-                        status="ok",
-                        frames=res["frames"],
-                        foreign_load=loads,
-                        tries=tries,
-                    )
+                    prev = cell.get(p, {})
+                    cell[p] = {
+                        "status": "ok",
+                        "frames": res["frames"],
+                        "foreign_load": [
+                            *prev.get("foreign_load", []),
+                            round(res["foreign"], 3),
+                        ],
+                        "tries": [*prev.get("tries", []), res["tries"]],
+                    }
             print(f"round {r + 1}/{rounds} {name} done", file=sys.stderr)
 
     for name in datasets:
