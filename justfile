@@ -5,6 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 venv := justfile_directory() / ".venv"
 py := venv / "bin" / "python"
 ref_py := justfile_directory() / ".venv-ref" / "bin" / "python"
+bench_py := justfile_directory() / ".venv-bench" / "bin" / "python"
 rust_pkgs := "-p asebytes-protocol -p asebytes-daemon -p asebytes-tests"
 
 # List recipes.
@@ -70,6 +71,32 @@ ci: test
 [group('bench')]
 bench-latency: develop ref-venv
     {{py}} benches/python/bench_latency.py --ref-python {{ref_py}}
+
+# Create .venv-bench: the peers (requirements-bench.txt) and our package as a release wheel
+# built from this checkout (so editing the tree never changes a running benchmark).
+[group('bench')]
+bench-venv: venv
+    @[ -x {{bench_py}} ] || python3 -m venv .venv-bench
+    @{{bench_py}} -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+    rm -rf target/bench-wheels
+    cd pyclient && {{venv}}/bin/maturin build --release --locked -q --out ../target/bench-wheels
+    {{bench_py}} -m pip install -q --disable-pip-version-check --no-deps --force-reinstall target/bench-wheels/*.whl
+
+# The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite and asebytes 0.3.3, the
+# multi-process scenario and the latency benchmark; results in benches/results/, plots in
+# docs/benchmarks/ (takes about 30 min on 2 cores). Extra arguments go to bench_suite.py.
+[group('bench')]
+bench *ARGS: bench-venv ref-venv
+    {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
+    {{bench_py}} benches/python/bench_concurrency.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_latency.py --ref-python {{ref_py}}
+
+# A small run of the suite and the multi-process scenario for development (under 3 min);
+# writes benches/results/suite-quick.* and concurrency-quick.*, no plots.
+[group('bench')]
+bench-quick: bench-venv ref-venv
+    {{bench_py}} benches/python/bench_suite.py --quick --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_concurrency.py --quick --ref-python {{ref_py}}
 
 # Criterion benches (codec, daemon round trip).
 [group('bench')]

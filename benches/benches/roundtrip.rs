@@ -4,11 +4,12 @@
 //! - `store_handle`: through the in-process store actor (`StoreHandle::execute`);
 //! - `daemon_roundtrip`: over the Unix socket to a server thread (busy-poll on both ends).
 //!
-//! Plus the bare `ping` round trip, the latency floor of every request.
+//! Plus the bare `ping` round trip, the latency floor of every request, and appending 100
+//! rows (one committed write transaction) directly vs through the daemon.
 
 use std::hint::black_box;
 use std::os::unix::net::UnixListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use asebytes_benches::ethanol_rows;
 use asebytes_daemon::backend::{self, Backend, OpenOptions};
@@ -16,12 +17,13 @@ use asebytes_daemon::config::Config;
 use asebytes_daemon::launcher;
 use asebytes_daemon::shutdown::{Reason, Shutdown};
 use asebytes_daemon::store::StoreHandle;
-use asebytes_protocol::request::{Extend, Get, GetMany, Open};
+use asebytes_protocol::request::{Extend, Get, GetMany, Open, StoreRef};
 use asebytes_protocol::stream::FrameStream;
 use asebytes_protocol::{Request, Response, frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const ROWS: usize = 1000;
+const WRITE_ROWS: usize = 100;
 
 fn fill(backend: &mut dyn Backend) {
     let rows = ethanol_rows(ROWS);
@@ -39,6 +41,10 @@ struct Client {
 impl Client {
     /// Opens the daemon store of the bench (group `daemon`) and returns its id.
     fn open(&mut self, scheme: &str, path: &str) -> u64 {
+        self.open_group(scheme, path, "daemon")
+    }
+
+    fn open_group(&mut self, scheme: &str, path: &str, group: &str) -> u64 {
         let location = if scheme == "memory" {
             format!("memory://{path}")
         } else {
@@ -46,7 +52,7 @@ impl Client {
         };
         match self.call(&Request::Open(Open {
             location,
-            group: Some("daemon".into()),
+            group: Some(group.into()),
             ..Default::default()
         })) {
             Response::Opened(opened) => opened.store,
@@ -158,6 +164,64 @@ fn bench_read_depths(c: &mut Criterion) {
         });
         g.bench_function(format!("daemon_get_many_{scheme}"), |b| {
             b.iter(|| black_box(client.call(&req)))
+        });
+    }
+    g.finish();
+
+    // Appending 100 rows in one committed transaction; the store is cleared (untimed)
+    // after every iteration so each append starts from the same state.
+    let mut g = c.benchmark_group("write_100_rows");
+    g.throughput(Throughput::Elements(WRITE_ROWS as u64));
+    let rows = ethanol_rows(WRITE_ROWS);
+    for (scheme, path) in &schemes {
+        let opts = OpenOptions {
+            path: path.clone(),
+            group: "write_direct".into(),
+            ..Default::default()
+        };
+        let mut direct = backend::open(scheme, &opts).unwrap();
+        g.bench_function(format!("direct_{scheme}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut batch = Some(rows.clone());
+                    let t0 = Instant::now();
+                    direct
+                        .write(&mut |w| {
+                            let batch = batch.take().unwrap_or_else(|| rows.clone());
+                            w.extend(batch).map(drop)
+                        })
+                        .unwrap();
+                    total += t0.elapsed();
+                    direct.write(&mut |w| w.clear()).unwrap();
+                }
+                total
+            })
+        });
+        direct.close().unwrap();
+
+        let store = client.open_group(scheme, path, "write_daemon");
+        let extend = Request::Extend(Extend {
+            store,
+            rows: rows.clone(),
+        });
+        let clear = Request::Clear(StoreRef { store });
+        match client.call(&extend) {
+            Response::Len(n) => assert_eq!(n, WRITE_ROWS as u64),
+            other => panic!("extend failed: {other:?}"),
+        }
+        client.call(&clear);
+        g.bench_function(format!("daemon_{scheme}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t0 = Instant::now();
+                    black_box(client.call(&extend));
+                    total += t0.elapsed();
+                    client.call(&clear);
+                }
+                total
+            })
         });
     }
     g.finish();

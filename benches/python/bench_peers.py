@@ -1,0 +1,596 @@
+"""The benchmarked peers: one class each, implementing the operations it can do.
+
+A peer runs inside its own worker process (``bench_worker.py``) and virtualenv: ``bench``
+(our package, aselmdb, znh5md, ase, py-lmdb) or ``ref`` (``asebytes==0.3.3``, which shares
+our import name). Each peer is used the way its documentation recommends for speed: one
+``extend`` per trajectory, one transaction for ase.db bulk writes and updates, h5py
+file handles for znh5md reads.
+
+An operation a peer cannot do is ``None`` on the class and listed in ``NA`` with the
+reason; the report shows it as ``n/a``. Nothing is emulated behind a peer's back, except
+where noted in ``NOTES`` (what a user of that peer would have to do).
+
+Operations (``frames`` are ``ase.Atoms``; ``idx`` row indices; reads return what they
+read so the worker can check it):
+
+* ``write_trajectory(path, frames)``, ``write_single(path, frames)``: open, write, close;
+* ``open(path)`` -> handle, then ``read_trajectory(h, n)``, ``read_single(h, idx)``,
+  ``random_view(h, idx)``, ``positions_view(h, n)``, ``positions_single(h, idx)``,
+  ``column_energy(h, n)``;
+* ``update_bulk(h, values)``, ``update_single(h, values)``, ``updated_values(h, n)``
+  on a handle from ``open_update(path, frames)`` (a fresh store, written untimed);
+* ``open_len(path)``: open an existing store in a fresh process and ask its length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+# ---------------------------------------------------------------------- helpers
+
+
+def remove_path(path: str) -> None:
+    """Delete a file or directory peer store (and ase.db's lock file) if it exists."""
+    for p in (path, path + "-lock"):
+        if os.path.isdir(p):
+            shutil.rmtree(p, ignore_errors=True)
+        elif os.path.exists(p):
+            os.unlink(p)
+
+
+def disk_bytes(path: str) -> int:
+    """Bytes allocated on disk (not the apparent size: LMDB maps are sparse files)."""
+    total = 0
+    paths = [Path(path)]
+    if os.path.exists(path + "-lock"):
+        paths.append(Path(path + "-lock"))
+    for p in paths:
+        files = [p] if p.is_file() else [q for q in p.rglob("*") if q.is_file()]
+        total += sum(q.stat().st_blocks * 512 for q in files)
+    return total
+
+
+class Peer:
+    """Base: every operation absent (``None``) until a subclass defines it."""
+
+    name = ""
+    label = ""
+    venv = "bench"  # or "ref"
+    suffix = ""
+    kind = "peer"  # "ours", "peer" or "floor"
+    imports: tuple[str, ...] = ()  # imported before anything is timed
+
+    write_trajectory: Any = None
+    write_single: Any = None
+    read_trajectory: Any = None
+    read_single: Any = None
+    random_view: Any = None
+    positions_view: Any = None
+    positions_single: Any = None
+    column_energy: Any = None
+    update_bulk: Any = None
+    update_single: Any = None
+    open_len: Any = None
+    file_size: Any = None
+
+    def store_path(self, workdir: str, tag: str) -> str:
+        return os.path.join(workdir, f"{self.name}-{tag}{self.suffix}")
+
+    def prepare(self, path: str, frames: list[Any]) -> None:
+        """Write the store that the read benchmarks read (untimed)."""
+        self.write_trajectory(path, frames)
+
+    def open(self, path: str) -> Any:
+        return path
+
+    def discard(self, path: str) -> None:
+        remove_path(path)
+
+    def supports(self, op: str) -> bool:
+        return getattr(self, op, None) is not None
+
+
+# ---------------------------------------------------------------------- asebytes (ours and 0.3.3)
+
+
+class _AsebytesPeer(Peer):
+    """Our package or the reference: the same Python API."""
+
+    imports = ("asebytes",)
+
+    def write_trajectory(self, path: str, frames: list[Any]) -> None:
+        from asebytes import ASEIO
+
+        ASEIO(path).extend(frames)
+
+    def write_single(self, path: str, frames: list[Any]) -> None:
+        from asebytes import ASEIO
+
+        db = ASEIO(path)
+        for atoms in frames:
+            db.extend([atoms])  # the reference's columnar append() goes through insert
+
+    def open(self, path: str) -> Any:
+        from asebytes import ASEIO, ObjectIO
+
+        # py-lmdb 3.0 (the reference's LMDB) opens one environment per path per process,
+        # so a worker opens exactly one facade: ObjectIO for plain values, else ASEIO.
+        return (path, ASEIO, ObjectIO)
+
+    def _aseio(self, h: Any) -> Any:
+        return h[1](h[0])
+
+    def _objectio(self, h: Any) -> Any:
+        return h[2](h[0])
+
+    def read_trajectory(self, h: Any, n: int) -> list[Any]:
+        return list(self._db(h)[0:n])
+
+    def read_single(self, h: Any, idx: list[int]) -> list[Any]:
+        db = self._db(h)
+        return [db[i] for i in idx]
+
+    def random_view(self, h: Any, idx: list[int]) -> list[Any]:
+        return list(self._db(h)[idx].to_list())
+
+    def positions_view(self, h: Any, n: int) -> list[Any]:
+        return list(self._obj(h)["arrays.positions"][0:n].to_list())
+
+    def positions_single(self, h: Any, idx: list[int]) -> list[Any]:
+        db = self._obj(h)
+        return [db.get(i, keys=["arrays.positions"])["arrays.positions"] for i in idx]
+
+    def column_energy(self, h: Any, n: int) -> list[Any]:
+        return list(self._obj(h)["calc.energy"][0:n].to_list())
+
+    # One facade per worker process, made on first use and kept (handles are cheap to
+    # reuse, and the reference cannot open a second one on the same path).
+    def _db(self, h: Any) -> Any:
+        if not hasattr(self, "_aseio_handle"):
+            self._aseio_handle = self._aseio(h)
+        return self._aseio_handle
+
+    def _obj(self, h: Any) -> Any:
+        if not hasattr(self, "_objectio_handle"):
+            self._objectio_handle = self._objectio(h)
+        return self._objectio_handle
+
+    def open_update(self, path: str, frames: list[Any], bulk: bool) -> Any:
+        from asebytes import atoms_to_dict
+
+        h = self.open(path)
+        if bulk:
+            self._obj(h).extend([atoms_to_dict(a) for a in frames])
+        else:
+            self._db(h).extend(frames)
+        return h
+
+    def update_single(self, h: Any, values: list[float]) -> None:
+        db = self._db(h)
+        for i, e in enumerate(values):
+            db.update(i, calc={"energy": e})
+
+    def updated_values(self, h: Any, n: int, bulk: bool) -> list[float]:
+        if bulk:
+            return list(self._obj(h)["calc.energy"][0:n].to_list())
+        db = self._db(h)
+        return [db[i].get_potential_energy() for i in range(n)]
+
+    def open_len(self, path: str) -> int:
+        from asebytes import ASEIO
+
+        return len(ASEIO(path))
+
+    def file_size(self, path: str) -> int:
+        return disk_bytes(path)
+
+
+class OursLMDB(_AsebytesPeer):
+    name = "ours-lmdb"
+    label = "asebytes-rs LMDB (daemon)"
+    suffix = ".lmdb"
+    kind = "ours"
+
+    def update_bulk(self, h: Any, values: list[float]) -> None:
+        # The facades have no bulk update yet (no ColumnView.set); the native Store's
+        # update_many is the one request the facade would send.
+        store = self._obj(h)._store
+        store.update_many(
+            list(range(len(values))), [{"calc.energy": e} for e in values]
+        )
+
+    def discard(self, path: str) -> None:
+        from asebytes import ObjectIO
+
+        with contextlib.suppress(Exception):  # a store that was never created
+            ObjectIO(path).remove()  # also closes it in the daemon
+        remove_path(path)
+
+
+class OursMemory(OursLMDB):
+    name = "ours-memory"
+    label = "asebytes-rs memory:// (daemon)"
+    suffix = ""
+    file_size = None
+
+    def store_path(self, workdir: str, tag: str) -> str:
+        return f"memory://{os.path.basename(workdir)}-{self.name}-{tag}"
+
+    def discard(self, path: str) -> None:
+        from asebytes import ObjectIO
+
+        ObjectIO(path).remove()
+
+
+class RefLMDB(_AsebytesPeer):
+    name = "asebytes-lmdb"
+    label = "asebytes 0.3.3 LMDB"
+    venv = "ref"
+    suffix = ".lmdb"
+
+    def update_bulk(self, h: Any, values: list[float]) -> None:
+        self._obj(h)["calc.energy"][0 : len(values)].set(list(values))
+
+
+class RefZarr(RefLMDB):
+    name = "asebytes-zarr"
+    label = "asebytes 0.3.3 Zarr"
+    suffix = ".zarr"
+
+
+class RefH5(RefLMDB):
+    name = "asebytes-h5"
+    label = "asebytes 0.3.3 HDF5"
+    suffix = ".h5"
+
+
+# ---------------------------------------------------------------------- ase.db (aselmdb, SQLite)
+
+
+class _AseDbPeer(Peer):
+    db_type = ""
+    imports = ("ase.db", "ase.db.core", "ase.db.row")
+
+    def _connect(self, path: str) -> Any:
+        import ase.db
+
+        return ase.db.connect(path, type=self.db_type)
+
+    def write_trajectory(self, path: str, frames: list[Any]) -> None:
+        with self._connect(path) as db:  # one transaction, as ASE documents for bulk
+            for atoms in frames:
+                db.write(atoms, key_value_pairs=atoms.info)
+
+    def write_single(self, path: str, frames: list[Any]) -> None:
+        db = self._connect(path)
+        for atoms in frames:
+            db.write(atoms, key_value_pairs=atoms.info)
+
+    def open(self, path: str) -> Any:
+        return self._connect(path)
+
+    def read_trajectory(self, db: Any, n: int) -> list[Any]:
+        return [row.toatoms() for row in db.select()]
+
+    def read_single(self, db: Any, idx: list[int]) -> list[Any]:
+        return [db.get(id=i + 1).toatoms() for i in idx]
+
+    def positions_single(self, db: Any, idx: list[int]) -> list[Any]:
+        return [db.get(id=i + 1).positions for i in idx]
+
+    def positions_view(self, db: Any, n: int) -> list[Any]:
+        return [row.positions for row in db.select()]
+
+    def column_energy(self, db: Any, n: int) -> list[Any]:
+        return [row.energy for row in db.select(columns=["id", "energy"])]
+
+    def open_update(self, path: str, frames: list[Any], bulk: bool) -> Any:
+        self.write_trajectory(path, frames)
+        return path
+
+    # ase.db cannot change a stored calculator result in place (energy is a reserved
+    # key); updating one property means a key-value pair.
+    def update_bulk(self, path: str, values: list[float]) -> None:
+        with self._connect(path) as db:
+            for i, v in enumerate(values):
+                db.update(i + 1, score=v)
+
+    def update_single(self, path: str, values: list[float]) -> None:
+        db = self._connect(path)
+        for i, v in enumerate(values):
+            db.update(i + 1, score=v)
+
+    def updated_values(self, path: str, n: int, bulk: bool) -> list[float]:
+        db = self._connect(path)
+        return [db.get(id=i + 1).key_value_pairs["score"] for i in range(n)]
+
+    def open_len(self, path: str) -> int:
+        return len(self._connect(path))
+
+    def file_size(self, path: str) -> int:
+        return disk_bytes(path)
+
+
+class AseLMDB(_AseDbPeer):
+    name = "aselmdb"
+    label = "aselmdb (ase-db-backends)"
+    suffix = ".aselmdb"
+    db_type = "aselmdb"
+    imports = (*_AseDbPeer.imports, "ase_db_backends.aselmdb")
+
+
+class AseSQLite(_AseDbPeer):
+    name = "sqlite"
+    label = "ASE SQLite (ase.db)"
+    suffix = ".db"
+    db_type = "db"
+    imports = (*_AseDbPeer.imports, "ase.db.sqlite")
+
+
+# ---------------------------------------------------------------------- znh5md, extxyz
+
+
+class ZnH5MD(Peer):
+    name = "znh5md"
+    label = "znh5md (H5MD)"
+    suffix = ".h5"
+    imports = ("znh5md", "h5py")
+
+    def write_trajectory(self, path: str, frames: list[Any]) -> None:
+        import znh5md
+
+        znh5md.IO(filename=path).extend(list(frames))
+
+    def write_single(self, path: str, frames: list[Any]) -> None:
+        import znh5md
+
+        io = znh5md.IO(filename=path)
+        for atoms in frames:
+            io.append(atoms)
+
+    def open(self, path: str) -> Any:
+        import h5py
+        import znh5md
+
+        f = h5py.File(path, "r")  # kept open: znh5md's documented fast read path
+        return f, znh5md.IO(file_handle=f)
+
+    def read_trajectory(self, h: Any, n: int) -> list[Any]:
+        return list(h[1][0:n])
+
+    def read_single(self, h: Any, idx: list[int]) -> list[Any]:
+        io = h[1]
+        return [io[i] for i in idx]
+
+    def random_view(self, h: Any, idx: list[int]) -> list[Any]:
+        import numpy as np
+
+        # h5py needs increasing indices: read sorted, hand back in the asked order.
+        order = np.argsort(idx)
+        got = h[1][np.asarray(idx)[order]]
+        out: list[Any] = [None] * len(idx)
+        for k, j in enumerate(order):
+            out[j] = got[k]
+        return out
+
+    @staticmethod
+    def _unpad(pos: Any) -> Any:
+        import numpy as np
+
+        # variable atom counts are NaN-padded to the largest frame
+        return pos[~np.isnan(pos[:, 0])]
+
+    def positions_view(self, h: Any, n: int) -> list[Any]:
+        pos = h[0]["particles/atoms/position/value"][0:n]
+        return [self._unpad(p) for p in pos]
+
+    def positions_single(self, h: Any, idx: list[int]) -> list[Any]:
+        ds = h[0]["particles/atoms/position/value"]
+        return [self._unpad(ds[i]) for i in idx]
+
+    def column_energy(self, h: Any, n: int) -> list[Any]:
+        return h[0]["observables/atoms/potential_energy/value"][0:n].tolist()
+
+    def open_len(self, path: str) -> int:
+        import znh5md
+
+        return len(znh5md.IO(filename=path))
+
+    def file_size(self, path: str) -> int:
+        return disk_bytes(path)
+
+
+class ExtXYZ(Peer):
+    name = "extxyz"
+    label = "extxyz (ase.io)"
+    suffix = ".extxyz"
+    imports = ("ase.io", "ase.io.extxyz")
+
+    def write_trajectory(self, path: str, frames: list[Any]) -> None:
+        import ase.io
+
+        ase.io.write(path, list(frames), format="extxyz")
+
+    def write_single(self, path: str, frames: list[Any]) -> None:
+        import ase.io
+
+        for atoms in frames:
+            ase.io.write(path, atoms, format="extxyz", append=True)
+
+    def read_trajectory(self, path: str, n: int) -> list[Any]:
+        import ase.io
+
+        return list(ase.io.iread(path, index=":", format="extxyz"))
+
+    # A text file has no index and no columns: every column read parses every frame.
+    def positions_view(self, path: str, n: int) -> list[Any]:
+        return [a.positions for a in self.read_trajectory(path, n)]
+
+    def column_energy(self, path: str, n: int) -> list[Any]:
+        return [a.get_potential_energy() for a in self.read_trajectory(path, n)]
+
+    def file_size(self, path: str) -> int:
+        return disk_bytes(path)
+
+
+# ---------------------------------------------------------------------- floors
+
+
+class FloorLMDB(Peer):
+    """Raw LMDB reads (py-lmdb) of the bytes our layout stores for each frame: what any
+    LMDB-based reader must at least spend, before decoding and building ``Atoms``."""
+
+    name = "floor-lmdb-raw"
+    label = "floor: raw LMDB bytes (py-lmdb)"
+    suffix = ".lmdb"
+    kind = "floor"
+    imports = ("lmdb", "asebytes")
+    fields = (
+        "arrays.numbers",
+        "arrays.positions",
+        "calc.energy",
+        "calc.forces",
+        "calc.stress",
+        "cell",
+        "info.label",
+        "info.step",
+        "info.temperature",
+        "pbc",
+    )
+
+    def prepare(self, path: str, frames: list[Any]) -> None:
+        import lmdb
+        from asebytes import _native, atoms_to_dict
+
+        env = lmdb.open(path, subdir=True, map_size=1 << 32)
+        with env.begin(write=True) as txn:
+            for i, atoms in enumerate(frames):
+                for key, value in _native.encode_row(atoms_to_dict(atoms)).items():
+                    txn.put(f"{i}-".encode() + key, value)
+        env.close()
+
+    def open(self, path: str) -> Any:
+        import lmdb
+
+        return lmdb.open(path, subdir=True, readonly=True, lock=False)
+
+    def _rows(self, env: Any, idx: Any, fields: tuple[str, ...], per_txn: bool) -> Any:
+        keys = [f.encode() for f in fields]
+        if not per_txn:
+            with env.begin(buffers=False) as txn:
+                get = txn.get
+                return [{k: get(b"%d-%s" % (i, k)) for k in keys} for i in idx]
+        out = []
+        for i in idx:
+            with env.begin(buffers=False) as txn:
+                out.append({k: txn.get(b"%d-%s" % (i, k)) for k in keys})
+        return out
+
+    def read_trajectory(self, env: Any, n: int) -> Any:
+        return self._rows(env, range(n), self.fields, False)
+
+    def read_single(self, env: Any, idx: list[int]) -> Any:
+        return self._rows(env, idx, self.fields, True)
+
+    def random_view(self, env: Any, idx: list[int]) -> Any:
+        return self._rows(env, idx, self.fields, False)
+
+    def positions_view(self, env: Any, n: int) -> Any:
+        return self._rows(env, range(n), ("arrays.positions",), False)
+
+    def positions_single(self, env: Any, idx: list[int]) -> Any:
+        return self._rows(env, idx, ("arrays.positions",), True)
+
+    def column_energy(self, env: Any, n: int) -> Any:
+        return self._rows(env, range(n), ("calc.energy",), False)
+
+
+class FloorAtoms(Peer):
+    """Bare ``Atoms(numbers, positions, cell, pbc)`` from arrays already in memory (no
+    calculator, no info): ASE's own constructor, the Python-object cost of a frame."""
+
+    name = "floor-atoms"
+    label = "floor: bare Atoms(numbers, positions, cell, pbc)"
+    kind = "floor"
+    imports = ("ase",)
+
+    def prepare(self, path: str, frames: list[Any]) -> None:
+        pass
+
+    def open(self, path: str) -> Any:
+        return path
+
+    def discard(self, path: str) -> None:
+        pass
+
+    def _build(self, idx: Any) -> list[Any]:
+        from ase import Atoms
+
+        frames = self.dataset["frames"]
+        return [
+            Atoms(
+                numbers=(f := frames[i])["numbers"],
+                positions=f["positions"],
+                cell=f["cell"],
+                pbc=f["pbc"],
+            )
+            for i in idx
+        ]
+
+    def read_trajectory(self, h: Any, n: int) -> list[Any]:
+        return self._build(range(n))
+
+    def read_single(self, h: Any, idx: list[int]) -> list[Any]:
+        return self._build(idx)
+
+    def random_view(self, h: Any, idx: list[int]) -> list[Any]:
+        return self._build(idx)
+
+
+PEERS: dict[str, type[Peer]] = {
+    cls.name: cls
+    for cls in (
+        OursLMDB,
+        OursMemory,
+        RefLMDB,
+        RefZarr,
+        RefH5,
+        AseLMDB,
+        ZnH5MD,
+        ExtXYZ,
+        AseSQLite,
+        FloorLMDB,
+        FloorAtoms,
+    )
+}
+
+NA_REASONS = {
+    ("znh5md", "update_bulk"): "append-only format, no update",
+    ("znh5md", "update_single"): "append-only format, no update",
+    ("extxyz", "update_bulk"): "text file, no update",
+    ("extxyz", "update_single"): "text file, no update",
+    ("extxyz", "read_single"): "no index: each read re-parses the file",
+    ("extxyz", "random_view"): "no index",
+    ("extxyz", "random_single"): "no index",
+    ("extxyz", "positions_single"): "no index",
+    ("extxyz", "open_len"): "no length without parsing every frame",
+    ("aselmdb", "random_view"): "no multi-row read by index",
+    ("sqlite", "random_view"): "no multi-row read by index",
+}
+
+NOTES = {
+    "aselmdb": "update = key-value pair `score` (ase.db cannot change a stored energy); "
+    "bulk writes and bulk updates in one transaction (`with db:`)",
+    "sqlite": "as aselmdb",
+    "znh5md": "random view reads sorted indices and reorders (h5py needs increasing "
+    "indices); positions and energies read straight from the h5py datasets, NaN padding "
+    "stripped",
+    "extxyz": "column reads parse every frame",
+    "ours-lmdb": "bulk update through the native `Store.update_many` (the facades have no "
+    "`ColumnView.set` yet)",
+    "ours-memory": "as ours-lmdb; not persistent",
+}
