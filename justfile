@@ -84,7 +84,7 @@ bench-venv: venv
 
 # The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite and asebytes 0.3.3, the
 # multi-process scenario and the latency benchmark; results in benches/results/, plots in
-# docs/benchmarks/ (takes about 30 min on 2 cores). Extra arguments go to bench_suite.py.
+# docs/benchmarks/ (about 20 min on 2 cores). Extra arguments go to bench_suite.py.
 [group('bench')]
 bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
@@ -92,7 +92,7 @@ bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_latency.py --ref-python {{ref_py}}
 
 # A small run of the suite and the multi-process scenario for development (under 3 min);
-# writes benches/results/suite-quick.* and concurrency-quick.*, no plots.
+# writes benches/results/quick/ (not committed), no plots.
 [group('bench')]
 bench-quick: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --quick --ref-python {{ref_py}}

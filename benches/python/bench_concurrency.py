@@ -295,7 +295,7 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ref-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
-    ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
+    ap.add_argument("--out", help="results directory (default benches/results[/quick])")
     ap.add_argument("--role", help=argparse.SUPPRESS)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
@@ -341,7 +341,7 @@ def main() -> None:
                 capture_output=True,
                 timeout=60,
             )
-    out = Path(a.out)
+    out = Path(a.out or ROOT / "benches" / "results" / ("quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     stem = "concurrency-quick" if a.quick else "concurrency"
     (out / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("--peers", help="comma-separated peers (default: all)")
     ap.add_argument("--ops", help="comma-separated operations (default: all)")
     ap.add_argument("--ref-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
-    ap.add_argument("--out", default=str(ROOT / "benches" / "results"))
+    ap.add_argument("--out", help="results directory (default benches/results[/quick])")
     ap.add_argument("--plots", default=str(ROOT / "docs" / "benchmarks"))
     ap.add_argument("--timeout", type=float, default=1200.0, help="per worker, s")
     args = ap.parse_args()
@@ -194,7 +194,9 @@ def main() -> None:
         "results": results,
     }
     bench_report.summarise(report)
-    out_dir = Path(args.out)
+    out_dir = Path(
+        args.out or ROOT / "benches" / "results" / ("quick" if args.quick else "")
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "suite-quick" if args.quick else "suite"
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
