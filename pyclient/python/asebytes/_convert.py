@@ -47,7 +47,7 @@ def _check_atoms(atoms: object) -> ase.Atoms:
     if not isinstance(atoms, ase.Atoms):
         raise AsebytesTypeError("Input must be an ase.Atoms object.")
     celldisp = getattr(atoms, "_celldisp", None)
-    if celldisp is not None and np.any(celldisp):
+    if celldisp is not None and celldisp.any():
         raise AsebytesValueError(
             "Atoms object has a non-zero cell displacement (_celldisp), which is not "
             "supported by asebytes serialization; call atoms.set_celldisp([0, 0, 0]) and "
