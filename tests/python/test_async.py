@@ -34,10 +34,9 @@ from conftest import Backend
 
 
 @pytest.fixture
-def location(backend: Backend) -> str:
-    if backend.mode == "async":
-        pytest.skip("one run per location is enough: these tests are async themselves")
-    return backend.location
+def location(sync_backend: Backend) -> str:
+    """A daemon-served location (these tests use the async facades themselves)."""
+    return sync_backend.location
 
 
 def test_issue_example_runs(location: str) -> None:
