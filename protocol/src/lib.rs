@@ -13,9 +13,11 @@
 //! - [`value`]: rows, keys and field values as they travel (opaque bytes).
 //! - [`capability`]: what a backend can do, sent to clients on open.
 //! - [`error`]: typed wire error codes and the codec error.
+//! - [`codec`]: the msgpack-numpy value codec (stored field bytes ⇄ [`codec::Value`]).
 #![deny(missing_docs)]
 
 pub mod capability;
+pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod handshake;
