@@ -5,6 +5,8 @@
 use asebytes_protocol::codec::Value::*;
 use asebytes_protocol::codec::{DType, NdArray, NdScalar, Value, decode, encode};
 
+// Generated one line per case; formatting it would only make regeneration noisy.
+#[rustfmt::skip]
 #[path = "golden/codec_cases.rs"]
 mod cases;
 
