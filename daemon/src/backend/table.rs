@@ -39,6 +39,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     #[cfg(feature = "lmdb")]
     super::lmdb::ENTRY,
     super::memory::ENTRY,
+    #[cfg(feature = "zarr")]
+    super::zarr::ENTRY,
 ];
 
 /// The entry for `scheme`.
