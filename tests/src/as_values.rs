@@ -131,6 +131,9 @@ fn get(s: &dyn Snapshot, index: u64, keys: Option<&[Key]>) -> backend::Result<Op
     s.get(index, keys)?.map(unwrap_row).transpose()
 }
 
+/// A row's fields, owned.
+type OwnedFields = Vec<(Vec<u8>, Vec<u8>)>;
+
 fn visit(
     s: &dyn Snapshot,
     indices: &[u64],
@@ -139,7 +142,7 @@ fn visit(
 ) -> backend::Result<()> {
     let mut failure = None;
     s.visit_rows(indices, keys, &mut |fields| {
-        let owned: Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, Error> = fields
+        let owned: Result<Option<OwnedFields>, Error> = fields
             .map(|fs| {
                 fs.iter()
                     .map(|(k, v)| Ok((k.to_vec(), unwrap(v)?)))
