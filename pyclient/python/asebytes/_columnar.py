@@ -55,7 +55,7 @@ def _location(file: str, engine: str | None, padded: bool | None) -> str:
     return f"{engine}{'p' if padded else ''}://{path}"
 
 
-class BaseColumnarBackend(DaemonBackend):  # type: ignore[misc]
+class BaseColumnarBackend(DaemonBackend):
     """A columnar store of ``dict[str, Any]`` rows (one array per key), served by the
     daemon: ``(file, group=None, readonly=False, **engine keywords)``."""
 
