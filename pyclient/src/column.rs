@@ -12,8 +12,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::args::type_name;
-use crate::codec::{self, Corrupt, Numeric};
-use crate::errors::AsebytesValueError;
+use asebytes_protocol::codec::Corrupt;
+
+use crate::codec::{self, Numeric};
+use crate::errors::{AsebytesValueError, OrRaise, stored_corrupt};
 
 /// The column being packed: its key and how to name its rows in messages.
 #[derive(Debug)]
@@ -113,10 +115,21 @@ impl Column<'_> {
             .try_fold(descr.itemsize(), |acc, &d| {
                 usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
             })
-            .ok_or_else(|| Corrupt("array shape overflows".into()))?;
+            .ok_or_else(|| Corrupt("array shape overflows".into()))
+            .or_raise()?;
         let mut dims = Vec::with_capacity(1 + first.shape.as_slice().len());
-        dims.push(npy_intp::try_from(items.len()).map_err(|_| Corrupt("too many rows".into()))?);
-        dims.extend_from_slice(first.shape.as_slice());
+        dims.push(
+            npy_intp::try_from(items.len())
+                .map_err(|_| Corrupt("too many rows".into()))
+                .or_raise()?,
+        );
+        for &d in first.shape.as_slice() {
+            dims.push(
+                npy_intp::try_from(d)
+                    .map_err(|_| Corrupt("array dimension too large".into()))
+                    .or_raise()?,
+            );
+        }
         let out = empty_array(py, &descr, &mut dims)?;
         // SAFETY: `out` is a fresh C-contiguous array of `items.len() * row_bytes` bytes
         // that nothing else references yet; each row is written once, within bounds.
@@ -128,12 +141,11 @@ impl Column<'_> {
             for (j, item) in items.iter().enumerate() {
                 let src = item.items.bytes();
                 if src.len() < row_bytes {
-                    return Err(Corrupt(format!(
+                    return Err(stored_corrupt(Corrupt(format!(
                         "row {} holds {} bytes of data, its shape and dtype need {row_bytes}",
                         self.row(j),
                         src.len()
-                    ))
-                    .into());
+                    ))));
                 }
                 std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(j * row_bytes), row_bytes);
             }
@@ -185,7 +197,7 @@ impl Column<'_> {
 }
 
 /// `(9, 3)`, `(3,)`, `()`: a shape as Python prints it.
-fn tuple(shape: &[npy_intp]) -> String {
+fn tuple(shape: &[u64]) -> String {
     match shape {
         [one] => format!("({one},)"),
         dims => format!(
@@ -205,7 +217,8 @@ fn empty_array<'py>(
     dims: &mut [npy_intp],
 ) -> PyResult<Bound<'py, PyAny>> {
     let nd = std::os::raw::c_int::try_from(dims.len())
-        .map_err(|_| Corrupt("too many dimensions".into()))?;
+        .map_err(|_| Corrupt("too many dimensions".into()))
+        .or_raise()?;
     // SAFETY: PyArray_NewFromDescr steals one reference to the descriptor (hence the
     // incref), allocates C-ordered storage for `dims` and returns a new reference or NULL.
     unsafe {
