@@ -24,7 +24,7 @@ fn opts(dir: &Path, group: &str) -> OpenOptions {
             .to_owned(),
         group: group.to_owned(),
         readonly: false,
-        map_size: None,
+        options: Default::default(),
     }
 }
 
@@ -510,7 +510,11 @@ fn test_canonical_location_and_capabilities() {
         format!("lmdb://{}/x.lmdb#train", real.display())
     );
     assert_eq!(b.info().scheme, lmdb::SCHEME);
-    assert_eq!(b.info().caps, asebytes_protocol::Capabilities::all());
+    let want = asebytes_protocol::Capabilities {
+        packed_columns: false,
+        ..asebytes_protocol::Capabilities::all()
+    };
+    assert_eq!(b.info().caps, want);
     assert!(real.join("x.lmdb/train/data.mdb").is_file());
     let bad = LmdbBackend::open(&opts(dir.path(), "../escape")).unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidArgument);
@@ -633,7 +637,7 @@ fn child_process_helper() {
         path: path.to_owned(),
         group: "default".to_owned(),
         readonly: true,
-        map_size: None,
+        options: Default::default(),
     };
     let b = LmdbBackend::open(&opts).expect("child open");
     let reader = b.reader();
