@@ -142,6 +142,7 @@ fn open_lmdb_readonly(dir: &Path) -> Box<dyn Backend> {
 
 #[cfg(feature = "zarr")]
 fn zarr_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::columnar::Layout;
     use asebytes_daemon::backend::zarr::ZarrBackend;
     let opts = OpenOptions {
         path: dir
@@ -152,17 +153,22 @@ fn zarr_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
         readonly,
         ..Default::default()
     };
+    let layout = if ext == "zarrp" {
+        Layout::Padded
+    } else {
+        Layout::Ragged
+    };
     if readonly {
         // A read-only open needs the group to exist, as with a file another tool wrote.
-        let mut w = ZarrBackend::open(&OpenOptions {
+        let rw = OpenOptions {
             readonly: false,
             ..opts.clone()
-        })
-        .expect("open zarr");
+        };
+        let mut w = ZarrBackend::open(&rw, layout).expect("open zarr");
         w.write(&mut |_| Ok(())).expect("create the zarr group");
     }
     Box::new(as_values::AsValues::new(Box::new(
-        ZarrBackend::open(&opts).expect("open zarr"),
+        ZarrBackend::open(&opts, layout).expect("open zarr"),
     )))
 }
 

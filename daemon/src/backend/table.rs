@@ -41,6 +41,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::memory::ENTRY,
     #[cfg(feature = "zarr")]
     super::zarr::ENTRY,
+    #[cfg(feature = "zarr")]
+    super::zarr::ENTRY_PADDED,
 ];
 
 /// The entry for `scheme`.
