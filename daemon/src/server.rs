@@ -39,13 +39,7 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
         .ok()
         .and_then(|a| a.as_pathname().map(Into::into));
     let idle = IdleTimer::new(config.idle_limit());
-    let ctx = Arc::new(Context::new(
-        shutdown.clone(),
-        idle.clone(),
-        config.socket.clone(),
-        config.idle_timeout.as_secs(),
-        config.max_frame,
-    ));
+    let ctx = Arc::new(Context::new(shutdown.clone(), idle.clone(), &config));
     let watcher = idle
         .spawn_watcher(shutdown.clone())
         .map_err(|e| Error::io("cannot start the idle timer", e))?;
@@ -161,13 +155,11 @@ fn start_connection(
         }
     };
     conns.insert(conn, waker);
-    let busy = ctx.idle.busy();
     let ctx2 = ctx.clone();
     let conns2 = conns.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("asebytesd-conn-{conn}"))
         .spawn(move || {
-            let _busy = busy;
             connection::serve(sock, conn, &ctx2);
             conns2.remove(conn);
         });
