@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+pub mod row;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
