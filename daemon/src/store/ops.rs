@@ -96,8 +96,12 @@ pub(crate) fn read_only() -> WireError {
     WireError::new(ErrorCode::ReadOnly, "Backend is read-only")
 }
 
-/// A backend failure as it travels; the message includes the native cause.
+/// A backend failure as it travels; the message includes the native cause. A full disk
+/// is also logged: the user who finds the daemon log should find why writes failed.
 pub(crate) fn wire(e: backend::Error) -> WireError {
+    if e.kind == backend::ErrorKind::DiskFull {
+        log::error!("{e}");
+    }
     WireError::new(e.kind.code(), e.to_string())
 }
 
