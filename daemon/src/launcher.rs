@@ -214,7 +214,9 @@ pub fn connect(socket: &Path) -> Result<(FrameStream, Welcome), LaunchError> {
 /// connects once it is ready, all within `timeout`.
 ///
 /// The child runs in its own session, in `/` (so it pins no directory), with stdin from
-/// `/dev/null` and stdout/stderr appended to the log file beside the socket, with
+/// `/dev/null`, stdout/stderr appended to the log file beside the socket and no other
+/// descriptor of this process (so a pipe the caller's parent waits on, such as a
+/// `multiprocessing` child's sentinel, closes when the caller exits), with
 /// `ASEBYTES_STARTUP_NOTIFY` and `ASEBYTES_SOCKET` set; paths in `daemon_argv` must
 /// therefore be absolute. Readiness `ok` or `in_use` both mean: connect again.
 pub fn connect_or_spawn(
@@ -311,9 +313,14 @@ fn spawn_and_wait(
         .stdout(log_file)
         .stderr(err_file);
     // SAFETY: between fork and exec the closure only calls async-signal-safe functions
-    // (fork, setsid, _exit) and touches no memory shared with other threads.
+    // (close_range/fcntl, getrlimit, fork, setsid, _exit) and touches no memory shared
+    // with other threads.
     unsafe {
         cmd.pre_exec(|| {
+            // Everything beyond stdio closes at exec: descriptors this process inherited
+            // without close-on-exec (multiprocessing pipes, a Jupyter kernel's sockets)
+            // must not stay open for the daemon's lifetime.
+            cloexec_from(3);
             // Double fork: the daemon is re-parented away from the client (no zombie when
             // it exits, no tie to the client's lifetime) and, after setsid, has no
             // controlling terminal.
@@ -343,6 +350,43 @@ fn spawn_and_wait(
         },
         Ok(None) => Ok(None),
         Err(e) => Err(spawn_err(e)),
+    }
+}
+
+/// Marks every descriptor from `low` up close-on-exec. Async-signal-safe: runs between
+/// fork and exec. `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11) in one call, else one
+/// `fcntl` per possible descriptor up to the soft limit.
+fn cloexec_from(low: libc::c_int) {
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            low as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `lim`, which is valid.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        4096
+    };
+    for fd in low..max {
+        // SAFETY: fcntl on any descriptor number; a closed one fails with EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
     }
 }
 
@@ -471,6 +515,45 @@ mod tests {
         let argv = [OsString::from("/nonexistent/asebytesd-missing")];
         let err = connect_or_spawn(&socket, &argv, Duration::from_secs(5)).unwrap_err();
         assert!(matches!(err, LaunchError::Spawn { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_spawned_daemon_inherits_no_descriptor_beyond_stdio() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let tmp = tempfile::tempdir().unwrap();
+        let socket = tmp.path().join("d.sock");
+        let listing = tmp.path().join("fds");
+        // An inheritable descriptor, as multiprocessing passes to its children.
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // Moved far above what the listing itself may open (`ls` takes the lowest free).
+        for (i, fd) in fds.iter_mut().enumerate() {
+            // SAFETY: duplicating and closing descriptors this test owns.
+            unsafe {
+                let high = libc::fcntl(*fd, libc::F_DUPFD, 700 + i as libc::c_int);
+                assert!(high >= 700);
+                libc::close(*fd);
+                *fd = high;
+            }
+        }
+        // SAFETY: both were just created and are owned here.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let script = format!("ls /proc/self/fd > {}", listing.display());
+        let argv = ["/bin/sh", "-c", &script].map(OsString::from);
+        // The stand-in daemon never reports readiness; we only look at what it held.
+        let _ = connect_or_spawn(&socket, &argv, Duration::from_millis(1500));
+        let held: Vec<i32> = std::fs::read_to_string(&listing)
+            .unwrap()
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert!(
+            !held.contains(&w.as_raw_fd()) && !held.contains(&r.as_raw_fd()),
+            "the daemon inherited the pipe: {held:?}"
+        );
+        // stdio, plus the one `ls` opens for the listing itself.
+        assert!(held.iter().filter(|&&fd| fd > 2).count() <= 1, "{held:?}");
     }
 
     #[test]
