@@ -154,6 +154,10 @@ fn run(mut config: Config, foreground_log: bool) -> i32 {
         return fail(e.to_string());
     }
     init_logging(&config, foreground_log);
+    match crate::limits::raise_fd_limit() {
+        Ok(n) => log::debug!("descriptor limit: {n}"),
+        Err(e) => log::warn!("cannot raise the descriptor limit: {e}"),
+    }
     let lock_path = paths::lock_path(&config.socket);
     let _lock = match acquire_lock(&lock_path) {
         Ok(Some(lock)) => lock,

@@ -178,6 +178,26 @@ fn handshake(stream: &mut FrameStream, ctx: &Context) -> Option<u32> {
     Some(negotiated)
 }
 
+/// Refuses a peer the daemon cannot serve (out of descriptors) with `Unavailable` and
+/// `message`: the `Hello` it sent, if any yet, is read and dropped first, so the close does
+/// not reset the connection before the client has read why.
+pub fn refuse_unserved(sock: UnixStream, message: String) {
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut stream = FrameStream::new(sock);
+    stream.set_spin(Duration::ZERO);
+    let id = stream
+        .recv(HANDSHAKE_MAX_FRAME_LEN)
+        .ok()
+        .and_then(peek_id)
+        .unwrap_or(0);
+    log::warn!("refused a client: {message}");
+    refuse(
+        &mut stream,
+        id,
+        WireError::new(ErrorCode::Unavailable, message),
+    );
+}
+
 fn refuse(stream: &mut FrameStream, id: u64, error: WireError) {
     log::debug!("refusing a connection: {}", error.message);
     if let Ok(frame) = frame::encode(id, &HelloReply::Refused(error)) {

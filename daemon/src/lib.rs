@@ -23,6 +23,7 @@
 //! - [`backend`]: the storage engines behind one synchronous trait.
 //! - [`launcher`]: the client side of auto-start (connect, or spawn and wait), shared
 //!   with the Python client.
+//! - [`limits`]: the soft descriptor limit, raised at start.
 //! - [`paths`]: socket, log and lock locations; the private socket directory.
 //! - [`error`]: the daemon's error type and its wire codes.
 
@@ -33,6 +34,7 @@ mod connection;
 pub mod error;
 pub mod idle;
 pub mod launcher;
+pub mod limits;
 pub mod paths;
 mod registry;
 pub mod server;
