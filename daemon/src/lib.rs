@@ -16,6 +16,7 @@
 //! - [`server`]: the accept loop, the peer-uid check, one thread per connection, graceful
 //!   shutdown; [`server::run`] is the entry point tests use.
 //! - [`shutdown`]: the shutdown signal (flag + self-pipe, SIGTERM/SIGINT).
+//! - [`startup`]: the typed readiness report of a daemon started on demand.
 //! - [`idle`]: idle exit after `ASEBYTES_IDLE_TIMEOUT` seconds without connections.
 //! - `connection`: handshake, framing and request dispatch for one peer.
 //! - `registry`: canonical location → one shared store actor; store ids; who uses what.
@@ -39,6 +40,7 @@ pub mod paths;
 mod registry;
 pub mod server;
 pub mod shutdown;
+pub mod startup;
 pub mod store;
 
 pub use error::{Error, Result};
