@@ -16,6 +16,7 @@ pub mod error;
 pub mod lmdb;
 pub mod memory;
 pub mod options;
+pub mod row;
 pub mod table;
 
 use std::ops::ControlFlow;
