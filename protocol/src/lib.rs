@@ -16,10 +16,12 @@
 //! - [`column`]: a packed column (one array for many rows).
 //! - [`capability`]: what a backend can do, sent to clients on open.
 //! - [`error`]: typed wire error codes and the codec error.
+//! - [`codec`]: the msgpack-numpy value codec (stored field bytes ⇄ [`codec::Value`]).
 #![deny(missing_docs)]
 
 pub mod budget;
 pub mod capability;
+pub mod codec;
 pub mod column;
 pub mod error;
 pub mod frame;

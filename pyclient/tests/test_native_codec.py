@@ -388,6 +388,26 @@ def test_corrupt_input_raises_value_errors():
         _native.decode_value(deep)
 
 
+def test_lying_list_lengths_do_not_allocate_what_they_announce():
+    import tracemalloc
+
+    # 400 nested array32 headers, each announcing as many items as bytes remain.
+    tail = 1 << 16
+    raw = b"".join(
+        b"\xdd" + (((400 - level) * 5 + tail) // 2).to_bytes(4, "big")
+        for level in range(400)
+    )
+    raw += b"\xc0" * tail
+    tracemalloc.start()
+    try:
+        with pytest.raises(AsebytesValueError):
+            _native.decode_value(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * len(raw), peak
+
+
 def test_rows_encode_per_field_and_decode_back():
     row = {"calc.energy": -1.5, "arrays.positions": np.ones((2, 3)), "info.label": "x"}
     enc = _native.encode_row(row)
@@ -450,6 +470,34 @@ def test_invalid_utf8_str_is_a_value_error():
 def test_surrogate_strings_are_refused_at_write_time():
     with pytest.raises(AsebytesValueError, match="not valid Unicode"):
         _native.encode_value("\ud800")
+
+
+def test_surrogate_keys_raise_the_package_value_error():
+    for call in (
+        lambda: _native.encode_row({"\ud800": 1}),
+        lambda: _native.encode_row({"ok": {"\udcff": 1}}),
+        lambda: _native.encode_value({"\ud800": 1}),
+        lambda: _native.decode_row({"\ud800": _native.encode_value(1)}),
+    ):
+        with pytest.raises(AsebytesValueError, match="not valid Unicode") as e:
+            call()
+        assert isinstance(e.value, ValueError)
+        assert not isinstance(e.value, UnicodeError)
+
+
+def test_complex_numbers_are_written_as_the_reference_writes_them():
+    rng = np.random.default_rng(8)
+    special = [0.0, -0.0, 1.0, 1e16, 1e-5, 1e-4, 1e15, math.inf, -math.inf, math.nan]
+    values = [complex(a, b) for a in special for b in special]
+    values += [
+        complex(*(rng.uniform(-1, 1, 2) * 10.0 ** rng.integers(-30, 30, 2)))
+        for _ in range(500)
+    ]
+    for z in values:
+        raw = _native.encode_value(z)
+        assert raw == ref_pack(z), z
+        back = _native.decode_value(raw)
+        assert type(back) is complex and repr(back) == repr(ref_unpack(raw))
 
 
 if __name__ == "__main__":
