@@ -17,6 +17,7 @@ pub mod error;
 pub mod lmdb;
 pub mod memory;
 pub mod options;
+pub mod row;
 pub mod table;
 #[cfg(feature = "zarr")]
 pub mod zarr;
