@@ -132,6 +132,34 @@ pub(crate) fn map_heed_err(e: heed::Error) -> Error {
     Error::new(kind, what).with_source(e)
 }
 
+/// The environment in `dir` is open in a program whose LMDB cannot share it with ours
+/// (`MDB_VERSION_MISMATCH`): names the store and, from `/proc/locks`, who holds its lock
+/// file.
+fn held_elsewhere(dir: &Path, lock: &Path) -> Error {
+    let holders = crate::procinfo::lock_holders(lock);
+    let who = if holders.is_empty() {
+        "another program (no holder of its lock file is visible here: it may run in another \
+         container or on another host)"
+            .to_string()
+    } else {
+        holders
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the LMDB store {} is open in {who}, whose LMDB build is incompatible with the \
+             daemon's (the reference asebytes / py-lmdb use an older lock-file format); close \
+             it there and retry (the daemon itself lets go of a store after \
+             ASEBYTES_STORE_IDLE_SECS without requests)",
+            dir.display()
+        ),
+    )
+}
+
 fn io_err(context: String, e: std::io::Error) -> Error {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -489,6 +517,8 @@ impl LmdbBackend {
             if space::is_disk_full(&e, &dir) {
                 let doing = "the store could not be created, so it was not opened";
                 space::disk_full(&base.display().to_string(), &dir, doing).with_source(e)
+            } else if matches!(e, heed::Error::Mdb(MdbError::VersionMismatch)) {
+                held_elsewhere(&dir, &lock).with_source(e)
             } else {
                 map_heed_err(e)
             }
