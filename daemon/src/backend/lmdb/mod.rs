@@ -8,8 +8,9 @@
 //! Sharing with the reference. heed compiles LMDB's mdb.master branch, whose lock file
 //! (format 2) differs from the 0.9 releases py-lmdb ships (format 1); the data file is the
 //! same. So a store moves freely between the reference and us, but not while both have it
-//! open: whoever opens second gets `MDB_VERSION_MISMATCH` (here: `Unavailable`, saying
-//! so). Any number of our own processes share a store as LMDB intends.
+//! open: whoever opens second gets `MDB_VERSION_MISMATCH` (here: `Unavailable`, naming the
+//! store and, from `/proc/locks`, the holder). The daemon lets go of idle stores, so the
+//! two take turns. Any number of our own processes share a store as LMDB intends.
 //!
 //! Map growth. LMDB refuses writes past its map size (`MDB_MAP_FULL`), and changing the
 //! map size is only allowed while no transaction of this process is open. Every
