@@ -29,21 +29,23 @@ db.extend([{"info.tag": "reference", "calc.energy": -7.5}])
 """
 
 
-def store_status(path: str) -> dict[str, Any]:
+def store_status(path: str) -> dict[str, Any] | None:
+    """The status line of the store at ``path``; ``None`` in the moment it is being
+    released or re-opened (status lists ready and released stores only)."""
     prefix = "lmdb://" + os.path.realpath(path) + "#"
-    (st,) = [
+    lines = [
         s
         for s in _native.daemon_status()["stores"]
         if s["canonical"].startswith(prefix)
     ]
-    return st
+    return lines[0] if lines else None
 
 
 def wait_released(path: str, within: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while True:
         st = store_status(path)
-        if st["released"]:
+        if st is not None and st["released"]:
             return st
         assert time.monotonic() < deadline, f"{path} was not released: {st}"
         time.sleep(0.02)
@@ -79,7 +81,8 @@ def test_an_idle_store_is_released_to_the_reference_and_the_handle_writes_on(
     assert db.extend([{"info.tag": "again", "calc.energy": 4.0}]) == 5
     assert db[3] == {"info.tag": "reference", "calc.energy": -7.5}
     assert db[4]["info.tag"] == "again"
-    assert not store_status(path)["released"]
+    st = store_status(path)
+    assert st is not None and not st["released"]
 
 
 def test_daemon_status_lists_this_process_and_its_stores(tmp_path, daemon):
@@ -93,4 +96,5 @@ def test_daemon_status_lists_this_process_and_its_stores(tmp_path, daemon):
     assert all("python" in c["program"] and c["since"] > 0 for c in mine)
     assert sum(c["stores"] for c in mine) >= 1
     line = store_status(path)
+    assert line is not None
     assert {"released", "idle_secs", "in_flight", "queued"} <= line.keys()

@@ -118,10 +118,10 @@ pub fn format_status(s: &Status, now: u64) -> String {
             vec![
                 st.canonical.clone(),
                 st.backend.clone(),
-                if st.released { "released" } else { "open" }.to_string(),
                 st.len.to_string(),
                 st.clients.to_string(),
                 st.commits.to_string(),
+                if st.released { "released" } else { "open" }.to_string(),
                 format!("{}s", st.idle_secs),
                 st.in_flight.to_string(),
                 st.queued.to_string(),
@@ -131,10 +131,10 @@ pub fn format_status(s: &Status, now: u64) -> String {
     out.push('\n');
     out.push_str(&table(
         &[
-            "STORE", "BACKEND", "FILES", "LEN", "CLIENTS", "COMMITS", "IDLE", "ACTIVE", "QUEUED",
+            "STORE", "BACKEND", "LEN", "CLIENTS", "COMMITS", "FILES", "IDLE", "ACTIVE", "QUEUED",
         ],
         &rows,
-        &[true, true, true, false, false, false, false, false, false],
+        &[true, true, false, false, false, true, false, false, false],
     ));
     out
 }
@@ -243,10 +243,10 @@ mod tests {
             [
                 "lmdb:///d/x.lmdb#default",
                 "lmdb",
-                "open",
                 "10",
                 "1",
                 "3",
+                "open",
                 "1s",
                 "2",
                 "1"
@@ -257,10 +257,10 @@ mod tests {
             [
                 "lmdb:///d/y.lmdb#default",
                 "lmdb",
-                "released",
                 "4",
                 "1",
                 "0",
+                "released",
                 "70s",
                 "0",
                 "0"

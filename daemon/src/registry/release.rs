@@ -220,29 +220,34 @@ impl Registry {
             let keys: Vec<String> = inner
                 .slots
                 .iter()
-                .filter(
-                    |(_, slot)| matches!(slot, Slot::Ready(e) if e.handle.info().caps.persistent),
-                )
+                .filter(|(_, slot)| matches!(slot, Slot::Ready(_)))
                 .map(|(key, _)| key.clone())
                 .collect();
             let mut due = Vec::new();
+            let mut releasable = 0;
             for key in &keys {
                 // Taken out and put back so the ids can be updated beside it.
                 let Some(Slot::Ready(mut e)) = inner.slots.remove(key) else {
                     continue;
                 };
+                // Every store's last use is kept current (for `status`); only persistent
+                // ones are released.
                 let (refs, used) = inner.refs_and_use(&e, true);
                 if used {
                     e.last_use = now;
                 }
+                let persistent = e.handle.info().caps.persistent;
                 let idle_enough = now.saturating_duration_since(e.last_use) >= idle;
                 let unheld = e.handle.holders() == refs;
                 inner.slots.insert(key.clone(), Slot::Ready(e));
-                if idle_enough && unheld {
-                    due.push(key.clone());
+                if persistent {
+                    releasable += 1;
+                    if idle_enough && unheld {
+                        due.push(key.clone());
+                    }
                 }
             }
-            let watching = keys.len() > due.len();
+            let watching = releasable > due.len();
             let releasing: Vec<Releasing> = due.iter().map(|k| inner.begin_release(k)).collect();
             (releasing, watching)
         };

@@ -2,7 +2,9 @@
 //! and how many stores each connection has open.
 //!
 //! Layer: inside [`super`]; called by the connection that answers `Status`. Nothing here
-//! counts as a use of a store: a store stays releasable while someone watches it.
+//! counts as a use of a store: a store stays releasable while someone watches it. The
+//! idle time is to the releaser's tick (a quarter of the store idle time) or to this
+//! call, whichever folded the last use in.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -29,13 +31,14 @@ impl Registry {
             let mut out = Vec::new();
             for key in keys {
                 match inner.slots.remove(&key) {
-                    Some(Slot::Ready(e)) => {
-                        let (refs, used) = inner.refs_and_use(&e, false);
-                        let idle = if used {
-                            0
-                        } else {
-                            now.saturating_duration_since(e.last_use).as_secs()
-                        };
+                    Some(Slot::Ready(mut e)) => {
+                        // Folding the used flags in here loses nothing the releaser needs:
+                        // it reads the same last use.
+                        let (refs, used) = inner.refs_and_use(&e, true);
+                        if used {
+                            e.last_use = now;
+                        }
+                        let idle = now.saturating_duration_since(e.last_use).as_secs();
                         let line = StoreStatus {
                             canonical: key.clone(),
                             backend: e.handle.info().scheme.to_string(),

@@ -306,3 +306,21 @@ fn shutdown_all_forgets_released_stores() {
         ErrorCode::UnknownStore
     );
 }
+
+#[test]
+fn status_reports_the_idle_time_of_stores_that_are_never_released() {
+    let reg = Registry::new();
+    let a = reg.open(1, &open_req(&unique("idle"), false)).unwrap();
+    assert_eq!(reg.status()[0].idle_secs, 0);
+    // Pretend the last use was long ago: the next status must not see a stale "used".
+    {
+        let mut inner = reg.lock();
+        let key = inner.ids[&a.store].key.clone();
+        if let Some(Slot::Ready(e)) = inner.slots.get_mut(&key) {
+            e.last_use -= Duration::from_secs(90);
+        }
+    }
+    assert!(reg.status()[0].idle_secs >= 90);
+    assert_eq!(execute(&reg, a.store, len), Response::Len(0));
+    assert_eq!(reg.status()[0].idle_secs, 0);
+}
