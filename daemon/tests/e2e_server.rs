@@ -404,4 +404,16 @@ fn two_connections_on_one_lmdb_path_share_one_store_and_see_each_others_writes()
         keys: None,
     }));
     assert_eq!(got, Response::Row(Some(row([("energy", "2.5")]))));
+    // Status shows the LMDB map in use (the store is open: this test's server never
+    // releases within its default five seconds of a request just made).
+    let Response::Status(st) = a.call(Request::Status) else {
+        panic!("no status")
+    };
+    let line = st.stores.iter().find(|s| s.canonical == oa.canonical);
+    if let Some(line) = line.filter(|l| !l.released) {
+        assert!(
+            line.space_used > 0 && line.space_reserved >= line.space_used,
+            "{line:?}"
+        );
+    }
 }

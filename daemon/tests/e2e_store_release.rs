@@ -136,6 +136,7 @@ fn test_an_idle_store_is_released_to_the_reference_and_its_client_writes_on() {
     });
     let line = store_line(&mut c, &opened.canonical);
     assert_eq!((line.len, line.clients, line.in_flight), (2, 1, 0));
+    assert_eq!(line.space_reserved, 0, "a released store has no map");
 
     // The reference opens the file the daemon still lists, reads our rows, appends one.
     let out = reference(&python, server.dir.path(), &["read-append", path])

@@ -118,4 +118,8 @@ pub struct StoreStatus {
     pub in_flight: u64,
     /// Commands waiting for, or being run by, its writer.
     pub queued: u64,
+    /// Bytes of its file in use, where the backend knows (LMDB: pages in use); 0 if not.
+    pub space_used: u64,
+    /// Bytes reserved for it (LMDB: the map size); 0 if the backend has no such notion.
+    pub space_reserved: u64,
 }

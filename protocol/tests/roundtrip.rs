@@ -178,6 +178,8 @@ fn all_responses() -> Vec<Response> {
                 idle_secs: 7,
                 in_flight: 2,
                 queued: 3,
+                space_used: 4096,
+                space_reserved: 1 << 20,
             }],
             store_idle_secs: 5,
             connections: vec![ClientStatus {

@@ -125,6 +125,7 @@ pub fn format_status(s: &Status, now: u64) -> String {
                 format!("{}s", st.idle_secs),
                 st.in_flight.to_string(),
                 st.queued.to_string(),
+                space(st.space_used, st.space_reserved),
             ]
         })
         .collect();
@@ -132,9 +133,12 @@ pub fn format_status(s: &Status, now: u64) -> String {
     out.push_str(&table(
         &[
             "STORE", "BACKEND", "LEN", "CLIENTS", "COMMITS", "FILES", "IDLE", "ACTIVE", "QUEUED",
+            "SPACE",
         ],
         &rows,
-        &[true, true, false, false, false, true, false, false, false],
+        &[
+            true, true, false, false, false, true, false, false, false, false,
+        ],
     ));
     out
 }
@@ -168,6 +172,29 @@ fn table(headers: &[&str], rows: &[Vec<String>], left: &[bool]) -> String {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// `used/reserved` in binary units (`1.5M/10G`), or `-` when the backend reports none.
+fn space(used: u64, reserved: u64) -> String {
+    if reserved == 0 {
+        return "-".into();
+    }
+    format!("{}/{}", bytes(used), bytes(reserved))
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 10.0 || value.fract() == 0.0 {
+        format!("{value:.0}{}", UNITS[unit])
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
 }
 
 fn format_duration(secs: u64) -> String {
@@ -205,6 +232,8 @@ mod tests {
                     in_flight: 2,
                     queued: 1,
                     released: false,
+                    space_used: 1536 * 1024,
+                    space_reserved: 10 << 30,
                 },
                 StoreStatus {
                     canonical: "lmdb:///d/y.lmdb#default".into(),
@@ -249,7 +278,8 @@ mod tests {
                 "open",
                 "1s",
                 "2",
-                "1"
+                "1",
+                "1.5M/10G"
             ]
         );
         assert_eq!(
@@ -263,7 +293,8 @@ mod tests {
                 "released",
                 "70s",
                 "0",
-                "0"
+                "0",
+                "-"
             ]
         );
         let client = row_of(&text, "1234");

@@ -98,6 +98,12 @@ impl StoreHandle {
         Arc::strong_count(&self.inner)
     }
 
+    /// `(bytes in use, bytes reserved)` of the backend, where it has such a notion (LMDB:
+    /// pages in use and map size); `None` otherwise or once closed.
+    pub fn space(&self) -> Option<(u64, u64)> {
+        self.inner.current_reader().ok()?.space()
+    }
+
     /// Current number of rows.
     pub fn len(&self) -> Result<u64, WireError> {
         match self.execute(Request::Len(StoreRef { store: 0 }), false) {
