@@ -1,6 +1,6 @@
 //! Daemon settings, resolved weakest first: built-in defaults, then the environment
-//! (`ASEBYTES_SOCKET`, `ASEBYTES_IDLE_TIMEOUT`, `ASEBYTES_LOG`, `ASEBYTES_LOG_LEVEL`,
-//! `ASEBYTES_MAX_FRAME`, `ASEBYTES_MAX_BUFFERED`), then
+//! (`ASEBYTES_SOCKET`, `ASEBYTES_IDLE_TIMEOUT`, `ASEBYTES_STORE_IDLE_SECS`, `ASEBYTES_LOG`,
+//! `ASEBYTES_LOG_LEVEL`, `ASEBYTES_MAX_FRAME`, `ASEBYTES_MAX_BUFFERED`), then
 //! command-line flags (applied by [`crate::cli`]).
 //!
 //! Read once at start-up and handed to [`crate::server::run`]; nothing below the server
@@ -15,6 +15,10 @@ use crate::paths;
 
 /// Idle timeout when nothing is configured, as sccache's default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a persistent store may go without requests before its files are released
+/// (closed, so other programs can open them; the next request re-opens them).
+pub const DEFAULT_STORE_IDLE: Duration = Duration::from_secs(5);
 
 /// How long a graceful shutdown waits for connections to finish their current request
 /// before the stores are closed anyway.
@@ -37,6 +41,9 @@ pub struct Config {
     pub socket: PathBuf,
     /// Exit after this long without connections; zero means never.
     pub idle_timeout: Duration,
+    /// Release a persistent store's files after this long without requests; zero means
+    /// never.
+    pub store_idle: Duration,
     /// Where `asebytesd run` writes its log (unless logging to the terminal).
     pub log_file: PathBuf,
     /// Most verbose level logged (`error`, `warn`, `info`, `debug`, `trace`, `off`).
@@ -64,6 +71,7 @@ impl Config {
             log_file: paths::log_path(&socket),
             socket,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            store_idle: DEFAULT_STORE_IDLE,
             log_level: log::LevelFilter::Info,
             max_frame: asebytes_protocol::frame::DEFAULT_MAX_FRAME_LEN,
             max_buffered: default_max_buffered(),
@@ -90,6 +98,9 @@ impl Config {
         let mut config = Self::for_socket(socket);
         if let Some(v) = var("ASEBYTES_IDLE_TIMEOUT").filter(|v| !v.is_empty()) {
             config.idle_timeout = parse_seconds("ASEBYTES_IDLE_TIMEOUT", &v.to_string_lossy())?;
+        }
+        if let Some(v) = var("ASEBYTES_STORE_IDLE_SECS").filter(|v| !v.is_empty()) {
+            config.store_idle = parse_seconds("ASEBYTES_STORE_IDLE_SECS", &v.to_string_lossy())?;
         }
         if let Some(v) = var("ASEBYTES_LOG").filter(|v| !v.is_empty()) {
             config.log_file = paths::absolute(Path::new(&v));
@@ -189,6 +200,7 @@ mod tests {
             PathBuf::from("/run/user/5/asebytes/asebytesd.log")
         );
         assert_eq!(c.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(c.store_idle, DEFAULT_STORE_IDLE);
         assert!(c.max_buffered >= MIN_BUFFERED);
         assert!(c.unlink_socket);
     }
@@ -202,8 +214,10 @@ mod tests {
             ("ASEBYTES_MAX_FRAME", "4096"),
             ("ASEBYTES_LOG_LEVEL", "debug"),
             ("ASEBYTES_MAX_BUFFERED", "8192"),
+            ("ASEBYTES_STORE_IDLE_SECS", "0"),
         ]))
         .unwrap();
+        assert_eq!(c.store_idle, Duration::ZERO);
         assert_eq!(c.max_buffered, 8192);
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert_eq!(c.socket, PathBuf::from("/s/d.sock"));

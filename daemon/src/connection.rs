@@ -32,6 +32,7 @@ use asebytes_protocol::version::{self, CURRENT, MIN_SUPPORTED, PACKAGE_VERSION};
 use asebytes_protocol::{ErrorCode, Hello, HelloReply, Request, Response, Welcome, WireError};
 use serde::de::IgnoredAny;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::idle::IdleTimer;
 use crate::registry::{self, ConnId, Registry};
@@ -45,8 +46,10 @@ const KEEP_BUFFER: usize = 4 << 20;
 /// What every connection thread shares.
 #[derive(Debug)]
 pub struct Context {
-    /// Open stores.
-    pub registry: Registry,
+    /// Open stores (shared with the thread that releases idle ones).
+    pub registry: Arc<Registry>,
+    /// Connected clients (reported by `Status`).
+    pub clients: Clients,
     /// Checked between frames; triggered by a `Shutdown` request.
     pub shutdown: Shutdown,
     /// Live connections (reported by `Status`).
@@ -55,6 +58,8 @@ pub struct Context {
     pub socket: PathBuf,
     /// Idle timeout in seconds, for `Status`.
     pub idle_timeout_secs: u64,
+    /// Store idle time in seconds, for `Status`.
+    pub store_idle_secs: u64,
     /// Frame cap after the handshake.
     pub max_frame: usize,
     /// Shared by the receive buffers of all connections.
@@ -77,11 +82,13 @@ impl Context {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         Self {
-            registry: Registry::new(),
+            registry: Arc::new(Registry::new()),
+            clients: Clients::default(),
             shutdown,
             idle,
             socket: config.socket.clone(),
             idle_timeout_secs: config.idle_timeout.as_secs(),
+            store_idle_secs: config.store_idle.as_secs(),
             max_frame: config.max_frame,
             budget: MemoryBudget::new(config.max_buffered),
             handshake_timeout: config.handshake_timeout,
@@ -92,6 +99,11 @@ impl Context {
     }
 
     fn status(&self) -> Status {
+        let stores_of = self.registry.stores_by_connection();
+        let mut connections = self.clients.list();
+        for c in &mut connections {
+            c.stores = stores_of.get(&c.conn).copied().unwrap_or_default();
+        }
         Status {
             version: PACKAGE_VERSION.to_string(),
             protocol: CURRENT,
@@ -101,17 +113,21 @@ impl Context {
             socket: self.socket.display().to_string(),
             idle_timeout_secs: self.idle_timeout_secs,
             stores: self.registry.status(),
+            store_idle_secs: self.store_idle_secs,
+            connections,
         }
     }
 }
 
-/// Serves one accepted peer until it leaves; then releases every store it used.
-pub fn serve(sock: UnixStream, conn: ConnId, ctx: &Arc<Context>) {
+/// Serves one accepted peer (process `pid`, 0 if unknown) until it leaves; then releases
+/// every store it used.
+pub fn serve(sock: UnixStream, conn: ConnId, pid: u32, ctx: &Arc<Context>) {
     let mut stream = FrameStream::new(sock);
     stream.set_budget(ctx.budget.clone());
     stream.set_stall_timeout(Some(ctx.stall_timeout));
     if handshake(&mut stream, ctx).is_some() {
         let _client = ctx.idle.busy();
+        let _listed = ctx.clients.register(conn, pid);
         serve_requests(&mut stream, conn, ctx);
     }
     ctx.registry.connection_closed(conn);

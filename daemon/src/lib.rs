@@ -18,18 +18,22 @@
 //! - [`shutdown`]: the shutdown signal (flag + self-pipe, SIGTERM/SIGINT).
 //! - [`startup`]: the typed readiness report of a daemon started on demand.
 //! - [`idle`]: idle exit after `ASEBYTES_IDLE_TIMEOUT` seconds without connections.
+//! - `clients`: the connected clients (pid, since when) that `status` lists.
 //! - `connection`: handshake, framing and request dispatch for one peer.
-//! - `registry`: canonical location → one shared store actor; store ids; who uses what.
+//! - `registry`: canonical location → one shared store actor; store ids; who uses what;
+//!   releasing the files of stores idle for `ASEBYTES_STORE_IDLE_SECS`.
 //! - [`store`]: the per-store writer actor and the request semantics.
 //! - [`backend`]: the storage engines behind one synchronous trait.
 //! - [`launcher`]: the client side of auto-start (connect, or spawn and wait), shared
 //!   with the Python client.
 //! - [`limits`]: the soft descriptor limit, raised at start.
 //! - [`paths`]: socket, log and lock locations; the private socket directory.
+//! - [`procinfo`]: peer credentials, program names, who holds a file lock (`/proc`).
 //! - [`error`]: the daemon's error type and its wire codes.
 
 pub mod backend;
 pub mod cli;
+mod clients;
 pub mod config;
 mod connection;
 pub mod error;
@@ -37,6 +41,7 @@ pub mod idle;
 pub mod launcher;
 pub mod limits;
 pub mod paths;
+pub mod procinfo;
 mod registry;
 pub mod server;
 pub mod shutdown;

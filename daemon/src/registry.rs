@@ -3,32 +3,41 @@
 //!
 //! Layer: called by [`crate::connection`], calls [`crate::store`] and
 //! the backend table ([`crate::backend::table`]). A key is `<scheme>://<canonical path>#<group>`
-//! (`lmdb:///data/x.lmdb#default`, `memory://scratch#default`). Store ids are daemon-global
-//! and never reused; a read-only open gets its own id on the same handle. The registry
-//! tracks which connections use which store: when the last one lets go, the store's actor
-//! commits and closes (a later open starts it again). Memory stores stay open until the
-//! daemon exits or the store is removed.
+//! (`lmdb:///data/x.lmdb#default`, `memory://scratch#default`); [`location`] parses it.
+//! Store ids are daemon-global and never reused; a read-only open gets its own id on the
+//! same handle. The registry tracks which connections use which store: when the last one
+//! lets go, the store's actor commits and closes (a later open starts it again). Memory
+//! stores stay open until the daemon exits or the store is removed.
+//!
+//! A persistent store that no request used for a while is *released* ([`release`]): its
+//! actor commits and closes the backend's files so other programs can open them, while
+//! its ids and users stay here. The next request on such an id re-opens the backend
+//! under the same id, so clients notice nothing but the re-open time.
 //!
 //! The registry lock is held only for map look-ups: opening a backend and shutting an
 //! actor down happen outside it, while the key's slot is marked busy so a concurrent open
 //! of the same key waits instead of opening the same file twice.
 
+mod location;
+mod release;
+mod status;
+
 use std::collections::HashMap;
-use std::io;
-use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::ErrorCode;
 use asebytes_protocol::request::{Open, StoreId};
-use asebytes_protocol::response::{Opened, StoreStatus};
+use asebytes_protocol::response::Opened;
 
-use asebytes_protocol::OptionValue;
-
-use crate::backend::table::{self, BackendEntry, LocationKind};
-use crate::backend::{self, OpenOptions, Options};
+use crate::backend::table::BackendEntry;
+use crate::backend::{self, OpenOptions};
 use crate::error::{Error, Result};
 use crate::store::StoreHandle;
+
+pub use location::{Location, list_groups};
+use release::Dormant;
+pub use release::Releaser;
 
 /// Identifies one client connection (assigned by the server).
 pub type ConnId = u64;
@@ -36,135 +45,19 @@ pub type ConnId = u64;
 /// Group used when an open names none.
 pub const DEFAULT_GROUP: &str = "default";
 
-/// A parsed `Open.location`: which backend, and its canonical path (or memory name).
-#[derive(Clone, Debug)]
-pub struct Location {
-    /// The backend's table entry.
-    pub entry: &'static BackendEntry,
-    /// Canonical absolute path for file backends, the store name for named ones.
-    pub path: String,
-}
-
-impl PartialEq for Location {
-    fn eq(&self, other: &Self) -> bool {
-        self.entry.scheme == other.entry.scheme && self.path == other.path
-    }
-}
-
-impl Eq for Location {}
-
-impl Location {
-    /// Parses `<scheme>://<rest>` for a scheme in the backend table, or a plain absolute
-    /// path that a table pattern matches (`/data/x.lmdb`), and canonicalises file paths
-    /// (a path that does not exist yet is resolved through its nearest existing ancestor).
-    pub fn parse(location: &str) -> Result<Self> {
-        let unknown = || Error::UnknownBackend {
-            location: location.to_string(),
-            known: table::known(),
-        };
-        let (entry, rest) = match location.split_once("://") {
-            Some((scheme, rest)) => (table::by_scheme(scheme).ok_or_else(unknown)?, rest),
-            None => (table::by_pattern(location).ok_or_else(unknown)?, location),
-        };
-        let path = match entry.location {
-            LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
-            LocationKind::Name => rest.to_string(),
-            LocationKind::File => canonical_file(location, rest)?,
-        };
-        Ok(Self { entry, path })
-    }
-
-    /// Backend scheme (`lmdb`, `memory`).
-    pub fn scheme(&self) -> &'static str {
-        self.entry.scheme
-    }
-
-    /// The registry key for `group`.
-    pub fn key(&self, group: &str) -> String {
-        format!("{}://{}#{}", self.scheme(), self.path, group)
-    }
-
-    /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
-    /// carried `map_size` as a field; it joins the map here.
-    fn options(&self, req: &Open) -> Result<Options> {
-        let mut map = req.options.clone();
-        if let Some(m) = req.map_size {
-            map.entry("map_size".into())
-                .or_insert(OptionValue::Int(i64::try_from(m).unwrap_or(i64::MAX)));
-        }
-        let accepted = self.entry.options;
-        let unknown: Vec<String> = map
-            .keys()
-            .filter(|k| !accepted.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Error::UnknownOptions {
-                backend: self.entry.label,
-                unknown,
-                accepted,
-            });
-        }
-        Ok(Options::new(map))
-    }
-}
-
-fn canonical_file(location: &str, path: &str) -> Result<String> {
-    let invalid = |reason: String| Error::InvalidLocation {
-        location: location.to_string(),
-        reason,
-    };
-    let p = Path::new(path);
-    if !p.is_absolute() {
-        return Err(invalid(
-            "the daemon needs an absolute path (the client resolves relative ones)".into(),
-        ));
-    }
-    let canonical =
-        canonicalize_lenient(p).map_err(|e| invalid(format!("cannot resolve the path: {e}")))?;
-    canonical
-        .into_os_string()
-        .into_string()
-        .map_err(|_| invalid("the path is not valid UTF-8".into()))
-}
-
-/// `fs::canonicalize`, except that components that do not exist yet are appended to the
-/// canonical form of their nearest existing ancestor.
-fn canonicalize_lenient(p: &Path) -> io::Result<PathBuf> {
-    match std::fs::canonicalize(p) {
-        Ok(c) => Ok(c),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let Some(parent) = p.parent() else {
-                return Err(e);
-            };
-            let base = canonicalize_lenient(parent)?;
-            Ok(match p.components().next_back() {
-                Some(Component::ParentDir) => base.parent().map(Path::to_path_buf).unwrap_or(base),
-                Some(Component::Normal(name)) => base.join(name),
-                _ => base,
-            })
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Groups that exist at `location` (for `ListGroups`).
-pub fn list_groups(location: &str) -> Result<Vec<String>> {
-    let loc = Location::parse(location)?;
-    Ok((loc.entry.list_groups)(&loc.path)?)
-}
-
 /// Every open store of the daemon.
 #[derive(Debug)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Wakes the [`Releaser`] when a store it may release opens.
+    release: release::Signal,
 }
 
 #[derive(Debug)]
 struct Inner {
     slots: HashMap<String, Slot>,
-    /// Only ids of ready stores are here; a closing store's ids are gone at once, so its
-    /// users get `UnknownStore` and re-open.
+    /// Ids of ready and released stores; a closing store's ids are gone at once, so its
+    /// users get `UnknownStore` and re-open. A released store's ids have no handle.
     ids: HashMap<StoreId, IdSlot>,
     next_id: StoreId,
     closed: bool,
@@ -173,8 +66,10 @@ struct Inner {
 #[derive(Debug)]
 enum Slot {
     Ready(Entry),
-    /// Being opened or closed; wait on the gate, then look again.
+    /// Being opened, closed, released or re-opened; wait on the gate, then look again.
     Busy(Arc<Gate>),
+    /// Closed while idle; ids and users kept, re-opened by the next request.
+    Released(Dormant),
 }
 
 #[derive(Debug)]
@@ -186,13 +81,19 @@ struct Entry {
     ro_id: Option<StoreId>,
     /// Connection → number of opens it has not closed.
     users: HashMap<ConnId, u32>,
+    /// Last use seen by the releaser (which folds in [`IdSlot::used`] on every tick).
+    last_use: Instant,
 }
 
 #[derive(Debug)]
 struct IdSlot {
     key: String,
     readonly: bool,
-    handle: StoreHandle,
+    /// `None` while the store is released (or being released or re-opened).
+    handle: Option<StoreHandle>,
+    /// Set by every look-up, cleared by the releaser: "used since the last tick". A plain
+    /// flag under the lock the look-up takes anyway, so the hot path gains no clock read.
+    used: bool,
 }
 
 #[derive(Debug, Default)]
@@ -263,11 +164,15 @@ impl Inner {
                 IdSlot {
                     key: key.to_string(),
                     readonly,
-                    handle: entry.handle.clone(),
+                    handle: Some(entry.handle.clone()),
+                    used: true,
                 },
             );
             *next_id
         });
+        if let Some(slot) = ids.get_mut(&id) {
+            slot.used = true;
+        }
         *entry.users.entry(conn).or_default() += 1;
         (id, entry.handle.clone())
     }
@@ -276,13 +181,11 @@ impl Inner {
     /// if that was its last user.
     fn release(&mut self, conn: ConnId, id: StoreId) -> Option<Closing> {
         let key = self.ids.get(&id)?.key.clone();
-        let Some(Slot::Ready(entry)) = self.slots.get_mut(&key) else {
-            return None;
-        };
-        let n = entry.users.get_mut(&conn)?;
+        let users = self.slots.get_mut(&key)?.users_mut()?;
+        let n = users.get_mut(&conn)?;
         *n -= 1;
         if *n == 0 {
-            entry.users.remove(&conn);
+            users.remove(&conn);
         }
         self.close_if_unused(&key)
     }
@@ -293,13 +196,39 @@ impl Inner {
             Some(Slot::Ready(e)) if e.users.is_empty() && e.handle.info().caps.persistent => {
                 Some(self.begin_close(key))
             }
+            // Released: nothing is open, only the bookkeeping goes.
+            Some(Slot::Released(d)) if d.users.is_empty() => {
+                self.forget(key);
+                None
+            }
             _ => None,
+        }
+    }
+
+    /// Drops the released store `key` and its ids.
+    fn forget(&mut self, key: &str) {
+        if let Some(Slot::Released(d)) = self.slots.remove(key) {
+            for id in [d.rw_id, d.ro_id].into_iter().flatten() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+}
+
+impl Slot {
+    /// The users of a ready or released store.
+    fn users_mut(&mut self) -> Option<&mut HashMap<ConnId, u32>> {
+        match self {
+            Slot::Ready(e) => Some(&mut e.users),
+            Slot::Released(d) => Some(&mut d.users),
+            Slot::Busy(_) => None,
         }
     }
 }
 
 enum Next {
     Wait(Arc<Gate>),
+    Wake,
     Reopen,
     Join,
     Start,
@@ -321,6 +250,7 @@ impl Registry {
         };
         Self {
             inner: Mutex::new(inner),
+            release: release::Signal::default(),
         }
     }
 
@@ -345,6 +275,7 @@ impl Registry {
             }
             let next = match inner.slots.get(&key) {
                 Some(Slot::Busy(gate)) => Next::Wait(gate.clone()),
+                Some(Slot::Released(_)) => Next::Wake,
                 Some(Slot::Ready(e)) if !req.readonly && e.opts.readonly => Next::Reopen,
                 Some(Slot::Ready(_)) => Next::Join,
                 None => Next::Start,
@@ -353,6 +284,10 @@ impl Registry {
                 Next::Wait(gate) => {
                     drop(inner);
                     gate.wait();
+                }
+                Next::Wake => {
+                    drop(inner);
+                    self.wake(&key, None)?;
                 }
                 Next::Join => {
                     let (id, handle) = inner.join(&key, conn, req.readonly);
@@ -384,6 +319,7 @@ impl Registry {
                                 rw_id: None,
                                 ro_id: None,
                                 users: HashMap::new(),
+                                last_use: Instant::now(),
                             };
                             self.install(&key, &gate, Some(entry));
                         }
@@ -445,6 +381,7 @@ impl Registry {
             rw_id,
             ro_id,
             users,
+            ..
         } = entry;
         if let Err(e) = handle.shutdown() {
             log::warn!("closing read-only {key} before reopening it writable: {e}");
@@ -481,6 +418,7 @@ impl Registry {
             rw_id,
             ro_id,
             users,
+            last_use: Instant::now(),
         });
         self.install(&key, &gate, entry);
         outcome
@@ -493,18 +431,23 @@ impl Registry {
             Some(entry) => {
                 for (id, readonly) in [(entry.rw_id, false), (entry.ro_id, true)] {
                     if let Some(id) = id {
-                        let handle = entry.handle.clone();
+                        let handle = Some(entry.handle.clone());
                         inner.ids.insert(
                             id,
                             IdSlot {
                                 key: key.to_string(),
                                 readonly,
                                 handle,
+                                used: true,
                             },
                         );
                     }
                 }
+                let releasable = entry.handle.info().caps.persistent;
                 inner.slots.insert(key.to_string(), Slot::Ready(entry));
+                if releasable {
+                    self.release.arm();
+                }
             }
             None => {
                 inner.slots.remove(key);
@@ -527,11 +470,20 @@ impl Registry {
         self.install(&key, &gate, None);
     }
 
-    /// The handle behind `id` and whether `id` is a read-only open.
+    /// The handle behind `id` and whether `id` is a read-only open; re-opens a released
+    /// store first. The handle a caller holds keeps the store from being released.
     pub fn lookup(&self, id: StoreId) -> Result<(StoreHandle, bool)> {
-        let inner = self.lock();
-        let slot = inner.ids.get(&id).ok_or(Error::UnknownStore(id))?;
-        Ok((slot.handle.clone(), slot.readonly))
+        loop {
+            let mut inner = self.lock();
+            let slot = inner.ids.get_mut(&id).ok_or(Error::UnknownStore(id))?;
+            slot.used = true;
+            if let Some(handle) = &slot.handle {
+                return Ok((handle.clone(), slot.readonly));
+            }
+            let key = slot.key.clone();
+            drop(inner);
+            self.wake(&key, Some(id))?;
+        }
     }
 
     /// Connection `conn` no longer uses `id` (`Close`); closing an id that is not open, or
@@ -550,10 +502,7 @@ impl Registry {
             let keys: Vec<String> = inner
                 .slots
                 .iter_mut()
-                .filter_map(|(key, slot)| match slot {
-                    Slot::Ready(e) => e.users.remove(&conn).map(|_| key.clone()),
-                    Slot::Busy(_) => None,
-                })
+                .filter_map(|(key, slot)| slot.users_mut()?.remove(&conn).map(|_| key.clone()))
                 .collect();
             keys.iter()
                 .filter_map(|k| inner.close_if_unused(k))
@@ -580,33 +529,6 @@ impl Registry {
         self.finish_close(closing);
     }
 
-    /// One line per open store, sorted by key.
-    pub fn status(&self) -> Vec<StoreStatus> {
-        let open: Vec<(String, usize, StoreHandle)> = {
-            let inner = self.lock();
-            inner
-                .slots
-                .iter()
-                .filter_map(|(key, slot)| match slot {
-                    Slot::Ready(e) => Some((key.clone(), e.users.len(), e.handle.clone())),
-                    Slot::Busy(_) => None,
-                })
-                .collect()
-        };
-        let mut out: Vec<StoreStatus> = open
-            .into_iter()
-            .map(|(canonical, clients, handle)| StoreStatus {
-                canonical,
-                backend: handle.info().scheme.to_string(),
-                len: handle.len().unwrap_or_default(),
-                clients: clients as u64,
-                commits: handle.commits(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.canonical.cmp(&b.canonical));
-        out
-    }
-
     /// Refuses new opens and commits and closes every store (waiting for opens and closes
     /// in progress to finish first).
     pub fn shutdown_all(&self) {
@@ -616,11 +538,16 @@ impl Registry {
                 inner.closed = true;
                 let mut ready = Vec::new();
                 let mut busy = Vec::new();
+                let mut released = Vec::new();
                 for (key, slot) in &inner.slots {
                     match slot {
                         Slot::Ready(_) => ready.push(key.clone()),
                         Slot::Busy(gate) => busy.push(gate.clone()),
+                        Slot::Released(_) => released.push(key.clone()),
                     }
+                }
+                for key in &released {
+                    inner.forget(key);
                 }
                 let closing: Vec<Closing> = ready.iter().map(|k| inner.begin_close(k)).collect();
                 (closing, busy)
@@ -659,202 +586,4 @@ fn start(entry: &BackendEntry, opts: &OpenOptions) -> Result<StoreHandle> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use asebytes_protocol::ErrorCode;
-    use asebytes_protocol::request::{Extend, StoreRef};
-    use asebytes_protocol::value::row;
-    use asebytes_protocol::{Request, Response};
-
-    /// Runs the request `make(id)` on the store behind `id`, as that id's client would.
-    fn execute(reg: &Registry, id: StoreId, make: fn(StoreId) -> Request) -> Response {
-        let (h, ro) = reg.lookup(id).unwrap();
-        h.execute(make(id), ro)
-    }
-
-    fn extend_one(store: StoreId) -> Request {
-        Request::Extend(Extend {
-            store,
-            rows: vec![Some(row([("k", "v")]))],
-        })
-    }
-
-    fn len(store: StoreId) -> Request {
-        Request::Len(StoreRef { store })
-    }
-
-    fn open_req(location: &str, readonly: bool) -> Open {
-        Open {
-            location: location.into(),
-            group: None,
-            readonly,
-            map_size: None,
-            options: Default::default(),
-        }
-    }
-
-    /// A memory name no other test (in this process-global backend) uses.
-    fn unique(name: &str) -> String {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("memory://registry-test-{name}-{}-{n}", std::process::id())
-    }
-
-    #[test]
-    fn parses_memory_locations() {
-        let loc = Location::parse("memory://").unwrap();
-        assert_eq!(loc.key("default"), "memory://default#default");
-        assert_eq!(
-            Location::parse("memory://scratch").unwrap().key("g"),
-            "memory://scratch#g"
-        );
-    }
-
-    #[test]
-    fn unknown_schemes_and_extensions_name_what_is_known() {
-        for loc in ["nosuch:///d/x.foo", "/d/x.unknown", "x"] {
-            let err = Location::parse(loc).unwrap_err();
-            assert_eq!(err.code(), ErrorCode::NotFound, "{loc}");
-            let msg = err.to_string();
-            assert!(
-                msg.starts_with(&format!("No backend registered for '{loc}'; known: ")),
-                "{msg}"
-            );
-            assert!(msg.contains("memory://"), "{msg}");
-        }
-    }
-
-    #[cfg(feature = "lmdb")]
-    #[test]
-    fn lmdb_locations_are_canonical_absolute_paths() {
-        let tmp = tempfile::tempdir().unwrap();
-        let real = tmp.path().canonicalize().unwrap();
-        std::os::unix::fs::symlink(&real, real.join("link")).unwrap();
-        let want = format!("lmdb://{}/x.lmdb", real.display());
-        let spellings = [
-            format!("lmdb://{}/x.lmdb", real.display()),
-            format!("{}/x.lmdb", real.display()),
-            format!("{}/link/./x.lmdb", real.display()),
-            format!("{}/sub/../x.lmdb", real.display()),
-        ];
-        for s in &spellings {
-            let loc = Location::parse(s).unwrap();
-            assert_eq!(format!("{}://{}", loc.scheme(), loc.path), want, "{s}");
-        }
-        let err = Location::parse("lmdb://rel/x.lmdb").unwrap_err();
-        assert_eq!(err.code(), ErrorCode::InvalidArgument);
-        assert!(err.to_string().contains("absolute"), "{err}");
-        assert_eq!(
-            Location::parse("rel/x.lmdb").unwrap_err().code(),
-            ErrorCode::InvalidArgument
-        );
-    }
-
-    #[test]
-    fn same_location_shares_one_store_and_readonly_gets_its_own_id() {
-        let reg = Registry::new();
-        let loc = unique("share");
-        let a = reg.open(1, &open_req(&loc, false)).unwrap();
-        let b = reg.open(2, &open_req(&loc, false)).unwrap();
-        let r = reg.open(3, &open_req(&loc, true)).unwrap();
-        assert_eq!(a.store, b.store);
-        assert_ne!(a.store, r.store);
-        assert_eq!(a.canonical, format!("{loc}#default"));
-        assert_eq!(r.canonical, a.canonical);
-        assert!(a.caps.write && !r.caps.write);
-
-        assert_eq!(execute(&reg, a.store, extend_one), Response::Len(1));
-        assert!(reg.lookup(r.store).unwrap().1);
-        assert_eq!(execute(&reg, r.store, len), Response::Len(1));
-        let (h, ro) = reg.lookup(r.store).unwrap();
-        let refused = h.execute(Request::Clear(StoreRef { store: r.store }), ro);
-        assert!(matches!(refused, Response::Error(e) if e.code == ErrorCode::ReadOnly));
-
-        let st = reg.status();
-        assert_eq!(st.len(), 1);
-        assert_eq!((st[0].len, st[0].clients, st[0].commits), (1, 3, 1));
-    }
-
-    #[test]
-    fn memory_stores_outlive_their_connections_until_removed() {
-        let reg = Registry::new();
-        let loc = unique("keep");
-        let a = reg.open(1, &open_req(&loc, false)).unwrap();
-        reg.close(1, a.store);
-        reg.connection_closed(1);
-        assert!(reg.lookup(a.store).is_ok());
-        reg.removed(a.store);
-        let err = reg.lookup(a.store).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::UnknownStore);
-        let again = reg.open(1, &open_req(&loc, false)).unwrap();
-        assert!(again.store > a.store, "ids are never reused");
-    }
-
-    #[test]
-    fn shutdown_all_closes_everything_and_refuses_new_opens() {
-        let reg = Registry::new();
-        let a = reg.open(1, &open_req(&unique("down"), false)).unwrap();
-        reg.shutdown_all();
-        assert!(reg.status().is_empty());
-        assert_eq!(
-            reg.lookup(a.store).unwrap_err().code(),
-            ErrorCode::UnknownStore
-        );
-        let err = reg.open(1, &open_req(&unique("late"), false)).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::ShuttingDown);
-    }
-
-    #[test]
-    fn concurrent_opens_of_one_location_start_one_store() {
-        let reg = Arc::new(Registry::new());
-        let loc = unique("race");
-        let ids: Vec<StoreId> = (0..8)
-            .map(|conn| {
-                let (reg, loc) = (reg.clone(), loc.clone());
-                std::thread::spawn(move || reg.open(conn, &open_req(&loc, false)).unwrap().store)
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect();
-        assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
-        assert_eq!(reg.status()[0].clients, 8);
-    }
-
-    #[cfg(feature = "lmdb")]
-    #[test]
-    fn a_file_store_closes_when_its_last_connection_leaves() {
-        let tmp = tempfile::tempdir().unwrap();
-        let loc = format!("{}/x.lmdb", tmp.path().display());
-        let reg = Registry::new();
-        let a = reg.open(1, &open_req(&loc, false)).unwrap();
-        let b = reg.open(2, &open_req(&loc, false)).unwrap();
-        assert_eq!(a.store, b.store);
-        reg.connection_closed(1);
-        assert!(reg.lookup(a.store).is_ok(), "connection 2 still uses it");
-        reg.close(2, b.store);
-        assert!(reg.status().is_empty());
-        assert_eq!(
-            reg.lookup(a.store).unwrap_err().code(),
-            ErrorCode::UnknownStore
-        );
-        let again = reg.open(3, &open_req(&loc, false)).unwrap();
-        assert_ne!(again.store, a.store);
-    }
-
-    #[cfg(feature = "lmdb")]
-    #[test]
-    fn a_writable_open_upgrades_a_read_only_store_and_keeps_its_ids() {
-        let tmp = tempfile::tempdir().unwrap();
-        let loc = format!("{}/up.lmdb", tmp.path().display());
-        let reg = Registry::new();
-        let w = reg.open(1, &open_req(&loc, false)).unwrap();
-        reg.close(1, w.store);
-        let r = reg.open(2, &open_req(&loc, true)).unwrap();
-        let w = reg.open(3, &open_req(&loc, false)).unwrap();
-        assert!(w.caps.write);
-        assert_eq!(execute(&reg, w.store, extend_one), Response::Len(1));
-        assert!(reg.lookup(r.store).unwrap().1);
-        assert_eq!(execute(&reg, r.store, len), Response::Len(1));
-    }
-}
+mod tests;

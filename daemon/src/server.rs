@@ -25,7 +25,7 @@ use crate::connection::{self, Context};
 use crate::error::{Error, Result};
 use crate::idle::IdleTimer;
 use crate::paths::effective_uid;
-use crate::registry::ConnId;
+use crate::registry::{ConnId, Releaser};
 use crate::shutdown::{Shutdown, wait_readable};
 
 /// Serves `listener` until `shutdown` fires, then shuts down gracefully and removes the
@@ -43,6 +43,8 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
     let watcher = idle
         .spawn_watcher(shutdown.clone())
         .map_err(|e| Error::io("cannot start the idle timer", e))?;
+    let releaser = Releaser::spawn(ctx.registry.clone(), config.store_idle)
+        .map_err(|e| Error::io("cannot start the store releaser", e))?;
     let conns = Arc::new(Connections::default());
     let uid = effective_uid();
     log::info!(
@@ -96,6 +98,9 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
     idle.stop();
     if let Some(w) = watcher {
         let _ = w.join();
+    }
+    if let Some(r) = releaser {
+        r.stop();
     }
     ctx.registry.shutdown_all();
     if config.unlink_socket
@@ -151,9 +156,9 @@ fn start_connection(
     ctx: &Arc<Context>,
     conns: &Arc<Connections>,
 ) {
-    match peer_uid(&sock) {
-        Ok(peer) if peer_allowed(peer, uid) => {}
-        Ok(peer) => {
+    let pid = match crate::procinfo::peer_cred(&sock) {
+        Ok((pid, peer)) if peer_allowed(peer, uid) => pid,
+        Ok((_, peer)) => {
             log::warn!("refused a connection from uid {peer} (this daemon serves uid {uid} only)");
             return;
         }
@@ -161,7 +166,7 @@ fn start_connection(
             log::warn!("refused a connection whose credentials cannot be read: {e}");
             return;
         }
-    }
+    };
     let prepared = sock.set_nonblocking(false).and_then(|()| sock.try_clone());
     let waker = match prepared {
         Ok(w) => w,
@@ -181,7 +186,7 @@ fn start_connection(
     let spawned = std::thread::Builder::new()
         .name(format!("asebytesd-conn-{conn}"))
         .spawn(move || {
-            connection::serve(sock, conn, &ctx2);
+            connection::serve(sock, conn, pid, &ctx2);
             conns2.remove(conn);
         });
     if let Err(e) = spawned {
@@ -229,26 +234,7 @@ fn out_of_fds_message() -> String {
 
 /// The uid of the process on the other end of `sock` (`SO_PEERCRED`).
 pub fn peer_uid(sock: &UnixStream) -> io::Result<u32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes and `len` is the size of `cred`.
-    let r = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(cred.uid)
+    crate::procinfo::peer_cred(sock).map(|(_, uid)| uid)
 }
 
 /// Whether a peer running as `peer` may talk to a daemon running as `ours`: only the same

@@ -97,9 +97,16 @@ fn a_client_of_a_daemon_out_of_descriptors_is_told_so_and_it_recovers() {
     assert!(msg.contains("out of file descriptors"), "{msg}");
     assert!(!msg.contains("broke the protocol"), "{msg}");
 
-    // Clients leave; the daemon serves again.
+    // Clients leave; the daemon serves again (once its connection threads have seen them
+    // go, which happens after our close returns).
     held.truncate(held.len() / 2);
-    let mut c = Client::connect(&socket);
+    let mut again = None;
+    wait_for("the daemon to serve a new client", || {
+        again = launcher::connect(&socket).ok();
+        again.is_some()
+    });
+    let (stream, welcome) = again.unwrap();
+    let mut c = Client::from_stream(stream, welcome);
     assert_eq!(c.call(Request::Ping), Response::Pong);
     for c in &mut held {
         assert_eq!(c.call(Request::Ping), Response::Pong);

@@ -319,6 +319,20 @@ fn status_reports_clients_and_open_stores() {
             .iter()
             .any(|s| s.canonical == format!("{l2}#default") && s.clients == 1)
     );
+    assert!(
+        !one.released && one.in_flight == 0 && one.queued == 0,
+        "{one:?}"
+    );
+    // Every client by pid (both are this process), program and its number of stores.
+    assert_eq!(st.connections.len(), 2, "{:?}", st.connections);
+    for c in &st.connections {
+        assert_eq!(c.pid, std::process::id());
+        assert!(!c.program.is_empty());
+        assert!(c.since > 1_600_000_000);
+    }
+    let stores: Vec<u64> = st.connections.iter().map(|c| c.stores).collect();
+    assert_eq!(stores, [1, 2], "oldest connection first");
+    assert_eq!(st.store_idle_secs, 5);
 }
 
 #[test]
@@ -390,4 +404,16 @@ fn two_connections_on_one_lmdb_path_share_one_store_and_see_each_others_writes()
         keys: None,
     }));
     assert_eq!(got, Response::Row(Some(row([("energy", "2.5")]))));
+    // Status shows the LMDB map in use (the store is open: this test's server never
+    // releases within its default five seconds of a request just made).
+    let Response::Status(st) = a.call(Request::Status) else {
+        panic!("no status")
+    };
+    let line = st.stores.iter().find(|s| s.canonical == oa.canonical);
+    if let Some(line) = line.filter(|l| !l.released) {
+        assert!(
+            line.space_used > 0 && line.space_reserved >= line.space_used,
+            "{line:?}"
+        );
+    }
 }

@@ -717,10 +717,15 @@ fn test_the_reference_and_we_cannot_open_one_store_at_the_same_time() {
     assert_eq!(our_rows(&ours), vec![Some(row([("a", "1")]))]);
     drop(ours);
 
-    let (mut holder, stdin, _stdout, _) = r.spawn(&["hold", &format!("{store}/default")]);
+    let (mut holder, stdin, _stdout, ready) = r.spawn(&["hold", &format!("{store}/default")]);
     let err = LmdbBackend::open(&opts(&store)).expect_err("opened a store the reference holds");
     assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
-    assert!(err.to_string().contains("incompatible"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("incompatible"), "{msg}");
+    // It names the store and the program that holds it (from /proc/locks).
+    assert!(msg.contains(&format!("{store}/default")), "{msg}");
+    let pid = ready.trim_start_matches("ready ").trim();
+    assert!(msg.contains(&format!("pid {pid} (python")), "{msg}");
     drop(stdin);
     assert!(holder.wait().expect("holder exit").success());
     let ours = LmdbBackend::open(&opts(&store)).expect("open once the reference is gone");

@@ -72,6 +72,27 @@ pub struct Status {
     pub idle_timeout_secs: u64,
     /// Open stores.
     pub stores: Vec<StoreStatus>,
+    /// Seconds without requests after which a store's files are released (0 = never).
+    /// Since daemon 0.1 status v2; absent (0) from older daemons.
+    pub store_idle_secs: u64,
+    /// The connected clients, oldest first. Absent (empty) from older daemons.
+    pub connections: Vec<ClientStatus>,
+}
+
+/// One connected client in [`Status`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientStatus {
+    /// The daemon's number for the connection.
+    pub conn: u64,
+    /// The client's process id (`SO_PEERCRED`; 0 if unknown).
+    pub pid: u32,
+    /// Its command line, shortened (empty if unreadable).
+    pub program: String,
+    /// When it connected, in seconds since the Unix epoch.
+    pub since: u64,
+    /// Stores it has open.
+    pub stores: u64,
 }
 
 /// One open store in [`Status`].
@@ -88,4 +109,17 @@ pub struct StoreStatus {
     pub clients: u64,
     /// Write transactions committed since it was opened.
     pub commits: u64,
+    /// Whether its files are released (closed while idle; the next request re-opens them).
+    /// `len` is then the length at release. Absent (false) from older daemons.
+    pub released: bool,
+    /// Seconds since a request last used it (to the releaser's tick).
+    pub idle_secs: u64,
+    /// Requests being served on it right now (reads and writes).
+    pub in_flight: u64,
+    /// Commands waiting for, or being run by, its writer.
+    pub queued: u64,
+    /// Bytes of its file in use, where the backend knows (LMDB: pages in use); 0 if not.
+    pub space_used: u64,
+    /// Bytes reserved for it (LMDB: the map size); 0 if the backend has no such notion.
+    pub space_reserved: u64,
 }

@@ -6,7 +6,7 @@ use asebytes_protocol::error::{ErrorCode, WireError};
 use asebytes_protocol::frame::{self, Envelope, HEADER_LEN, RowsFrame};
 use asebytes_protocol::handshake::{Hello, HelloReply, Welcome};
 use asebytes_protocol::request::*;
-use asebytes_protocol::response::{Opened, Response, Status, StoreStatus};
+use asebytes_protocol::response::{ClientStatus, Opened, Response, Status, StoreStatus};
 use asebytes_protocol::value::{FieldRef, key, row};
 use asebytes_protocol::version;
 use asebytes_protocol::{OptionValue, PackedColumn};
@@ -174,6 +174,20 @@ fn all_responses() -> Vec<Response> {
                 len: 1,
                 clients: 1,
                 commits: 4,
+                released: true,
+                idle_secs: 7,
+                in_flight: 2,
+                queued: 3,
+                space_used: 4096,
+                space_reserved: 1 << 20,
+            }],
+            store_idle_secs: 5,
+            connections: vec![ClientStatus {
+                conn: 3,
+                pid: 1234,
+                program: "python3 train.py".into(),
+                since: 1_700_000_000,
+                stores: 1,
             }],
         }),
         Response::Error(WireError::index_out_of_range(5, 3)),
@@ -469,4 +483,43 @@ proptest! {
             prop_assert!(frame::decode::<Request>(&body[..cut]).is_err());
         }
     }
+}
+
+/// `Status` grows additively: the answer of a daemon that predates a field decodes with
+/// that field at its default.
+#[test]
+fn status_from_an_older_daemon_decodes_with_defaults() {
+    #[derive(serde::Serialize)]
+    struct OldStore {
+        canonical: String,
+        len: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct OldStatus {
+        version: String,
+        pid: u32,
+        stores: Vec<OldStore>,
+    }
+    #[derive(serde::Serialize)]
+    enum OldResponse {
+        Status(OldStatus),
+    }
+    let old = OldResponse::Status(OldStatus {
+        version: "0.1.0".into(),
+        pid: 7,
+        stores: vec![OldStore {
+            canonical: "lmdb:///x.lmdb#default".into(),
+            len: 3,
+        }],
+    });
+    let bytes = asebytes_protocol::frame::encode(1, &old).unwrap();
+    let body = &bytes[asebytes_protocol::frame::HEADER_LEN..];
+    let env = asebytes_protocol::frame::decode::<Response>(body).unwrap();
+    let Response::Status(s) = env.body else {
+        panic!("not a status: {:?}", env.body)
+    };
+    assert_eq!((s.pid, s.store_idle_secs), (7, 0));
+    assert!(s.connections.is_empty());
+    assert_eq!(s.stores[0].len, 3);
+    assert!(!s.stores[0].released);
 }

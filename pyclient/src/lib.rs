@@ -194,9 +194,27 @@ fn status_dict<'py>(py: Python<'py>, s: Status) -> PyResult<Bound<'py, PyDict>> 
         e.set_item("len", st.len)?;
         e.set_item("clients", st.clients)?;
         e.set_item("commits", st.commits)?;
+        e.set_item("released", st.released)?;
+        e.set_item("idle_secs", st.idle_secs)?;
+        e.set_item("in_flight", st.in_flight)?;
+        e.set_item("queued", st.queued)?;
+        e.set_item("space_used", st.space_used)?;
+        e.set_item("space_reserved", st.space_reserved)?;
         stores.append(e)?;
     }
     d.set_item("stores", stores)?;
+    d.set_item("store_idle_secs", s.store_idle_secs)?;
+    let connections = PyList::empty(py);
+    for c in s.connections {
+        let e = PyDict::new(py);
+        e.set_item("conn", c.conn)?;
+        e.set_item("pid", c.pid)?;
+        e.set_item("program", c.program)?;
+        e.set_item("since", c.since)?;
+        e.set_item("stores", c.stores)?;
+        connections.append(e)?;
+    }
+    d.set_item("connections", connections)?;
     Ok(d)
 }
 

@@ -20,6 +20,9 @@ SOCKET = os.path.join(_SOCKET_DIR, "asebytesd.sock")
 os.environ["ASEBYTES_SOCKET"] = SOCKET
 # A daemon left behind by a crashed run exits by itself soon.
 os.environ["ASEBYTES_IDLE_TIMEOUT"] = "30"
+# Stores idle for a second are released (and re-opened by the next request) all through
+# the suite, which so runs the re-open path often; test_native_release relies on it.
+os.environ["ASEBYTES_STORE_IDLE_SECS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,13 @@ pub trait Snapshot {
 pub trait Reader: Send + Sync {
     /// Opens a consistent snapshot of the latest committed state.
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>>;
+
+    /// `(bytes in use, bytes reserved)` where the backend has such a notion (LMDB: the
+    /// pages in use and the map size), for `asebytesd status`; `None` otherwise. Must be
+    /// cheap: no I/O, no transaction.
+    fn space(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Mutations inside one write transaction. Reads through the [`Snapshot`] supertrait see

@@ -1,5 +1,5 @@
-//! The client-side commands: `asebytesd start` (spawn detached, wait for readiness),
-//! `stop` and `status`, and the text `status` prints.
+//! The client-side commands `asebytesd start` (spawn detached, wait for readiness) and
+//! `stop`; `status` is in [`super::status`].
 //!
 //! Layer: the top, with the rest of [`crate::cli`]; talks to a running daemon through
 //! [`launcher`] and the wire protocol only.
@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::frame;
-use asebytes_protocol::response::Status;
 use asebytes_protocol::stream::FrameStream;
 use asebytes_protocol::{Request, Response};
 
@@ -105,153 +104,19 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// `asebytesd status`.
-pub(super) fn status(socket: &Path) -> i32 {
-    let mut stream = match launcher::connect(socket) {
-        Ok((stream, _)) => stream,
-        Err(e) if e.is_no_daemon() => {
-            eprintln!(
-                "no asebytesd is running on {} (start one with `asebytesd start`)",
-                socket.display()
-            );
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("asebytesd: {e}");
-            return 1;
-        }
-    };
-    match request(&mut stream, &Request::Status) {
-        Ok(Response::Status(s)) => {
-            print!("{}", format_status(&s));
-            0
-        }
-        Ok(other) => {
-            eprintln!("asebytesd: the daemon answered {other:?} to status");
-            1
-        }
-        Err(e) => {
-            eprintln!("asebytesd: {e}");
-            1
-        }
-    }
-}
-
 /// Sends one request and reads its answer.
-fn request(stream: &mut FrameStream, req: &Request) -> Result<Response, asebytes_protocol::Error> {
+pub(super) fn request(
+    stream: &mut FrameStream,
+    req: &Request,
+) -> Result<Response, asebytes_protocol::Error> {
     stream.send(&frame::encode(1, req)?)?;
     let body = stream.recv(frame::max_frame_len())?;
     Ok(frame::decode::<Response>(body)?.body)
 }
 
-/// The text `asebytesd status` prints.
-pub fn format_status(s: &Status) -> String {
-    let idle = match s.idle_timeout_secs {
-        0 => "never".to_string(),
-        n => format!("{n}s"),
-    };
-    let mut out = format!(
-        "asebytesd {} (protocol {})\n\
-         pid:          {}\n\
-         uptime:       {}\n\
-         clients:      {}\n\
-         idle timeout: {idle}\n\
-         socket:       {}\n",
-        s.version,
-        s.protocol,
-        s.pid,
-        format_duration(s.uptime_secs),
-        s.clients,
-        s.socket
-    );
-    if s.stores.is_empty() {
-        out.push_str("stores:       none open\n");
-        return out;
-    }
-    let headers = ["STORE", "BACKEND", "LEN", "CLIENTS", "COMMITS"];
-    let rows: Vec<[String; 5]> = s
-        .stores
-        .iter()
-        .map(|st| {
-            [
-                st.canonical.clone(),
-                st.backend.clone(),
-                st.len.to_string(),
-                st.clients.to_string(),
-                st.commits.to_string(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    out.push('\n');
-    let line = |cells: [&str; 5]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 0 || i == 1 {
-                l.push_str(&format!("{cell:<w$}  "));
-            } else {
-                l.push_str(&format!("{cell:>w$}  "));
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
-    out.push_str(&line(headers));
-    for row in &rows {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    out
-}
-
-fn format_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if d > 0 {
-        format!("{d}d {h:02}h {m:02}m {s:02}s")
-    } else {
-        format!("{h:02}h {m:02}m {s:02}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asebytes_protocol::response::StoreStatus;
-
-    #[test]
-    fn status_text_lists_stores() {
-        let s = Status {
-            version: "0.1.0".into(),
-            protocol: 1,
-            pid: 42,
-            uptime_secs: 3725,
-            clients: 2,
-            socket: "/s".into(),
-            idle_timeout_secs: 0,
-            stores: vec![StoreStatus {
-                canonical: "lmdb:///d/x.lmdb#default".into(),
-                backend: "lmdb".into(),
-                len: 10,
-                clients: 1,
-                commits: 3,
-            }],
-        };
-        let text = format_status(&s);
-        assert!(text.contains("pid:          42"), "{text}");
-        assert!(text.contains("uptime:       01h 02m 05s"), "{text}");
-        assert!(text.contains("idle timeout: never"), "{text}");
-        let row = text
-            .lines()
-            .find(|l| l.starts_with("lmdb://"))
-            .expect(&text);
-        assert_eq!(
-            row.split_whitespace().collect::<Vec<_>>(),
-            ["lmdb:///d/x.lmdb#default", "lmdb", "10", "1", "3"]
-        );
-    }
 
     #[test]
     fn process_alive_sees_ourselves_and_not_a_reaped_child() {

@@ -8,13 +8,14 @@
 //! `python -m asebytes.daemon ...`, so both run this same code.
 //!
 //! One file per job: this one parses and dispatches; [`serve`] is `run`, [`control`] the
-//! client commands (`start`, `stop`, `status`), [`service`] the systemd units and [`logger`]
-//! the log sink.
+//! client commands (`start`, `stop`), [`status`] the status report, [`service`] the
+//! systemd units and [`logger`] the log sink.
 
 mod control;
 mod logger;
 mod serve;
 mod service;
+mod status;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
-pub use control::format_status;
+pub use status::format_status;
 
 /// The asebytes storage daemon: one per user, shared by every Python process.
 #[derive(Debug, Parser)]
@@ -62,8 +63,13 @@ enum Cmd {
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         timeout: u64,
     },
-    /// Show version, uptime, clients and open stores of the running daemon.
-    Status,
+    /// Show version, uptime, clients (pid, program, since when) and stores (open or
+    /// released, idle time, requests in flight) of the running daemon.
+    Status {
+        /// Print JSON (the fields of the protocol's `Status`) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Install a systemd user service with socket activation.
     InstallService {
         /// Print the unit files instead of writing them.
@@ -118,7 +124,7 @@ pub fn main_with_args_as<I: IntoIterator<Item = OsString>>(
         }
         Cmd::Start { idle_timeout } => control::start(&config, idle_timeout, daemon_command),
         Cmd::Stop { timeout } => control::stop(&config.socket, Duration::from_secs(timeout)),
-        Cmd::Status => control::status(&config.socket),
+        Cmd::Status { json } => status::status(&config.socket, json),
         Cmd::InstallService { print } => service::install_service(print, daemon_command),
     }
 }
@@ -168,6 +174,8 @@ mod tests {
         for cmd in ["start", "status", "install-service"] {
             Cli::try_parse_from(["asebytesd", cmd]).unwrap();
         }
+        let cli = Cli::try_parse_from(["asebytesd", "status", "--json"]).unwrap();
+        assert!(matches!(cli.command, Cmd::Status { json: true }));
         assert!(Cli::try_parse_from(["asebytesd", "fly"]).is_err());
     }
 

@@ -86,6 +86,24 @@ impl StoreHandle {
         self.inner.shared.commits.load(Ordering::Relaxed)
     }
 
+    /// Commands waiting for, or being run by, the writer actor.
+    pub fn queued(&self) -> u64 {
+        self.inner.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// How many clones of this handle exist. The registry compares it with the clones it
+    /// keeps itself: any more are requests in flight, and a store is only released when
+    /// there are none.
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    /// `(bytes in use, bytes reserved)` of the backend, where it has such a notion (LMDB:
+    /// pages in use and map size); `None` otherwise or once closed.
+    pub fn space(&self) -> Option<(u64, u64)> {
+        self.inner.current_reader().ok()?.space()
+    }
+
     /// Current number of rows.
     pub fn len(&self) -> Result<u64, WireError> {
         match self.execute(Request::Len(StoreRef { store: 0 }), false) {
@@ -254,6 +272,8 @@ impl Inner {
     /// Sends one command and waits for its answer.
     fn call(&self, make: impl FnOnce(Reply<Response>) -> Command) -> Result<Response, WireError> {
         let (reply, answer) = mpsc::sync_channel(1);
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        let _answered = Answered(&self.shared.queued);
         if self.tx.send(make(reply)).is_err() {
             return Err(self.gone());
         }
@@ -290,6 +310,15 @@ impl Inner {
             )
         });
         closed.and(joined)
+    }
+}
+
+/// Counts a command as answered when the caller stops waiting for it.
+struct Answered<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) state: AtomicU8,
     /// Write transactions committed.
     pub(crate) commits: AtomicU64,
+    /// Commands sent to the actor and not yet answered (for `status`).
+    pub(crate) queued: AtomicU64,
 }
 
 /// The actor's state on its thread.

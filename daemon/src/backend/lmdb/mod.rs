@@ -8,8 +8,9 @@
 //! Sharing with the reference. heed compiles LMDB's mdb.master branch, whose lock file
 //! (format 2) differs from the 0.9 releases py-lmdb ships (format 1); the data file is the
 //! same. So a store moves freely between the reference and us, but not while both have it
-//! open: whoever opens second gets `MDB_VERSION_MISMATCH` (here: `Unavailable`, saying
-//! so). Any number of our own processes share a store as LMDB intends.
+//! open: whoever opens second gets `MDB_VERSION_MISMATCH` (here: `Unavailable`, naming the
+//! store and, from `/proc/locks`, the holder). The daemon lets go of idle stores, so the
+//! two take turns. Any number of our own processes share a store as LMDB intends.
 //!
 //! Map growth. LMDB refuses writes past its map size (`MDB_MAP_FULL`), and changing the
 //! map size is only allowed while no transaction of this process is open. Every
@@ -130,6 +131,34 @@ pub(crate) fn map_heed_err(e: heed::Error) -> Error {
         ),
     };
     Error::new(kind, what).with_source(e)
+}
+
+/// The environment in `dir` is open in a program whose LMDB cannot share it with ours
+/// (`MDB_VERSION_MISMATCH`): names the store and, from `/proc/locks`, who holds its lock
+/// file.
+fn held_elsewhere(dir: &Path, lock: &Path) -> Error {
+    let holders = crate::procinfo::lock_holders(lock);
+    let who = if holders.is_empty() {
+        "another program (no holder of its lock file is visible here: it may run in another \
+         container or on another host)"
+            .to_string()
+    } else {
+        holders
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the LMDB store {} is open in {who}, whose LMDB build is incompatible with the \
+             daemon's (the reference asebytes / py-lmdb use an older lock-file format); close \
+             it there and retry (the daemon itself lets go of a store after \
+             ASEBYTES_STORE_IDLE_SECS without requests)",
+            dir.display()
+        ),
+    )
 }
 
 fn io_err(context: String, e: std::io::Error) -> Error {
@@ -489,6 +518,8 @@ impl LmdbBackend {
             if space::is_disk_full(&e, &dir) {
                 let doing = "the store could not be created, so it was not opened";
                 space::disk_full(&base.display().to_string(), &dir, doing).with_source(e)
+            } else if matches!(e, heed::Error::Mdb(MdbError::VersionMismatch)) {
+                held_elsewhere(&dir, &lock).with_source(e)
             } else {
                 map_heed_err(e)
             }

@@ -370,6 +370,10 @@ pub(crate) struct LmdbReader {
 }
 
 impl Reader for LmdbReader {
+    fn space(&self) -> Option<(u64, u64)> {
+        Some(self.shared.usage())
+    }
+
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
         let (guard, txn) = self.shared.begin_read()?;
         let state = self

@@ -1,0 +1,133 @@
+//! Where a store lives: `Open.location` parsed into a backend and a canonical path, so two
+//! spellings of one file name one store.
+//!
+//! Layer: inside [`super`] (the registry), which keys its stores by [`Location::key`].
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use asebytes_protocol::OptionValue;
+use asebytes_protocol::request::Open;
+
+use super::DEFAULT_GROUP;
+use crate::backend::Options;
+use crate::backend::table::{self, BackendEntry, LocationKind};
+use crate::error::{Error, Result};
+
+/// A parsed `Open.location`: which backend, and its canonical path (or memory name).
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The backend's table entry.
+    pub entry: &'static BackendEntry,
+    /// Canonical absolute path for file backends, the store name for named ones.
+    pub path: String,
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Self) -> bool {
+        self.entry.scheme == other.entry.scheme && self.path == other.path
+    }
+}
+
+impl Eq for Location {}
+
+impl Location {
+    /// Parses `<scheme>://<rest>` for a scheme in the backend table, or a plain absolute
+    /// path that a table pattern matches (`/data/x.lmdb`), and canonicalises file paths
+    /// (a path that does not exist yet is resolved through its nearest existing ancestor).
+    pub fn parse(location: &str) -> Result<Self> {
+        let unknown = || Error::UnknownBackend {
+            location: location.to_string(),
+            known: table::known(),
+        };
+        let (entry, rest) = match location.split_once("://") {
+            Some((scheme, rest)) => (table::by_scheme(scheme).ok_or_else(unknown)?, rest),
+            None => (table::by_pattern(location).ok_or_else(unknown)?, location),
+        };
+        let path = match entry.location {
+            LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
+            LocationKind::Name => rest.to_string(),
+            LocationKind::File => canonical_file(location, rest)?,
+        };
+        Ok(Self { entry, path })
+    }
+
+    /// Backend scheme (`lmdb`, `memory`).
+    pub fn scheme(&self) -> &'static str {
+        self.entry.scheme
+    }
+
+    /// The registry key for `group`.
+    pub fn key(&self, group: &str) -> String {
+        format!("{}://{}#{}", self.scheme(), self.path, group)
+    }
+
+    /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
+    /// carried `map_size` as a field; it joins the map here.
+    pub(super) fn options(&self, req: &Open) -> Result<Options> {
+        let mut map = req.options.clone();
+        if let Some(m) = req.map_size {
+            map.entry("map_size".into())
+                .or_insert(OptionValue::Int(i64::try_from(m).unwrap_or(i64::MAX)));
+        }
+        let accepted = self.entry.options;
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !accepted.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownOptions {
+                backend: self.entry.label,
+                unknown,
+                accepted,
+            });
+        }
+        Ok(Options::new(map))
+    }
+}
+
+fn canonical_file(location: &str, path: &str) -> Result<String> {
+    let invalid = |reason: String| Error::InvalidLocation {
+        location: location.to_string(),
+        reason,
+    };
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(invalid(
+            "the daemon needs an absolute path (the client resolves relative ones)".into(),
+        ));
+    }
+    let canonical =
+        canonicalize_lenient(p).map_err(|e| invalid(format!("cannot resolve the path: {e}")))?;
+    canonical
+        .into_os_string()
+        .into_string()
+        .map_err(|_| invalid("the path is not valid UTF-8".into()))
+}
+
+/// `fs::canonicalize`, except that components that do not exist yet are appended to the
+/// canonical form of their nearest existing ancestor.
+fn canonicalize_lenient(p: &Path) -> io::Result<PathBuf> {
+    match std::fs::canonicalize(p) {
+        Ok(c) => Ok(c),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let Some(parent) = p.parent() else {
+                return Err(e);
+            };
+            let base = canonicalize_lenient(parent)?;
+            Ok(match p.components().next_back() {
+                Some(Component::ParentDir) => base.parent().map(Path::to_path_buf).unwrap_or(base),
+                Some(Component::Normal(name)) => base.join(name),
+                _ => base,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Groups that exist at `location` (for `ListGroups`).
+pub fn list_groups(location: &str) -> Result<Vec<String>> {
+    let loc = Location::parse(location)?;
+    Ok((loc.entry.list_groups)(&loc.path)?)
+}
