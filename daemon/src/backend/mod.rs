@@ -10,6 +10,8 @@
 //! store actor's own thread absorbs writes; concurrent readers run on connection threads.
 
 pub mod error;
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
