@@ -9,6 +9,7 @@
 //! The trait is synchronous on purpose: LMDB, HDF5 and Zarr are blocking libraries. The
 //! store actor's own thread absorbs writes; concurrent readers run on connection threads.
 
+pub mod columnar;
 pub mod error;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
