@@ -91,7 +91,10 @@ impl Hdf5Config {
                     )
                 })?,
         };
-        Ok(Self { compression, chunk_frames })
+        Ok(Self {
+            compression,
+            chunk_frames,
+        })
     }
 }
 
@@ -118,7 +121,10 @@ mod tests {
         assert!(e.message.contains("chunk_frames"), "{}", e.message);
         assert_eq!(
             Hdf5Config::from_parts(Some("none"), None, Some(8)).unwrap(),
-            Hdf5Config { compression: Compression::None, chunk_frames: 8 }
+            Hdf5Config {
+                compression: Compression::None,
+                chunk_frames: 8
+            }
         );
     }
 }

@@ -11,8 +11,9 @@ use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Dataset, Group, H5Type, Hyperslab, Selection, SliceOrIndex};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
-use super::dtype::Elem;
+use super::dtype;
 use super::file::h5err;
+use crate::backend::columnar::engine::DType;
 use crate::backend::{Error, ErrorKind, Result};
 
 /// How a new dataset is compressed.
@@ -28,7 +29,7 @@ pub enum Compression {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CreateSpec {
     /// Element type.
-    pub elem: Elem,
+    pub elem: DType,
     /// Initial shape (axis 0 = frames or atoms).
     pub shape: Vec<usize>,
     /// Chunk shape (same rank as `shape`, every entry ≥ 1).
@@ -42,7 +43,7 @@ pub struct CreateSpec {
 #[derive(Debug, Clone)]
 pub struct Column {
     ds: Dataset,
-    elem: Elem,
+    elem: DType,
     name: String,
 }
 
@@ -50,7 +51,7 @@ pub struct Column {
 /// (reading into Rust `bool` would be undefined for bytes other than 0 and 1).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(transparent)]
-struct BoolByte(u8);
+pub(crate) struct BoolByte(pub(crate) u8);
 
 // SAFETY: `BoolByte` is one byte, laid out exactly as the enum int8 FALSE/TRUE h5py uses.
 unsafe impl H5Type for BoolByte {
@@ -64,32 +65,32 @@ trait Raw: H5Type + Copy + Default {
     /// Bytes per element.
     const SIZE: usize;
     /// Reads one element from exactly `SIZE` bytes.
-    fn from_le(b: &[u8]) -> Self;
+    fn from_le_raw(b: &[u8]) -> Self;
     /// Appends the element's bytes.
-    fn put_le(self, out: &mut Vec<u8>);
+    fn put_le_raw(self, out: &mut Vec<u8>);
 }
 
 macro_rules! raw_num {
     ($($t:ty),*) => {$(
         impl Raw for $t {
             const SIZE: usize = std::mem::size_of::<$t>();
-            fn from_le(b: &[u8]) -> Self {
+            fn from_le_raw(b: &[u8]) -> Self {
                 <$t>::from_le_bytes(b.try_into().unwrap_or_default())
             }
-            fn put_le(self, out: &mut Vec<u8>) {
+            fn put_le_raw(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
             }
         }
     )*};
 }
-raw_num!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, half::f16);
+raw_num!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
 
 impl Raw for BoolByte {
     const SIZE: usize = 1;
-    fn from_le(b: &[u8]) -> Self {
+    fn from_le_raw(b: &[u8]) -> Self {
         BoolByte(u8::from(b.first().is_some_and(|&x| x != 0)))
     }
-    fn put_le(self, out: &mut Vec<u8>) {
+    fn put_le_raw(self, out: &mut Vec<u8>) {
         out.push(u8::from(self.0 != 0));
     }
 }
@@ -98,40 +99,81 @@ macro_rules! raw_complex {
     ($($t:ty),*) => {$(
         impl Raw for num_complex::Complex<$t> {
             const SIZE: usize = 2 * std::mem::size_of::<$t>();
-            fn from_le(b: &[u8]) -> Self {
+            fn from_le_raw(b: &[u8]) -> Self {
                 let half = Self::SIZE / 2;
-                num_complex::Complex::new(<$t>::from_le(&b[..half]), <$t>::from_le(&b[half..]))
+                num_complex::Complex::new(<$t>::from_le_raw(&b[..half]), <$t>::from_le_raw(&b[half..]))
             }
-            fn put_le(self, out: &mut Vec<u8>) {
-                self.re.put_le(out);
-                self.im.put_le(out);
+            fn put_le_raw(self, out: &mut Vec<u8>) {
+                self.re.put_le_raw(out);
+                self.im.put_le_raw(out);
             }
         }
     )*};
 }
 raw_complex!(f32, f64);
 
-/// Runs `$body` with `$T` bound to the Rust type of a numeric [`Elem`]; `$str` for strings.
+/// Runs `$body` with `$T` bound to the Rust type of a numeric [`DType`]; `$str` for strings.
 macro_rules! by_elem {
-    ($elem:expr, $T:ident => $body:expr, str => $str:expr) => {
-        match $elem {
-            Elem::Bool => { type $T = BoolByte; $body }
-            Elem::I8 => { type $T = i8; $body }
-            Elem::I16 => { type $T = i16; $body }
-            Elem::I32 => { type $T = i32; $body }
-            Elem::I64 => { type $T = i64; $body }
-            Elem::U8 => { type $T = u8; $body }
-            Elem::U16 => { type $T = u16; $body }
-            Elem::U32 => { type $T = u32; $body }
-            Elem::U64 => { type $T = u64; $body }
-            Elem::F16 => { type $T = half::f16; $body }
-            Elem::F32 => { type $T = f32; $body }
-            Elem::F64 => { type $T = f64; $body }
-            Elem::C64 => { type $T = num_complex::Complex<f32>; $body }
-            Elem::C128 => { type $T = num_complex::Complex<f64>; $body }
-            Elem::Str => $str,
-        }
-    };
+    ($elem:expr, $T:ident => $body:expr, str => $str:expr, other => $other:expr) => {{
+        #[allow(unreachable_patterns)] // DType may grow (it is non_exhaustive)
+        let out = match $elem {
+            DType::Bool => {
+                type $T = BoolByte;
+                $body
+            }
+            DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            DType::C64 => {
+                type $T = num_complex::Complex<f32>;
+                $body
+            }
+            DType::C128 => {
+                type $T = num_complex::Complex<f64>;
+                $body
+            }
+            DType::Str => $str,
+            _ => $other,
+        };
+        out
+    }};
 }
 
 /// The hyperslab `start..start+count` on every axis.
@@ -152,13 +194,19 @@ fn slab(start: &[usize], count: &[usize]) -> Selection {
 impl Column {
     /// Opens dataset `name` in `group`.
     pub fn open(group: &Group, name: &str) -> Result<Column> {
-        let ds = group.dataset(name).map_err(h5err(&format!("open column '{name}'")))?;
+        let ds = group
+            .dataset(name)
+            .map_err(h5err(&format!("open column '{name}'")))?;
         let desc = ds
             .dtype()
             .and_then(|t| t.to_descriptor())
             .map_err(h5err(&format!("read the type of column '{name}'")))?;
-        let elem = Elem::from_descriptor(&desc, &format!("column '{name}'"))?;
-        Ok(Column { ds, elem, name: name.to_string() })
+        let elem = dtype::from_descriptor(&desc, &format!("column '{name}'"))?;
+        Ok(Column {
+            ds,
+            elem,
+            name: name.to_string(),
+        })
     }
 
     /// Creates dataset `name` in `group` as `spec` says (fails if it exists).
@@ -173,24 +221,36 @@ impl Column {
             ));
         }
         let elem = spec.elem;
-        let mut b = group.new_dataset_builder().empty_as(&elem.descriptor());
+        let unknown = || {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!("column '{name}': the hdf5 engine cannot store {elem:?}"),
+            )
+        };
+        let desc = dtype::descriptor(elem).ok_or_else(unknown)?;
+        let mut b = group.new_dataset_builder().empty_as(&desc);
         let extents = hdf5::SimpleExtents::resizable(&spec.shape);
         b = b.chunk(spec.chunk.clone());
-        if let (Compression::Gzip(level), true) = (spec.compression, elem.compressible()) {
+        if let (Compression::Gzip(level), true) = (spec.compression, dtype::compressible(elem)) {
             b = b.deflate(level);
         }
-        b = by_elem!(elem, T => b.fill_value(fill::<T>(elem)), str => {
+        let fill_bytes = elem.fill_bytes();
+        b = by_elem!(elem, T => b.fill_value(T::from_le_raw(&fill_bytes)), str => {
             b.fill_value(VarLenUnicode::new())
-        });
+        }, other => return Err(unknown()));
         let ds = b
             .shape(extents)
             .create(name)
             .map_err(h5err(&format!("create column '{name}'")))?;
-        Ok(Column { ds, elem, name: name.to_string() })
+        Ok(Column {
+            ds,
+            elem,
+            name: name.to_string(),
+        })
     }
 
     /// Element type.
-    pub fn elem(&self) -> Elem {
+    pub fn elem(&self) -> DType {
         self.elem
     }
 
@@ -206,9 +266,17 @@ impl Column {
 
     /// Changes the shape (every axis of our datasets is resizable).
     pub fn resize(&self, shape: &[usize]) -> Result<()> {
-        self.ds
-            .resize(shape)
-            .map_err(h5err(&format!("resize column '{}' to {shape:?}", self.name)))
+        self.ds.resize(shape).map_err(h5err(&format!(
+            "resize column '{}' to {shape:?}",
+            self.name
+        )))
+    }
+
+    fn not_numbers(&self) -> Error {
+        Error::new(
+            ErrorKind::TypeMismatch,
+            format!("column '{}' holds {:?}, not numbers", self.name, self.elem),
+        )
     }
 
     /// Checks that `start`/`count` select inside the current shape.
@@ -236,10 +304,8 @@ impl Column {
     /// Reads the hyperslab `start..start+count` as little-endian bytes, C order.
     pub fn read_raw(&self, start: &[usize], count: &[usize]) -> Result<Vec<u8>> {
         self.check_slab(start, count)?;
-        by_elem!(self.elem, T => self.read_typed::<T>(start, count), str => Err(Error::new(
-            ErrorKind::TypeMismatch,
-            format!("column '{}' holds strings, not numbers", self.name),
-        )))
+        by_elem!(self.elem, T => self.read_typed::<T>(start, count), str => Err(self.not_numbers()),
+            other => Err(self.not_numbers()))
     }
 
     fn read_typed<T: Raw>(&self, start: &[usize], count: &[usize]) -> Result<Vec<u8>> {
@@ -253,7 +319,7 @@ impl Column {
             .map_err(h5err(&format!("read column '{}'", self.name)))?;
         let mut out = Vec::with_capacity(n * T::SIZE);
         for &x in arr.iter() {
-            x.put_le(&mut out);
+            x.put_le_raw(&mut out);
         }
         Ok(out)
     }
@@ -261,10 +327,8 @@ impl Column {
     /// Writes little-endian `bytes` (C order) into the hyperslab `start..start+count`.
     pub fn write_raw(&self, start: &[usize], count: &[usize], bytes: &[u8]) -> Result<()> {
         self.check_slab(start, count)?;
-        by_elem!(self.elem, T => self.write_typed::<T>(start, count, bytes), str => Err(Error::new(
-            ErrorKind::TypeMismatch,
-            format!("column '{}' holds strings, not numbers", self.name),
-        )))
+        by_elem!(self.elem, T => self.write_typed::<T>(start, count, bytes),
+            str => Err(self.not_numbers()), other => Err(self.not_numbers()))
     }
 
     fn write_typed<T: Raw>(&self, start: &[usize], count: &[usize], bytes: &[u8]) -> Result<()> {
@@ -276,16 +340,19 @@ impl Column {
                     "column '{}': {} bytes do not make {count:?} items of {}",
                     self.name,
                     bytes.len(),
-                    self.elem.numpy()
+                    self.elem.numpy_str()
                 ),
             ));
         }
         if n == 0 {
             return Ok(());
         }
-        let items: Vec<T> = bytes.chunks_exact(T::SIZE).map(T::from_le).collect();
+        let items: Vec<T> = bytes.chunks_exact(T::SIZE).map(T::from_le_raw).collect();
         let view = ArrayViewD::from_shape(IxDyn(count), &items).map_err(|e| {
-            Error::new(ErrorKind::Unexpected, format!("column '{}': {e}", self.name))
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("column '{}': {e}", self.name),
+            )
         })?;
         self.ds
             .write_slice(view, slab(start, count))
@@ -295,7 +362,7 @@ impl Column {
     /// Reads the hyperslab of a string column, C order; `""` where nothing was written.
     pub fn read_strings(&self, start: &[usize], count: &[usize]) -> Result<Vec<String>> {
         self.check_slab(start, count)?;
-        if self.elem != Elem::Str {
+        if self.elem != DType::Str {
             return Err(Error::new(
                 ErrorKind::TypeMismatch,
                 format!("column '{}' holds numbers, not strings", self.name),
@@ -311,12 +378,16 @@ impl Column {
         let what = || format!("read column '{}'", self.name);
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         Ok(if ascii {
-            let arr: ArrayD<VarLenAscii> =
-                self.ds.read_slice(slab(start, count)).map_err(h5err(&what()))?;
+            let arr: ArrayD<VarLenAscii> = self
+                .ds
+                .read_slice(slab(start, count))
+                .map_err(h5err(&what()))?;
             arr.iter().map(|s| text(s.as_bytes())).collect()
         } else {
-            let arr: ArrayD<VarLenUnicode> =
-                self.ds.read_slice(slab(start, count)).map_err(h5err(&what()))?;
+            let arr: ArrayD<VarLenUnicode> = self
+                .ds
+                .read_slice(slab(start, count))
+                .map_err(h5err(&what()))?;
             arr.iter().map(|s| text(s.as_bytes())).collect()
         })
     }
@@ -330,7 +401,7 @@ impl Column {
         values: &[S],
     ) -> Result<()> {
         self.check_slab(start, count)?;
-        if self.elem != Elem::Str {
+        if self.elem != DType::Str {
             return Err(Error::new(
                 ErrorKind::TypeMismatch,
                 format!("column '{}' holds numbers, not strings", self.name),
@@ -340,7 +411,11 @@ impl Column {
         if values.len() != n {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                format!("column '{}': {} strings for {count:?}", self.name, values.len()),
+                format!(
+                    "column '{}': {} strings for {count:?}",
+                    self.name,
+                    values.len()
+                ),
             ));
         }
         if n == 0 {
@@ -353,28 +428,20 @@ impl Column {
             .map_err(|_| {
                 Error::new(
                     ErrorKind::InvalidArgument,
-                    format!("column '{}': HDF5 strings cannot hold a NUL character", self.name),
+                    format!(
+                        "column '{}': HDF5 strings cannot hold a NUL character",
+                        self.name
+                    ),
                 )
             })?;
         let view = ArrayViewD::from_shape(IxDyn(count), &items).map_err(|e| {
-            Error::new(ErrorKind::Unexpected, format!("column '{}': {e}", self.name))
+            Error::new(
+                ErrorKind::Unexpected,
+                format!("column '{}': {e}", self.name),
+            )
         })?;
         self.ds
             .write_slice(view, slab(start, count))
             .map_err(h5err(&format!("write column '{}'", self.name)))
-    }
-}
-
-/// The layout's fill value for a numeric type: NaN for floats and complex, else zero.
-fn fill<T: Raw>(elem: Elem) -> T {
-    if elem.is_float() {
-        let nan = match elem {
-            Elem::F16 => half::f16::NAN.to_le_bytes().to_vec(),
-            Elem::F32 | Elem::C64 => [f32::NAN.to_le_bytes(); 2].concat(),
-            _ => [f64::NAN.to_le_bytes(); 2].concat(),
-        };
-        T::from_le(&nan[..T::SIZE])
-    } else {
-        T::default()
     }
 }

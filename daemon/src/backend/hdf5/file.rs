@@ -37,13 +37,19 @@ pub fn h5err(what: &str) -> impl Fn(hdf5::Error) -> Error + '_ {
                 " (another program has the file open; HDF5 lets one writer or several \
                  readers hold it; close it there and retry)",
             )
+        } else if lower.contains("already open") {
+            (
+                ErrorKind::Unavailable,
+                " (this daemon has the file open in another mode; close the other store first)",
+            )
         } else if lower.contains("file signature not found") {
             (ErrorKind::Corrupt, " (not an HDF5 file)")
         } else if lower.contains("truncated file") || lower.contains("bad object header") {
             (ErrorKind::Corrupt, " (the file is damaged)")
-        } else if lower.contains("no such file") {
-            (ErrorKind::NotFound, "")
-        } else if lower.contains("doesn't exist") || lower.contains("not found") {
+        } else if lower.contains("no such file")
+            || lower.contains("doesn't exist")
+            || lower.contains("not found")
+        {
             (ErrorKind::NotFound, "")
         } else {
             (ErrorKind::Unexpected, "")
@@ -76,7 +82,10 @@ impl H5File {
         } else {
             b.append(path).map_err(h5err(&what))?
         };
-        Ok(H5File { file, path: path.to_path_buf() })
+        Ok(H5File {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The file's path.
@@ -169,10 +178,17 @@ pub fn dataset_names(group: &Group) -> Result<Vec<String>> {
 
 /// Reads an integer attribute (any integer width), `None` if absent.
 pub fn read_int_attr(group: &Group, name: &str) -> Result<Option<i64>> {
-    if !group.attr_names().map_err(h5err("list attributes"))?.iter().any(|n| n == name) {
+    if !group
+        .attr_names()
+        .map_err(h5err("list attributes"))?
+        .iter()
+        .any(|n| n == name)
+    {
         return Ok(None);
     }
-    let a = group.attr(name).map_err(h5err(&format!("open attribute '{name}'")))?;
+    let a = group
+        .attr(name)
+        .map_err(h5err(&format!("open attribute '{name}'")))?;
     a.read_scalar::<i64>()
         .map(Some)
         .map_err(h5err(&format!("read attribute '{name}'")))
@@ -211,7 +227,10 @@ pub fn read_str_list_attr(group: &Group, name: &str) -> Result<Option<Vec<String
     if a.size() == 0 {
         return Ok(Some(Vec::new()));
     }
-    let desc = a.dtype().and_then(|t| t.to_descriptor()).map_err(h5err(&what))?;
+    let desc = a
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(&what))?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let list = match desc {
         TypeDescriptor::VarLenAscii => a

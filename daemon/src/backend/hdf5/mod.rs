@@ -7,11 +7,15 @@
 //! handles attributes, [`dataset`] creates and reads/writes column datasets,
 //! [`dtype`] maps element types to h5py's HDF5 types, [`config`] parses the options.
 
+pub mod attrs;
 pub mod config;
 pub mod dataset;
 pub mod dtype;
+pub mod engine;
 pub mod file;
 
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod tests;
 
