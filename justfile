@@ -50,8 +50,8 @@ test-py: develop ref-venv
 lint: venv
     cargo fmt --all --check
     cargo clippy --locked {{rust_pkgs}} -p asebytes-py -p asebytes-benches --all-targets -- -D warnings
-    {{venv}}/bin/ruff check pyclient/python pyclient/tests tests/python benches/python examples
-    {{venv}}/bin/ruff format --check pyclient/python pyclient/tests tests/python benches/python examples
+    {{venv}}/bin/ruff check pyclient/python pyclient/tests tests/python benches/python examples protocol/tests
+    {{venv}}/bin/ruff format --check pyclient/python pyclient/tests tests/python benches/python examples protocol/tests
     {{venv}}/bin/python -m mypy --strict pyclient/python/asebytes
 
 # Stub check of the native module against _native.pyi.

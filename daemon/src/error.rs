@@ -50,8 +50,22 @@ pub enum Error {
     UnknownBackend {
         /// The location as the client sent it.
         location: String,
-        /// What this build can open.
-        known: &'static str,
+        /// What this build can open (from the backend table).
+        known: String,
+    },
+    /// `Open` carried options the backend does not take.
+    #[error(
+        "unexpected option(s) for the {backend} backend: {}; it accepts: {}",
+        .unknown.join(", "),
+        if .accepted.is_empty() { "no options".to_string() } else { .accepted.join(", ") }
+    )]
+    UnknownOptions {
+        /// The backend's label.
+        backend: &'static str,
+        /// The names it does not know, sorted.
+        unknown: Vec<String>,
+        /// What it accepts.
+        accepted: &'static [&'static str],
     },
     /// The location is malformed (relative path, empty name, ...).
     #[error("invalid location '{location}': {reason}")]
@@ -101,6 +115,7 @@ impl Error {
             Error::Config(_) | Error::InvalidLocation { .. } => ErrorCode::InvalidArgument,
             Error::InsecureDir { .. } => ErrorCode::Unavailable,
             Error::UnknownBackend { .. } => ErrorCode::NotFound,
+            Error::UnknownOptions { .. } => ErrorCode::TypeMismatch,
             Error::UnknownStore(_) => ErrorCode::UnknownStore,
             Error::ReadOnlyStore { .. } => ErrorCode::ReadOnly,
             Error::ShuttingDown => ErrorCode::ShuttingDown,
@@ -143,12 +158,26 @@ mod tests {
     fn unknown_backend_names_location_and_known_schemes() {
         let e = Error::UnknownBackend {
             location: "/x.foo".into(),
-            known: "*.lmdb, memory://",
+            known: "*.lmdb, memory://".into(),
         };
         assert_eq!(e.code(), ErrorCode::NotFound);
         assert_eq!(
             e.to_string(),
             "No backend registered for '/x.foo'; known: *.lmdb, memory://"
+        );
+    }
+
+    #[test]
+    fn unknown_options_list_what_the_backend_accepts() {
+        let e = Error::UnknownOptions {
+            backend: "LMDB",
+            unknown: vec!["clevel".into()],
+            accepted: &["map_size"],
+        };
+        assert_eq!(e.code(), ErrorCode::TypeMismatch);
+        assert_eq!(
+            e.to_string(),
+            "unexpected option(s) for the LMDB backend: clevel; it accepts: map_size"
         );
     }
 }

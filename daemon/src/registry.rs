@@ -2,7 +2,7 @@
 //! that opens the same file talks to the same writer actor.
 //!
 //! Layer: called by [`crate::connection`], calls [`crate::store`] and
-//! [`crate::backend::open`]. A key is `<scheme>://<canonical path>#<group>`
+//! the backend table ([`crate::backend::table`]). A key is `<scheme>://<canonical path>#<group>`
 //! (`lmdb:///data/x.lmdb#default`, `memory://scratch#default`). Store ids are daemon-global
 //! and never reused; a read-only open gets its own id on the same handle. The registry
 //! tracks which connections use which store: when the last one lets go, the store's actor
@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 use asebytes_protocol::request::{Open, StoreId};
 use asebytes_protocol::response::{Opened, StoreStatus};
 
-use crate::backend::{self, OpenOptions};
+use asebytes_protocol::OptionValue;
+
+use crate::backend::table::{self, BackendEntry, LocationKind};
+use crate::backend::{self, OpenOptions, Options};
 use crate::error::{Error, Result};
 use crate::store::StoreHandle;
 
@@ -32,62 +35,79 @@ pub type ConnId = u64;
 /// Group used when an open names none.
 pub const DEFAULT_GROUP: &str = "default";
 
-#[cfg(feature = "lmdb")]
-const KNOWN: &str = "*.lmdb, memory://";
-#[cfg(not(feature = "lmdb"))]
-const KNOWN: &str = "memory://";
-
 /// A parsed `Open.location`: which backend, and its canonical path (or memory name).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Location {
-    /// Backend scheme (`lmdb`, `memory`).
-    pub scheme: &'static str,
-    /// Canonical absolute path for file backends, the store name for memory.
+    /// The backend's table entry.
+    pub entry: &'static BackendEntry,
+    /// Canonical absolute path for file backends, the store name for named ones.
     pub path: String,
 }
 
+impl PartialEq for Location {
+    fn eq(&self, other: &Self) -> bool {
+        self.entry.scheme == other.entry.scheme && self.path == other.path
+    }
+}
+
+impl Eq for Location {}
+
 impl Location {
-    /// Parses `lmdb:///abs/path`, `memory://name` or a plain absolute `*.lmdb` path, and
-    /// canonicalises file paths (a path that does not exist yet is resolved through its
-    /// nearest existing ancestor).
+    /// Parses `<scheme>://<rest>` for a scheme in the backend table, or a plain absolute
+    /// path that a table pattern matches (`/data/x.lmdb`), and canonicalises file paths
+    /// (a path that does not exist yet is resolved through its nearest existing ancestor).
     pub fn parse(location: &str) -> Result<Self> {
         let unknown = || Error::UnknownBackend {
             location: location.to_string(),
-            known: KNOWN,
+            known: table::known(),
         };
-        let (scheme, rest) = match location.split_once("://") {
-            Some((scheme, rest)) => (scheme, rest),
-            None if is_lmdb_path(location) => ("lmdb", location),
-            None => return Err(unknown()),
+        let (entry, rest) = match location.split_once("://") {
+            Some((scheme, rest)) => (table::by_scheme(scheme).ok_or_else(unknown)?, rest),
+            None => (table::by_pattern(location).ok_or_else(unknown)?, location),
         };
-        match scheme {
-            "memory" => {
-                let name = if rest.is_empty() { DEFAULT_GROUP } else { rest };
-                Ok(Self {
-                    scheme: backend::memory::SCHEME,
-                    path: name.to_string(),
-                })
-            }
-            #[cfg(feature = "lmdb")]
-            "lmdb" => Ok(Self {
-                scheme: backend::lmdb::SCHEME,
-                path: canonical_file(location, rest)?,
-            }),
-            _ => Err(unknown()),
-        }
+        let path = match entry.location {
+            LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
+            LocationKind::Name => rest.to_string(),
+            LocationKind::File => canonical_file(location, rest)?,
+        };
+        Ok(Self { entry, path })
+    }
+
+    /// Backend scheme (`lmdb`, `memory`).
+    pub fn scheme(&self) -> &'static str {
+        self.entry.scheme
     }
 
     /// The registry key for `group`.
     pub fn key(&self, group: &str) -> String {
-        format!("{}://{}#{}", self.scheme, self.path, group)
+        format!("{}://{}#{}", self.scheme(), self.path, group)
+    }
+
+    /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
+    /// carried `map_size` as a field; it joins the map here.
+    fn options(&self, req: &Open) -> Result<Options> {
+        let mut map = req.options.clone();
+        if let Some(m) = req.map_size {
+            map.entry("map_size".into())
+                .or_insert(OptionValue::Int(i64::try_from(m).unwrap_or(i64::MAX)));
+        }
+        let accepted = self.entry.options;
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !accepted.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownOptions {
+                backend: self.entry.label,
+                unknown,
+                accepted,
+            });
+        }
+        Ok(Options::new(map))
     }
 }
 
-fn is_lmdb_path(location: &str) -> bool {
-    cfg!(feature = "lmdb") && Path::new(location).extension().is_some_and(|e| e == "lmdb")
-}
-
-#[cfg_attr(not(feature = "lmdb"), allow(dead_code))]
 fn canonical_file(location: &str, path: &str) -> Result<String> {
     let invalid = |reason: String| Error::InvalidLocation {
         location: location.to_string(),
@@ -130,7 +150,7 @@ fn canonicalize_lenient(p: &Path) -> io::Result<PathBuf> {
 /// Groups that exist at `location` (for `ListGroups`).
 pub fn list_groups(location: &str) -> Result<Vec<String>> {
     let loc = Location::parse(location)?;
-    Ok(backend::list_groups(loc.scheme, &loc.path)?)
+    Ok((loc.entry.list_groups)(&loc.path)?)
 }
 
 /// Every open store of the daemon.
@@ -160,7 +180,7 @@ enum Slot {
 struct Entry {
     handle: StoreHandle,
     opts: OpenOptions,
-    scheme: &'static str,
+    entry: &'static BackendEntry,
     rw_id: Option<StoreId>,
     ro_id: Option<StoreId>,
     /// Connection → number of opens it has not closed.
@@ -268,7 +288,8 @@ impl Inner {
 
     fn close_if_unused(&mut self, key: &str) -> Option<Closing> {
         match self.slots.get(key) {
-            Some(Slot::Ready(e)) if e.users.is_empty() && e.scheme != backend::memory::SCHEME => {
+            // A store that is not persistent lives in the daemon: it stays open until removed.
+            Some(Slot::Ready(e)) if e.users.is_empty() && e.handle.info().caps.persistent => {
                 Some(self.begin_close(key))
             }
             _ => None,
@@ -309,6 +330,7 @@ impl Registry {
     /// Opens (or joins) the store `req` names, for connection `conn`.
     pub fn open(&self, conn: ConnId, req: &Open) -> Result<Opened> {
         let loc = Location::parse(&req.location)?;
+        let options = loc.options(req)?;
         let group = req
             .group
             .as_deref()
@@ -349,15 +371,15 @@ impl Registry {
                         path: loc.path.clone(),
                         group: group.to_string(),
                         readonly: req.readonly,
-                        map_size: req.map_size,
+                        options: options.clone(),
                     };
-                    match start(loc.scheme, &opts) {
+                    match start(loc.entry, &opts) {
                         Ok(handle) => {
                             log::info!("opened {key}");
                             let entry = Entry {
                                 handle,
                                 opts,
-                                scheme: loc.scheme,
+                                entry: loc.entry,
                                 rw_id: None,
                                 ro_id: None,
                                 users: HashMap::new(),
@@ -413,7 +435,7 @@ impl Registry {
         let Entry {
             handle,
             opts,
-            scheme,
+            entry: backend_entry,
             rw_id,
             ro_id,
             users,
@@ -427,7 +449,7 @@ impl Registry {
             readonly: false,
             ..opts.clone()
         };
-        let (reopened, outcome) = match start(scheme, &writable) {
+        let (reopened, outcome) = match start(backend_entry, &writable) {
             Ok(handle) => {
                 log::info!("reopened {key} writable");
                 (Some((handle, writable)), Ok(()))
@@ -437,7 +459,7 @@ impl Registry {
                     canonical: key.clone(),
                     reason: e.to_string(),
                 };
-                match start(scheme, &opts) {
+                match start(backend_entry, &opts) {
                     Ok(handle) => (Some((handle, opts)), Err(refused)),
                     Err(again) => {
                         log::warn!("cannot reopen {key} read-only either: {again}");
@@ -449,7 +471,7 @@ impl Registry {
         let entry = reopened.map(|(handle, opts)| Entry {
             handle,
             opts,
-            scheme,
+            entry: backend_entry,
             rw_id,
             ro_id,
             users,
@@ -616,10 +638,10 @@ impl Registry {
 const REOPEN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens a backend and starts its store actor.
-fn start(scheme: &str, opts: &OpenOptions) -> Result<StoreHandle> {
+fn start(entry: &BackendEntry, opts: &OpenOptions) -> Result<StoreHandle> {
     let deadline = Instant::now() + REOPEN_GRACE;
     let backend = loop {
-        match backend::open(scheme, opts) {
+        match (entry.open)(opts) {
             Ok(b) => break b,
             Err(e) if e.kind == backend::ErrorKind::AlreadyExists && Instant::now() < deadline => {
                 std::thread::park_timeout(Duration::from_millis(5));
@@ -661,6 +683,7 @@ mod tests {
             group: None,
             readonly,
             map_size: None,
+            options: Default::default(),
         }
     }
 
@@ -683,7 +706,7 @@ mod tests {
 
     #[test]
     fn unknown_schemes_and_extensions_name_what_is_known() {
-        for loc in ["zarr:///d/x.zarr", "/d/x.h5", "x"] {
+        for loc in ["nosuch:///d/x.foo", "/d/x.unknown", "x"] {
             let err = Location::parse(loc).unwrap_err();
             assert_eq!(err.code(), ErrorCode::NotFound, "{loc}");
             let msg = err.to_string();
@@ -710,7 +733,7 @@ mod tests {
         ];
         for s in &spellings {
             let loc = Location::parse(s).unwrap();
-            assert_eq!(format!("{}://{}", loc.scheme, loc.path), want, "{s}");
+            assert_eq!(format!("{}://{}", loc.scheme(), loc.path), want, "{s}");
         }
         let err = Location::parse("lmdb://rel/x.lmdb").unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument);

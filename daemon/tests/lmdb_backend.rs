@@ -24,7 +24,7 @@ fn opts(dir: &Path, group: &str) -> OpenOptions {
             .to_owned(),
         group: group.to_owned(),
         readonly: false,
-        map_size: None,
+        options: Default::default(),
     }
 }
 
@@ -633,7 +633,7 @@ fn child_process_helper() {
         path: path.to_owned(),
         group: "default".to_owned(),
         readonly: true,
-        map_size: None,
+        options: Default::default(),
     };
     let b = LmdbBackend::open(&opts).expect("child open");
     let reader = b.reader();

@@ -452,7 +452,7 @@ fn opts(path: &str) -> OpenOptions {
         path: path.to_owned(),
         group: "default".to_owned(),
         readonly: false,
-        map_size: None,
+        options: Default::default(),
     }
 }
 

@@ -34,6 +34,11 @@ pub struct Capabilities {
     pub snapshots: bool,
     /// Data survives the daemon (false for `memory://`).
     pub persistent: bool,
+    /// Several commands can share one all-or-nothing write (group commit merges queued
+    /// writes only where this is set). Since protocol 2.
+    pub atomic_batches: bool,
+    /// Column reads can be answered as one array (`GetColumn::packed`). Since protocol 2.
+    pub packed_columns: bool,
 }
 
 impl Capabilities {
@@ -52,6 +57,8 @@ impl Capabilities {
             concurrent_readers: true,
             snapshots: true,
             persistent: true,
+            atomic_batches: true,
+            packed_columns: true,
         }
     }
 

@@ -11,14 +11,20 @@
 //! - [`stream`]: a blocking Unix-socket frame stream with a bounded busy-poll before blocking.
 //! - [`request`] / [`response`]: one request and one response variant per operation.
 //! - [`value`]: rows, keys and field values as they travel (opaque bytes).
+//! - [`options`]: backend options by name, carried by `Open`.
+//! - [`column`]: a packed column (one array for many rows).
 //! - [`capability`]: what a backend can do, sent to clients on open.
 //! - [`error`]: typed wire error codes and the codec error.
+//! - [`codec`]: the msgpack-numpy value codec (stored field bytes ⇄ [`codec::Value`]).
 #![deny(missing_docs)]
 
 pub mod capability;
+pub mod codec;
+pub mod column;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod options;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -26,9 +32,11 @@ pub mod value;
 pub mod version;
 
 pub use capability::Capabilities;
+pub use column::PackedColumn;
 pub use error::{Error, ErrorCode, Result, WireError};
 pub use frame::Envelope;
 pub use handshake::{Hello, HelloReply, Welcome};
+pub use options::{OptionMap, OptionValue};
 pub use request::Request;
 pub use response::Response;
 pub use value::{Bytes, Key, Row};

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::options::OptionMap;
 use crate::value::{Bytes, Key, Row};
 
 /// A store id handed out by [`Request::Open`]; valid on every connection to the same daemon.
@@ -106,7 +107,7 @@ pub struct StoreRef {
 
 /// Open a store. Opening the same location and group twice, from any client, joins the
 /// same store (one writer actor).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Open {
     /// `lmdb:///abs/path.lmdb`, `memory://name`, or a plain path whose extension names the
     /// backend. Relative paths are resolved by the client, never by the daemon.
@@ -117,9 +118,14 @@ pub struct Open {
     /// Refuse every write on this store id.
     #[serde(default)]
     pub readonly: bool,
-    /// Initial LMDB map size in bytes; the map still grows on demand.
+    /// Initial LMDB map size in bytes; the map still grows on demand. Protocol 1's way to
+    /// pass it; since protocol 2 it may also come as `options["map_size"]`.
     #[serde(default)]
     pub map_size: Option<u64>,
+    /// Backend options by name (`compressor`, `clevel`, `chunk_frames`, `compression`, ...);
+    /// the backend refuses names it does not know. Since protocol 2.
+    #[serde(default, skip_serializing_if = "OptionMap::is_empty")]
+    pub options: OptionMap,
 }
 
 /// Read one row.
@@ -159,6 +165,10 @@ pub struct GetColumn {
     /// Rows; `None` means every row.
     #[serde(default)]
     pub indices: Option<Vec<i64>>,
+    /// Answer with one [`crate::PackedColumn`] (`Response::Packed`) where the store holds
+    /// the key as an array; stores that do not answer `Column` as usual. Since protocol 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub packed: bool,
 }
 
 /// The keys of one row.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::capability::Capabilities;
+use crate::column::PackedColumn;
 use crate::error::WireError;
 use crate::request::StoreId;
 use crate::value::{Bytes, Key, Row};
@@ -24,6 +25,8 @@ pub enum Response {
     Rows(Vec<Option<Row>>),
     /// Column values in the order asked; `None` where a row lacks the key.
     Column(Vec<Option<Bytes>>),
+    /// A column as one array (answer to `GetColumn` with `packed`). Since protocol 2.
+    Packed(PackedColumn),
     /// Keys.
     Keys(Vec<Key>),
     /// Group names.

@@ -4,8 +4,12 @@
 /// The first protocol: handshake, store operations, status.
 pub const HANDSHAKE: u32 = 1;
 
+/// Backend options as a map in `Open`, packed column reads (`GetColumn::packed`,
+/// `Response::Packed`), capability flags `atomic_batches` and `packed_columns`.
+pub const OPTIONS_AND_PACKED: u32 = 2;
+
 /// The newest protocol this build speaks.
-pub const CURRENT: u32 = HANDSHAKE;
+pub const CURRENT: u32 = OPTIONS_AND_PACKED;
 
 /// The oldest protocol this build still accepts from a peer.
 pub const MIN_SUPPORTED: u32 = HANDSHAKE;
@@ -29,6 +33,7 @@ mod tests {
     #[test]
     fn negotiate_picks_highest_common_version() {
         assert_eq!(negotiate(1, 1), Some(1));
+        assert_eq!(negotiate(1, 2), Some(2));
         assert_eq!(negotiate(1, 9), Some(CURRENT));
         assert_eq!(negotiate(CURRENT + 1, CURRENT + 5), None);
     }

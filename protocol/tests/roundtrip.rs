@@ -62,6 +62,7 @@ fn all_requests() -> Vec<Request> {
             store,
             key: key("calc.energy"),
             indices: Some(vec![1, 2]),
+            packed: false,
         }),
         Request::Keys(Keys { store, index: 3 }),
         Request::Schema(StoreRef { store }),

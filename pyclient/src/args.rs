@@ -5,11 +5,11 @@
 //! `AsyncStore` accept exactly the same arguments and refuse bad ones with the same
 //! exceptions, before anything is sent.
 
-use asebytes_protocol::Key;
+use asebytes_protocol::{Key, OptionMap, OptionValue};
 use numpy::npyffi::{self, NPY_TYPES, PY_ARRAY_API, PyArrayObject};
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
 
 use crate::errors::{AsebytesTypeError, AsebytesValueError, IndexOutOfRangeError};
 
@@ -251,4 +251,53 @@ pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R
     // `PyBuffer::get`). The documented contract is that nobody mutates it meanwhile.
     let body: &[u8] = unsafe { &*(ptr.as_ptr() as *const [u8]) };
     f(body)
+}
+
+/// Backend options from Python keywords: `bool`, `int`, `float` and `str` values travel;
+/// `None` means "the backend's default" and is left out; anything else is a `TypeError`
+/// naming the option.
+pub fn options_arg(options: &Bound<'_, PyDict>) -> PyResult<OptionMap> {
+    let mut map = OptionMap::new();
+    for (name, value) in options.iter() {
+        let name: String = name.extract().map_err(|_| {
+            AsebytesTypeError::new_err(format!(
+                "backend option names must be str, got {}",
+                type_name(&name)
+            ))
+        })?;
+        let value = if value.is_none() {
+            continue;
+        } else if value.is_instance_of::<PyBool>() {
+            OptionValue::Bool(value.extract()?)
+        } else if value.is_instance_of::<PyInt>() {
+            OptionValue::Int(value.extract().map_err(|_| {
+                AsebytesValueError::new_err(format!("option {name}={value} does not fit 64 bits"))
+            })?)
+        } else if value.is_instance_of::<PyFloat>() {
+            OptionValue::Float(value.extract()?)
+        } else if value.is_instance_of::<PyString>() {
+            OptionValue::Str(value.extract()?)
+        } else {
+            return Err(AsebytesTypeError::new_err(format!(
+                "option {name}= must be a bool, int, float, str or None, got {}",
+                type_name(&value)
+            )));
+        };
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// The options as a Python dict (pickling a handle).
+pub fn options_dict<'py>(py: Python<'py>, options: &OptionMap) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, value) in options {
+        match value {
+            OptionValue::Bool(b) => d.set_item(name, b)?,
+            OptionValue::Int(i) => d.set_item(name, i)?,
+            OptionValue::Float(x) => d.set_item(name, x)?,
+            OptionValue::Str(s) => d.set_item(name, s)?,
+        }
+    }
+    Ok(d)
 }

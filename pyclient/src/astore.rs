@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use asebytes_protocol::Request;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::args;
 use crate::client::{self, Reply};
@@ -50,16 +50,17 @@ impl AsyncStore {
 #[pymethods]
 impl AsyncStore {
     #[new]
-    #[pyo3(signature = (location, *, group=None, readonly=false, map_size=None, tier="object"))]
+    #[pyo3(signature = (location, *, group=None, readonly=false, map_size=None, options=None, tier="object"))]
     fn py_new(
         location: &Bound<'_, PyAny>,
         group: Option<String>,
         readonly: bool,
         map_size: Option<u64>,
+        options: Option<&Bound<'_, PyDict>>,
         tier: &str,
     ) -> PyResult<Self> {
         Ok(Self {
-            spec: Spec::from_args(location, group, readonly, map_size, tier)?,
+            spec: Spec::from_args(location, group, readonly, map_size, options, tier)?,
         })
     }
 

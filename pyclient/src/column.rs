@@ -184,6 +184,66 @@ impl Column<'_> {
     }
 }
 
+impl Column<'_> {
+    /// A packed column reply (one array from a columnar store) as the caller's own numpy
+    /// array: the reply's bytes become the array's buffer without another copy. Refuses,
+    /// as [`Column::pack`] does, rows without a value and ragged per-atom columns
+    /// (frames with different atom counts); equal atom counts give `(rows, atoms, ...)`.
+    pub fn unpack<'py>(
+        &self,
+        py: Python<'py>,
+        col: asebytes_protocol::PackedColumn,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let rows = usize::try_from(col.rows()).map_err(|_| Corrupt("too many rows".into()))?;
+        if let Some(j) = (0..rows).find(|&j| !col.is_present(j)) {
+            return Err(self.error(
+                format!(
+                    "has no value at row {} (placeholder row or a row without the key)",
+                    self.row(j)
+                ),
+                "to_numpy() needs a value in every row -- use to_list()",
+            ));
+        }
+        let descr = codec::dtype_for(py, col.dtype.as_bytes())?;
+        let mut shape: Vec<u64> = col.shape.clone();
+        if let Some(offsets) = &col.offsets {
+            let lengths: Vec<u64> = offsets.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+            if let Some(j) = lengths.iter().position(|&n| n != lengths[0]) {
+                return Err(self.error(
+                    format!(
+                        "is ragged: row {} has {} atoms but row {} has {}",
+                        self.row(0),
+                        lengths[0],
+                        self.row(j),
+                        lengths[j]
+                    ),
+                    "to_numpy() needs one shape and dtype -- use to_list() for per-atom arrays",
+                ));
+            }
+            let per_row = lengths.first().copied().unwrap_or(0);
+            let start = offsets.first().copied().unwrap_or(0);
+            if start != 0 || shape.first() != Some(&(per_row * rows as u64)) {
+                return Err(Corrupt("packed offsets do not cover the data".into()).into());
+            }
+            shape.splice(0..1, [rows as u64, per_row]);
+        }
+        let want = shape
+            .iter()
+            .try_fold(descr.itemsize() as u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Corrupt("array shape overflows".into()))?;
+        if want != col.data.len() as u64 {
+            return Err(Corrupt(format!(
+                "packed column holds {} bytes, its shape and dtype need {want}",
+                col.data.len()
+            ))
+            .into());
+        }
+        let bytes = numpy::PyArray1::<u8>::from_vec(py, col.data.into_vec());
+        let typed = bytes.call_method1(pyo3::intern!(py, "view"), (descr,))?;
+        typed.call_method1(pyo3::intern!(py, "reshape"), (shape,))
+    }
+}
+
 /// `(9, 3)`, `(3,)`, `()`: a shape as Python prints it.
 fn tuple(shape: &[npy_intp]) -> String {
     match shape {

@@ -56,6 +56,29 @@ fn list_groups(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Vec<Stri
     })?)
 }
 
+/// The backend table of the daemon this extension carries: one dict per backend with
+/// `scheme`, `label`, `patterns`, `location` (`"file"` or `"name"`) and `options`, in
+/// matching order. The Python registry resolves locations from it.
+#[pyfunction]
+fn backends(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    use asebytes_daemon::backend::{BACKENDS, LocationKind};
+    let out = PyList::empty(py);
+    for e in BACKENDS {
+        let d = PyDict::new(py);
+        d.set_item("scheme", e.scheme)?;
+        d.set_item("label", e.label)?;
+        d.set_item("patterns", e.patterns.to_vec())?;
+        let kind = match e.location {
+            LocationKind::File => "file",
+            LocationKind::Name => "name",
+        };
+        d.set_item("location", kind)?;
+        d.set_item("options", e.options.to_vec())?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
 /// One value in the msgpack-numpy layout; errors name `key`.
 #[pyfunction]
 #[pyo3(signature = (value, key=""))]
@@ -231,6 +254,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transport::reply_header, m)?)?;
     m.add_function(wrap_pyfunction!(transport::ensure_daemon, m)?)?;
     m.add_function(wrap_pyfunction!(list_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(encode_value, m)?)?;
     m.add_function(wrap_pyfunction!(decode_value, m)?)?;
     m.add_function(wrap_pyfunction!(encode_row, m)?)?;

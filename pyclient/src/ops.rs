@@ -15,7 +15,7 @@ use asebytes_protocol::request::{
     Set, SetMany, StoreId, StoreRef, Update, UpdateMany,
 };
 use asebytes_protocol::response::Opened;
-use asebytes_protocol::{Bytes, Capabilities, Key, Request, Response, Row};
+use asebytes_protocol::{Bytes, Capabilities, Key, OptionMap, Request, Response, Row};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 
@@ -68,6 +68,9 @@ pub struct Spec {
     pub readonly: bool,
     /// Initial LMDB map size.
     pub map_size: Option<u64>,
+    /// Backend options (`compressor`, `clevel`, ...); the daemon refuses names the
+    /// backend does not take.
+    pub options: OptionMap,
     /// Row typing.
     pub tier: Tier,
 }
@@ -165,6 +168,7 @@ impl Spec {
         group: Option<String>,
         readonly: bool,
         map_size: Option<u64>,
+        options: Option<&Bound<'_, PyDict>>,
         tier: &str,
     ) -> PyResult<Self> {
         let tier = Tier::parse(tier)?;
@@ -173,6 +177,7 @@ impl Spec {
             group,
             readonly,
             map_size,
+            options: options.map(args::options_arg).transpose()?.unwrap_or_default(),
             tier,
         })
     }
@@ -184,6 +189,7 @@ impl Spec {
             group: self.group.clone(),
             readonly: self.readonly,
             map_size: self.map_size,
+            options: self.options.clone(),
         })
     }
 
@@ -196,6 +202,9 @@ impl Spec {
         kwargs.set_item("group", self.group.as_deref())?;
         kwargs.set_item("readonly", self.readonly)?;
         kwargs.set_item("map_size", self.map_size)?;
+        if !self.options.is_empty() {
+            kwargs.set_item("options", args::options_dict(py, &self.options)?)?;
+        }
         kwargs.set_item("tier", self.tier.name())?;
         let partial = py.import("functools")?.getattr("partial")?;
         let ctor = partial.call((cls, self.location.as_str()), Some(&kwargs))?;
@@ -287,6 +296,7 @@ impl Spec {
             store: 0,
             key: Key::from(self.key(key)?),
             indices,
+            packed: false,
         });
         Ok(Plan::new(req, Finish::Column { want }))
     }
@@ -306,6 +316,7 @@ impl Spec {
             store: 0,
             key: Key::from(key.clone()),
             indices: rows.clone(),
+            packed: true,
         });
         let key = String::from_utf8_lossy(&key).into_owned();
         Ok(Plan::new(req, Finish::Numpy { key, rows }))
@@ -651,6 +662,15 @@ impl Finish {
                 };
                 column.pack(py, &values)
             }
+            (Finish::Numpy { key, rows }, Reply::Other(Response::Packed(col)))
+                if rows.as_ref().is_none_or(|r| r.len() as u64 == col.rows()) =>
+            {
+                let column = Column {
+                    key,
+                    rows: rows.as_deref(),
+                };
+                column.unpack(py, col)
+            }
             (Finish::Keys, Reply::Other(Response::Keys(keys))) => {
                 let list = PyList::empty(py);
                 for k in keys {
@@ -758,6 +778,8 @@ pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bou
         concurrent_readers,
         snapshots,
         persistent,
+        atomic_batches,
+        packed_columns,
     } = *c;
     for (k, v) in [
         ("read", read),
@@ -772,6 +794,8 @@ pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bou
         ("concurrent_readers", concurrent_readers),
         ("snapshots", snapshots),
         ("persistent", persistent),
+        ("atomic_batches", atomic_batches),
+        ("packed_columns", packed_columns),
     ] {
         d.set_item(k, v)?;
     }
@@ -828,6 +852,7 @@ mod tests {
                 store: 0,
                 key: Key::from(b"k".to_vec()),
                 indices: None,
+                packed: false,
             }),
             Request::Keys(Keys { store: 0, index: 0 }),
             Request::Extend(Extend {

@@ -162,16 +162,17 @@ impl Store {
 #[pymethods]
 impl Store {
     #[new]
-    #[pyo3(signature = (location, *, group=None, readonly=false, map_size=None, tier="object"))]
+    #[pyo3(signature = (location, *, group=None, readonly=false, map_size=None, options=None, tier="object"))]
     fn py_new(
         location: &Bound<'_, PyAny>,
         group: Option<String>,
         readonly: bool,
         map_size: Option<u64>,
+        options: Option<&Bound<'_, PyDict>>,
         tier: &str,
     ) -> PyResult<Self> {
         Ok(Self {
-            spec: Spec::from_args(location, group, readonly, map_size, tier)?,
+            spec: Spec::from_args(location, group, readonly, map_size, options, tier)?,
             opened: Mutex::new(None),
         })
     }

@@ -135,7 +135,7 @@ fn run_sequence(
         path: name.into(),
         group: "default".into(),
         readonly: false,
-        map_size: None,
+        options: Default::default(),
     };
     let memory = MemoryBackend::open(&opts).map_err(|e| fail(format!("oracle: {e}").into()))?;
     // Narrowed to the subject's capabilities, so both refuse the same requests.

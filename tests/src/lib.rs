@@ -79,7 +79,7 @@ fn memory_options(dir: &Path, readonly: bool) -> OpenOptions {
         path: dir.to_string_lossy().into_owned(),
         group: "default".into(),
         readonly,
-        map_size: None,
+        options: Default::default(),
     }
 }
 
@@ -113,7 +113,7 @@ fn lmdb_options(dir: &Path, readonly: bool) -> OpenOptions {
         path,
         group: "default".into(),
         readonly,
-        map_size: None,
+        options: Default::default(),
     }
 }
 
@@ -152,6 +152,8 @@ pub fn apply_overrides(mut caps: Capabilities, spec: &str) -> Result<Capabilitie
             "concurrent_readers" => &mut caps.concurrent_readers,
             "snapshots" => &mut caps.snapshots,
             "persistent" => &mut caps.persistent,
+            "atomic_batches" => &mut caps.atomic_batches,
+            "packed_columns" => &mut caps.packed_columns,
             other => return Err(format!("unknown capability '{other}'")),
         };
         *flag = value;
@@ -478,6 +480,7 @@ pub fn get_column(key: &str, indices: Option<Vec<i64>>) -> Request {
         store: 0,
         key: k(key),
         indices,
+        packed: false,
     })
 }
 /// `Keys`.

@@ -1,8 +1,10 @@
 //! The backend contract: one synchronous trait pair every storage engine implements, plus
-//! the scheme registry that opens a backend from a location.
+//! the backend table ([`table`]) that opens a backend from a location.
 //!
-//! Backends store rows of opaque `(key, value)` byte pairs and never interpret values.
-//! Index normalisation, bounds checks, key strictness and capability checks happen once,
+//! Rows travel as `(key, value)` pairs whose values are msgpack-numpy documents. Row
+//! stores (LMDB, memory) keep them as opaque bytes; stores that hold values as arrays
+//! (Zarr, HDF5) decode on write and encode on read with the protocol crate's codec, so a
+//! client cannot tell which kind served it. Index normalisation, bounds checks, key strictness and capability checks happen once,
 //! above this layer, in [`crate::store`]; a backend receives only indices already checked
 //! against the length it reports inside the same transaction.
 //!
@@ -16,14 +18,18 @@ pub mod hdf5;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+pub mod options;
+pub mod table;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use asebytes_protocol::value::FieldRef;
-use asebytes_protocol::{Capabilities, Key, Row};
+use asebytes_protocol::{Bytes, Capabilities, Key, PackedColumn, Row};
 
 pub use error::{Error, ErrorKind, Result};
+pub use options::Options;
+pub use table::{BACKENDS, BackendEntry, LocationKind, open};
 
 /// What a backend is and what it can do.
 #[derive(Clone, Debug)]
@@ -37,7 +43,7 @@ pub struct BackendInfo {
 }
 
 /// How to open a store (parsed from an `Open` request by the registry).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct OpenOptions {
     /// Backend-specific location: an absolute path for file backends, a name for memory.
     pub path: String,
@@ -45,8 +51,8 @@ pub struct OpenOptions {
     pub group: String,
     /// Open without write capabilities.
     pub readonly: bool,
-    /// LMDB initial map size.
-    pub map_size: Option<u64>,
+    /// Backend options; only names the backend's table entry lists.
+    pub options: Options,
 }
 
 /// A consistent read view of a store.
@@ -101,6 +107,13 @@ pub trait Snapshot {
             })
             .collect()
     }
+    /// The value of `key` in each row as one array, where the store holds the key as an
+    /// array (requires [`Capabilities::packed_columns`]); `None` where it does not (the
+    /// caller then reads [`Snapshot::get_column`]). A key no row has is `NotFound`.
+    fn get_column_packed(&self, key: &Key, indices: &[u64]) -> Result<Option<PackedColumn>> {
+        let _ = (key, indices);
+        Ok(None)
+    }
     /// The keys of one row (empty for a placeholder).
     fn keys(&self, index: u64) -> Result<Vec<Key>> {
         Ok(self
@@ -136,6 +149,15 @@ pub trait Writer: Snapshot {
     fn set(&mut self, index: u64, row: Option<Row>) -> Result<()>;
     /// Merges keys into a row (a placeholder becomes a row). Requires `write_can_update`.
     fn update(&mut self, index: u64, data: Row) -> Result<()>;
+    /// Writes one key into several rows (a column write); `values[j]` goes to row
+    /// `indices[j]`. Requires `write_can_update`. Columnar stores write array slices;
+    /// the default merges row by row.
+    fn update_column(&mut self, key: &Key, indices: &[u64], values: Vec<Bytes>) -> Result<()> {
+        for (&i, v) in indices.iter().zip(values) {
+            self.update(i, vec![(key.clone(), v)])?;
+        }
+        Ok(())
+    }
     /// Deletes rows `start..stop`, shifting later rows. Requires `write_can_delete`.
     fn delete_range(&mut self, start: u64, stop: u64) -> Result<()>;
     /// Removes keys from the given rows (every row when `None`); a row left with no keys
@@ -162,31 +184,5 @@ pub trait Backend: Send + 'static {
     /// Flushes and releases resources; called once at shutdown.
     fn close(&mut self) -> Result<()> {
         Ok(())
-    }
-}
-
-/// Groups that exist at a file location (sorted); used by `ListGroups`.
-pub fn list_groups(scheme: &str, path: &str) -> Result<Vec<String>> {
-    match scheme {
-        #[cfg(feature = "lmdb")]
-        lmdb::SCHEME => lmdb::list_groups(path),
-        memory::SCHEME => Ok(memory::list_groups(path)),
-        other => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no backend for scheme '{other}'"),
-        )),
-    }
-}
-
-/// Opens a backend by scheme.
-pub fn open(scheme: &str, opts: &OpenOptions) -> Result<Box<dyn Backend>> {
-    match scheme {
-        #[cfg(feature = "lmdb")]
-        lmdb::SCHEME => Ok(Box::new(lmdb::LmdbBackend::open(opts)?)),
-        memory::SCHEME => Ok(Box::new(memory::MemoryBackend::open(opts)?)),
-        other => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no backend for scheme '{other}'"),
-        )),
     }
 }

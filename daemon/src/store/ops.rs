@@ -270,9 +270,19 @@ pub(crate) fn apply(
                 Ok(at) => at,
                 Err(e) => return Ok(Err(e)),
             };
-            for (&i, data) in at.iter().zip(data) {
-                if !data.is_empty() {
-                    w.update(i, data.clone())?;
+            match one_key(data) {
+                // A column write: one key over many rows, written as array slices where
+                // the backend stores columns.
+                Some(key) if data.len() > 1 => {
+                    let values = data.iter().map(|row| row[0].1.clone()).collect();
+                    w.update_column(key, &at, values)?;
+                }
+                _ => {
+                    for (&i, data) in at.iter().zip(data) {
+                        if !data.is_empty() {
+                            w.update(i, data.clone())?;
+                        }
+                    }
                 }
             }
             Response::Ok
@@ -478,26 +488,54 @@ fn emit_rows(
     Ok(())
 }
 
+/// The key every row of an update writes, if each writes exactly that one key.
+fn one_key(data: &[Row]) -> Option<&Key> {
+    let key = &data.first()?.first()?.0;
+    data.iter()
+        .all(|row| row.len() == 1 && row[0].0 == *key)
+        .then_some(key)
+}
+
 fn get_column(snap: &dyn Snapshot, g: &GetColumn) -> Result<Response, WireError> {
     let len = snap.len().map_err(wire)?;
     let at = match &g.indices {
         Some(ix) => normalise_all(ix, len)?,
         None => (0..len).collect(),
     };
+    if g.packed
+        && let Some(col) = snap.get_column_packed(&g.key, &at).map_err(wire)?
+    {
+        if col.rows() != at.len() as u64 {
+            return Err(WireError::new(
+                ErrorCode::Unexpected,
+                format!("backend packed {} rows for {} asked", col.rows(), at.len()),
+            ));
+        }
+        if (0..at.len()).all(|r| !col.is_present(r)) {
+            refuse_unknown_key(snap, &g.key, &at)?;
+        }
+        return Ok(Response::Packed(col));
+    }
     let values = checked_count(snap.get_column(&g.key, &at).map_err(wire)?, at.len())?;
     if values.iter().all(Option::is_none) {
-        // Only all-`None` columns pay for this: a key no selected real row has is a typo
-        // (KeyError), but a selection of placeholders alone is just empty.
-        for &i in &at {
-            if !snap.keys(i).map_err(wire)?.is_empty() {
-                let name = String::from_utf8_lossy(&g.key).into_owned();
-                return Err(WireError::not_found(name.clone(), vec![name]));
-            }
-        }
+        refuse_unknown_key(snap, &g.key, &at)?;
     }
     Ok(Response::Column(
         values.into_iter().map(|v| v.map(ByteBuf::from)).collect(),
     ))
+}
+
+/// For a column that came back empty everywhere: a key no selected real row has is a
+/// typo (`KeyError`), but a selection of placeholders alone is just empty. Only all-empty
+/// columns pay for this.
+fn refuse_unknown_key(snap: &dyn Snapshot, key: &Key, at: &[u64]) -> Result<(), WireError> {
+    for &i in at {
+        if !snap.keys(i).map_err(wire)?.is_empty() {
+            let name = String::from_utf8_lossy(key).into_owned();
+            return Err(WireError::not_found(name.clone(), vec![name]));
+        }
+    }
+    Ok(())
 }
 
 /// A backend returning the wrong number of results is a bug there, reported rather than

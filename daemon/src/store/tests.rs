@@ -238,6 +238,7 @@ fn test_reads_go_through_the_actor_without_concurrent_readers() {
             store: 0,
             key: key("zzz"),
             indices: None,
+            packed: false,
         }),
         false,
     );

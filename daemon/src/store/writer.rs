@@ -110,10 +110,17 @@ impl WriterActor {
     }
 
     /// Moves already-queued writes into `batch` until a limit is hit or a non-write shows
-    /// up; returns that non-write so it runs right after this batch commits.
+    /// up; returns that non-write so it runs right after this batch commits. A backend
+    /// whose write is not all-or-nothing over several commands (no `atomic_batches`)
+    /// gets one command per write, so a failure can only ever undo that command.
     fn drain_into(&mut self, batch: &mut Vec<Pending>) -> Option<Command> {
+        let max_commands = if self.backend.info().caps.atomic_batches {
+            MAX_BATCH_COMMANDS
+        } else {
+            1
+        };
         let mut bytes: usize = batch.iter().map(|p| p.op.payload_bytes()).sum();
-        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+        while batch.len() < max_commands && bytes < MAX_BATCH_BYTES {
             match self.rx.try_recv() {
                 Ok(Command::Write { op, reply }) => {
                     bytes += op.payload_bytes();

@@ -27,6 +27,7 @@ class Store:
         group: str | None = None,
         readonly: bool = False,
         map_size: int | None = None,
+        options: dict[str, bool | int | float | str | None] | None = None,
         tier: Tier = "object",
     ) -> None: ...
     @property
@@ -133,6 +134,7 @@ class AsyncStore:
         group: str | None = None,
         readonly: bool = False,
         map_size: int | None = None,
+        options: dict[str, bool | int | float | str | None] | None = None,
         tier: Tier = "object",
     ) -> None: ...
     @property
@@ -236,6 +238,7 @@ def ensure_daemon() -> str:
     absolute socket path to connect to."""
 
 def list_groups(location: str) -> list[str]: ...
+def backends() -> list[dict[str, Any]]: ...
 def encode_value(value: Any, key: str = "") -> bytes: ...
 def decode_value(data: bytes) -> Any: ...
 def encode_row(row: dict[str, Any]) -> dict[bytes, bytes]: ...

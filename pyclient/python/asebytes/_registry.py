@@ -1,48 +1,83 @@
 """Location string -> daemon-backed backend instance.
 
 The facades call :func:`open_backend` with whatever the user passed (``"data.lmdb"``,
-``"memory://scratch"``). Known URI schemes are matched first, then the file name
-(``fnmatch`` on the whole string, as the reference does). Backends the reference has but
-this build does not serve yet raise :class:`UnsupportedOperationError` (a
-``NotImplementedError``); anything else is ``KeyError`` listing what is known.
+``"memory://scratch"``). Which backend serves a location comes from the daemon's backend
+table (``_native.backends()``, the same table the daemon opens stores from): known URI
+schemes first, then the file-name patterns (``fnmatch`` on the whole string, as the
+reference does). Locations the reference serves but this build does not yet raise
+:class:`UnsupportedOperationError` (a ``NotImplementedError``); anything else is
+``KeyError`` listing what is known.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import AsebytesTypeError, KeyNotFoundError, UnsupportedOperationError
 
-__all__ = ["Resolved", "list_groups", "open_backend", "refuse_options", "resolve"]
+__all__ = [
+    "Resolved",
+    "backend_table",
+    "list_groups",
+    "open_backend",
+    "refuse_options",
+    "resolve",
+]
 
-#: Schemes the reference knows, in its registry's order. ``None`` = not built yet.
-_SCHEMES: dict[str, str | None] = {
-    "memory": "memory",
-    "hf": None,
-    "colabfit": None,
-    "optimade": None,
-    "mongodb": None,
-    "redis": None,
-}
-
-#: File-name patterns, first match wins. ``None`` = not built yet.
-_PATTERNS: tuple[tuple[str, str | None, str], ...] = (
-    ("*.lmdb", "lmdb", "LMDB"),
-    ("*.h5", None, "HDF5 (ragged columnar)"),
-    ("*.h5p", None, "HDF5 (padded columnar)"),
-    ("*.h5md", None, "H5MD"),
-    ("*.zarr", None, "Zarr (ragged columnar)"),
-    ("*.zarrp", None, "Zarr (padded columnar)"),
-    ("*.traj", None, "ASE trajectory (read-only)"),
-    ("*.xyz", None, "ASE xyz (read-only)"),
-    ("*.extxyz", None, "ASE extxyz (read-only)"),
+#: What the reference ``asebytes`` 0.3.3 serves, by URI scheme or file pattern, with a
+#: label: consulted only for locations the backend table does not match, to say "not in
+#: this build yet" instead of "unknown".
+_REFERENCE_LOCATIONS: tuple[tuple[str, str], ...] = (
+    ("hf://", "HuggingFace datasets"),
+    ("colabfit://", "ColabFit datasets"),
+    ("optimade://", "OPTIMADE datasets"),
+    ("mongodb://", "MongoDB"),
+    ("redis://", "Redis"),
+    ("*.h5", "HDF5 (ragged columnar)"),
+    ("*.h5p", "HDF5 (padded columnar)"),
+    ("*.h5md", "H5MD"),
+    ("*.zarr", "Zarr (ragged columnar)"),
+    ("*.zarrp", "Zarr (padded columnar)"),
+    ("*.traj", "ASE trajectory (read-only)"),
+    ("*.xyz", "ASE xyz (read-only)"),
+    ("*.extxyz", "ASE extxyz (read-only)"),
 )
 
-#: Keyword arguments the native store takes; the facades forward these.
-_STORE_KWARGS = ("group", "map_size")
+#: Keywords every daemon-served backend takes; any other keyword is a backend option
+#: that the backend's table entry must list.
+_STORE_KWARGS = ("group", "readonly")
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One line of the daemon's backend table."""
+
+    scheme: str
+    label: str
+    patterns: tuple[str, ...]
+    location: str
+    options: tuple[str, ...]
+
+
+@functools.cache
+def backend_table() -> tuple[BackendEntry, ...]:
+    """The backends this build serves, in matching order."""
+    from ._native import backends
+
+    return tuple(
+        BackendEntry(
+            scheme=e["scheme"],
+            label=e["label"],
+            patterns=tuple(e["patterns"]),
+            location=e["location"],
+            options=tuple(e["options"]),
+        )
+        for e in backends()
+    )
 
 
 @dataclass(frozen=True)
@@ -51,19 +86,29 @@ class Resolved:
 
     backend: str
     location: str
+    entry: BackendEntry
 
 
 def _known() -> str:
-    schemes = [f"{s}://" for s in _SCHEMES]
-    patterns = [p for p, _, _ in _PATTERNS]
+    table = backend_table()
+    patterns = [p for e in table for p in e.patterns]
+    schemes = [f"{e.scheme}://" for e in table if not e.patterns]
     return ", ".join(patterns + schemes)
 
 
-def _not_built(what: str, location: str) -> UnsupportedOperationError:
-    return UnsupportedOperationError(
-        f"backend {what} is not available in this build yet (location {location!r}); "
-        "available now: *.lmdb and memory://"
-    )
+def _not_built(location: str) -> UnsupportedOperationError | None:
+    for pattern, label in _REFERENCE_LOCATIONS:
+        hit = (
+            location.startswith(pattern)
+            if pattern.endswith("://")
+            else fnmatch.fnmatchcase(location, pattern)
+        )
+        if hit:
+            return UnsupportedOperationError(
+                f"backend {label} ('{pattern}') is not available in this build yet "
+                f"(location {location!r}); available now: {_known()}"
+            )
+    return None
 
 
 def resolve(location: str) -> Resolved:
@@ -74,18 +119,31 @@ def resolve(location: str) -> Resolved:
             f"A backend location must be a str, got {type(location)}; pass a path such as "
             "'data.lmdb', a URI such as 'memory://name', or a backend instance."
         )
+    table = backend_table()
     scheme, sep, _rest = location.partition("://")
-    if sep and scheme in _SCHEMES:
-        backend = _SCHEMES[scheme]
-        if backend is None:
-            raise _not_built(f"'{scheme}://'", location)
-        return Resolved(backend, location)
-    for pattern, backend, label in _PATTERNS:
-        if fnmatch.fnmatchcase(location, pattern):
-            if backend is None:
-                raise _not_built(f"{label} ('{pattern}')", location)
-            return Resolved(backend, os.path.abspath(location))
+    if sep:
+        for entry in table:
+            if entry.scheme == scheme:
+                return Resolved(entry.scheme, location, entry)
+    for entry in table:
+        if any(fnmatch.fnmatchcase(location, p) for p in entry.patterns):
+            return Resolved(entry.scheme, os.path.abspath(location), entry)
+    not_built = _not_built(location)
+    if not_built is not None:
+        raise not_built
     raise KeyNotFoundError(f"No backend registered for '{location}'; known: {_known()}")
+
+
+def check_options(entry: BackendEntry, options: dict[str, Any]) -> None:
+    """Refuse keywords the backend does not take, listing what it accepts (the daemon
+    checks again; this fails before anything connects)."""
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        accepted = [f"{k}=" for k in (*_STORE_KWARGS, *entry.options)]
+        raise AsebytesTypeError(
+            f"Unexpected keyword argument(s) for the {entry.label} backend: "
+            f"{', '.join(unknown)}. It accepts {', '.join(accepted)}."
+        )
 
 
 def open_backend(
@@ -95,31 +153,27 @@ def open_backend(
     readonly: bool | None = None,
     asynchronous: bool = False,
     group: str | None = None,
-    map_size: int | None = None,
-    **kwargs: Any,
+    **options: Any,
 ) -> Any:
     """The backend serving ``location`` for a facade of ``tier`` (``"object"`` or
-    ``"blob"``): a daemon-backed store, sync or (``asynchronous``) async."""
+    ``"blob"``): a daemon-backed store, sync or (``asynchronous``) async. Keywords other
+    than ``group``/``readonly`` are the backend's options (``map_size``, ``compressor``,
+    ``compression``, ...)."""
     resolved = resolve(location)
-    if kwargs:
-        names = ", ".join(sorted(kwargs))
-        raise AsebytesTypeError(
-            f"Unexpected keyword argument(s) for the {resolved.backend} backend: {names}. "
-            f"It accepts readonly=, {'=, '.join(_STORE_KWARGS)}=."
-        )
+    check_options(resolved.entry, options)
     from . import _stores
 
-    options: dict[str, Any] = {
+    kwargs: dict[str, Any] = {
         "group": group,
         "readonly": bool(readonly),
-        "map_size": map_size,
+        "options": {k: v for k, v in options.items() if v is not None} or None,
         "tier": tier,
     }
     if asynchronous:
-        return _stores.AsyncDaemonBackend(resolved.location, **options)
+        return _stores.AsyncDaemonBackend(resolved.location, **kwargs)
     if readonly:
-        return _stores.DaemonReadBackend(resolved.location, **options)
-    return _stores.DaemonBackend(resolved.location, **options)
+        return _stores.DaemonReadBackend(resolved.location, **kwargs)
+    return _stores.DaemonBackend(resolved.location, **kwargs)
 
 
 def refuse_options(kwargs: dict[str, Any]) -> None:

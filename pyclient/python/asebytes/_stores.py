@@ -193,6 +193,7 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
         group: str | None = None,
         readonly: bool = False,
         map_size: int | None = None,
+        options: dict[str, Any] | None = None,
         tier: str = "object",
     ) -> None:
         self._plan = _native.AsyncStore(
@@ -200,8 +201,10 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
             group=group,
             readonly=readonly,
             map_size=map_size,
+            options=options,
             tier=tier,  # type: ignore[arg-type]
         )
+        self._options = dict(options or {})
         self._key = (self._plan.location, group, readonly, tier)
 
     @property
@@ -255,7 +258,10 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         plan = self._plan
-        return (_reopen_async, (type(self), plan.location, *self._key[1:]))
+        return (
+            _reopen_async,
+            (type(self), plan.location, *self._key[1:], self._options or None),
+        )
 
     def __repr__(self) -> str:
         group = f", group={self.group!r}" if self.group is not None else ""
@@ -300,5 +306,6 @@ def _reopen_async(
     group: str | None,
     readonly: bool,
     tier: str,
+    options: dict[str, Any] | None = None,
 ) -> AsyncDaemonBackend:
-    return cls(location, group=group, readonly=readonly, tier=tier)
+    return cls(location, group=group, readonly=readonly, options=options, tier=tier)

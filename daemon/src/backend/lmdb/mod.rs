@@ -42,10 +42,24 @@ use heed::{CommitOrAbort, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, Withou
 use self::config::LmdbConfig;
 use self::reader::{IndexCache, LmdbReader, Store};
 use self::writer::LmdbWriter;
-use super::{Backend, BackendInfo, Error, ErrorKind, OpenOptions, Reader, Result, Writer};
+use super::{
+    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader, Result,
+    Writer,
+};
 
 /// URI scheme and backend name.
 pub const SCHEME: &str = "lmdb";
+
+/// The LMDB backend's line in the backend table.
+pub const ENTRY: BackendEntry = BackendEntry {
+    scheme: SCHEME,
+    label: "LMDB",
+    patterns: &["*.lmdb"],
+    location: LocationKind::File,
+    options: &["map_size"],
+    open: |opts| Ok(Box::new(LmdbBackend::open(opts)?)),
+    list_groups,
+};
 
 /// Files that make a directory an LMDB environment.
 const ENV_FILES: [&str; 2] = ["data.mdb", "lock.mdb"];
@@ -385,11 +399,11 @@ impl LmdbBackend {
     /// Opens (creating unless read-only) `opts.path/opts.group`, tuned by the
     /// `ASEBYTES_LMDB_*` variables (see [`config`]).
     pub fn open(opts: &OpenOptions) -> Result<Self> {
-        let cfg = LmdbConfig::from_env()?.with_map_size(opts.map_size);
+        let cfg = LmdbConfig::from_env()?.with_map_size(opts.options.u64("map_size")?);
         Self::open_with(opts, cfg)
     }
 
-    /// [`LmdbBackend::open`] with explicit settings (`opts.map_size` is not consulted).
+    /// [`LmdbBackend::open`] with explicit settings (option `map_size` is not consulted).
     pub fn open_with(opts: &OpenOptions, cfg: LmdbConfig) -> Result<Self> {
         let group = opts.group.as_str();
         if group.contains('/') || group.contains('\0') || group == "." || group == ".." {
@@ -468,6 +482,8 @@ impl LmdbBackend {
 
         let canonical = format!("{SCHEME}://{}#{group}", base.display());
         let mut caps = Capabilities::all();
+        // Values are stored as msgpack bytes per field; nothing to pack.
+        caps.packed_columns = false;
         if opts.readonly {
             caps = caps.read_only();
         }

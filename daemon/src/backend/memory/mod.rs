@@ -19,11 +19,23 @@ use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Capabilities, Key, Row};
 
 use super::{
-    Backend, BackendInfo, Error, ErrorKind, OpenOptions, Reader, Result, Snapshot, Writer,
+    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader,
+    Result, Snapshot, Writer,
 };
 
 /// URI scheme and backend name.
 pub const SCHEME: &str = "memory";
+
+/// The memory backend's line in the backend table.
+pub const ENTRY: BackendEntry = BackendEntry {
+    scheme: SCHEME,
+    label: "memory",
+    patterns: &[],
+    location: LocationKind::Name,
+    options: &[],
+    open: |opts| Ok(Box::new(MemoryBackend::open(opts)?)),
+    list_groups: |path| Ok(list_groups(path)),
+};
 
 /// Rows of one committed state. A row is shared between states until a write replaces it.
 type Rows = Arc<Vec<Option<Arc<Row>>>>;
@@ -95,6 +107,8 @@ impl MemoryBackend {
         let slot = registry().entry(id.clone()).or_default().clone();
         let mut caps = Capabilities::all();
         caps.persistent = false;
+        // Rows are kept as given; nothing to pack.
+        caps.packed_columns = false;
         if opts.readonly {
             caps = caps.read_only();
         }
@@ -594,7 +608,7 @@ mod tests {
             path: "unit-ro".into(),
             group: "g".into(),
             readonly: true,
-            map_size: None,
+            options: Default::default(),
         };
         let b = MemoryBackend::open(&opts).expect("open");
         assert!(!b.info().caps.write);

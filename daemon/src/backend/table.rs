@@ -1,0 +1,132 @@
+//! The backend table: every backend this build serves declares itself here once — scheme,
+//! the file patterns and URI scheme that select it, how its location is made canonical,
+//! the options it accepts, and how to open it and list its groups. The registry, its
+//! error messages, `ListGroups` and the Python registry (through `_native.backends()`)
+//! all read this table; nothing else names backends.
+
+use super::{Backend, OpenOptions, Result};
+
+/// How a backend's location becomes the canonical part of a store key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocationKind {
+    /// A file or directory: an absolute path, canonicalised (symlinks, `..`).
+    File,
+    /// A name inside the daemon (`memory://name`); empty means `default`.
+    Name,
+}
+
+/// One backend's declaration.
+#[derive(Debug)]
+pub struct BackendEntry {
+    /// URI scheme and short name (`lmdb`, `zarr`, `memory`).
+    pub scheme: &'static str,
+    /// What it is, for messages (`LMDB`, `Zarr (ragged columnar)`).
+    pub label: &'static str,
+    /// Whole-location `fnmatch` patterns that select it (`*.lmdb`); empty for URI-only.
+    pub patterns: &'static [&'static str],
+    /// How its location is made canonical.
+    pub location: LocationKind,
+    /// Option names `Open` may carry for it; any other name is refused.
+    pub options: &'static [&'static str],
+    /// Opens a store.
+    pub open: fn(&OpenOptions) -> Result<Box<dyn Backend>>,
+    /// Groups that exist at a canonical location (sorted).
+    pub list_groups: fn(&str) -> Result<Vec<String>>,
+}
+
+/// Every backend of this build, in matching order (first match wins).
+pub static BACKENDS: &[BackendEntry] = &[
+    #[cfg(feature = "lmdb")]
+    super::lmdb::ENTRY,
+    super::memory::ENTRY,
+];
+
+/// The entry for `scheme`.
+pub fn by_scheme(scheme: &str) -> Option<&'static BackendEntry> {
+    BACKENDS.iter().find(|e| e.scheme == scheme)
+}
+
+/// Opens a backend by scheme (tests and benches; the registry goes through [`Location`]
+/// parsing first).
+///
+/// [`Location`]: crate::registry::Location
+pub fn open(scheme: &str, opts: &OpenOptions) -> Result<Box<dyn Backend>> {
+    match by_scheme(scheme) {
+        Some(e) => (e.open)(opts),
+        None => Err(super::Error::new(
+            super::ErrorKind::NotFound,
+            format!("no backend for scheme '{scheme}'; known: {}", known()),
+        )),
+    }
+}
+
+/// The entry whose patterns match a plain (scheme-less) location.
+pub fn by_pattern(location: &str) -> Option<&'static BackendEntry> {
+    BACKENDS
+        .iter()
+        .find(|e| e.patterns.iter().any(|p| glob_match(p, location)))
+}
+
+/// What this build knows, for "no backend" messages: `*.lmdb, memory://`.
+pub fn known() -> String {
+    let patterns = BACKENDS.iter().flat_map(|e| e.patterns.iter().copied());
+    let schemes = BACKENDS
+        .iter()
+        .filter(|e| e.patterns.is_empty())
+        .map(|e| e.scheme);
+    patterns
+        .map(str::to_string)
+        .chain(schemes.map(|s| format!("{s}://")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `fnmatch` on the whole string for the patterns the table uses: `*` matches any run
+/// of characters, everything else matches itself.
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(at) => rest = &rest[at + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_the_whole_string() {
+        assert!(glob_match("*.lmdb", "/a/b.lmdb"));
+        assert!(glob_match("*.lmdb", "s3://bucket/x.lmdb"));
+        assert!(!glob_match("*.lmdb", "/a/b.lmdb/"));
+        assert!(!glob_match("*.zarr", "/a/b.zarrp"));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXc"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn every_entry_is_reachable_and_unique() {
+        for (i, e) in BACKENDS.iter().enumerate() {
+            assert!(
+                BACKENDS[..i].iter().all(|o| o.scheme != e.scheme),
+                "{}",
+                e.scheme
+            );
+            assert_eq!(by_scheme(e.scheme).map(|x| x.scheme), Some(e.scheme));
+        }
+        assert!(known().contains("memory://"), "{}", known());
+    }
+}
