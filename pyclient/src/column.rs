@@ -207,7 +207,10 @@ impl Column<'_> {
         let descr = codec::dtype_for(py, col.dtype.as_bytes())?;
         let mut shape: Vec<u64> = col.shape.clone();
         if let Some(offsets) = &col.offsets {
-            let lengths: Vec<u64> = offsets.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+            let lengths: Vec<u64> = offsets
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0]))
+                .collect();
             if let Some(j) = lengths.iter().position(|&n| n != lengths[0]) {
                 return Err(self.error(
                     format!(

@@ -177,7 +177,10 @@ impl Spec {
             group,
             readonly,
             map_size,
-            options: options.map(args::options_arg).transpose()?.unwrap_or_default(),
+            options: options
+                .map(args::options_arg)
+                .transpose()?
+                .unwrap_or_default(),
             tier,
         })
     }

@@ -113,20 +113,33 @@ mod tests {
 
     #[test]
     fn typed_accessors_take_their_type_and_refuse_others() {
-        assert_eq!(opts("clevel", OptionValue::Int(5)).u64("clevel").unwrap(), Some(5));
+        assert_eq!(
+            opts("clevel", OptionValue::Int(5)).u64("clevel").unwrap(),
+            Some(5)
+        );
         assert_eq!(Options::default().u64("clevel").unwrap(), None);
-        let e = opts("clevel", OptionValue::Str("5".into())).u64("clevel").unwrap_err();
+        let e = opts("clevel", OptionValue::Str("5".into()))
+            .u64("clevel")
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::TypeMismatch);
         assert!(e.message.contains("clevel"), "{}", e.message);
-        let e = opts("clevel", OptionValue::Int(12)).int_in("clevel", 0, 9).unwrap_err();
+        let e = opts("clevel", OptionValue::Int(12))
+            .int_in("clevel", 0, 9)
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidArgument);
-        assert_eq!(opts("s", OptionValue::Bool(true)).bool("s").unwrap(), Some(true));
+        assert_eq!(
+            opts("s", OptionValue::Bool(true)).bool("s").unwrap(),
+            Some(true)
+        );
     }
 
     #[test]
     fn choices_name_what_is_accepted() {
         let o = opts("compressor", OptionValue::Str("zstd".into()));
-        assert_eq!(o.choice("compressor", &["lz4", "zstd"]).unwrap(), Some("zstd"));
+        assert_eq!(
+            o.choice("compressor", &["lz4", "zstd"]).unwrap(),
+            Some("zstd")
+        );
         let e = opts("compressor", OptionValue::Str("xz".into()))
             .choice("compressor", &["lz4", "zstd"])
             .unwrap_err();

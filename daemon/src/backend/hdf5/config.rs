@@ -4,8 +4,10 @@
 //! Only filters built into libhdf5 itself are offered (gzip/deflate); LZF and Blosc are
 //! h5py or plugin filters that other readers of the file might lack.
 
+use asebytes_protocol::OptionValue;
+
 use super::dataset::Compression;
-use crate::backend::{Error, ErrorKind, Result};
+use crate::backend::{Error, ErrorKind, Options, Result};
 
 /// Option names this backend accepts.
 pub const OPTIONS: &[&str] = &["compression", "compression_opts", "chunk_frames"];
@@ -38,6 +40,33 @@ impl Default for Hdf5Config {
 }
 
 impl Hdf5Config {
+    /// Settings from the `Open` options, as h5py takes them: `compression` is a filter
+    /// name (`"gzip"`, `"none"`), an int (a gzip level, h5py's shorthand) or `False`;
+    /// `compression_opts` the gzip level; `chunk_frames` a positive int. (Python `None`
+    /// never reaches the daemon: it means "the default", gzip.)
+    pub fn from_options(opts: &Options) -> Result<Self> {
+        let mut level = opts.int_in("compression_opts", 0, 9)?;
+        let name = match opts.get("compression") {
+            None => None,
+            Some(OptionValue::Str(s)) => Some(s.as_str()),
+            Some(OptionValue::Bool(false)) => Some("none"),
+            Some(OptionValue::Int(l)) if (0..=9).contains(l) && level.is_none() => {
+                level = Some(*l);
+                Some("gzip")
+            }
+            Some(other) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "option compression={other} is not valid: expected \"gzip\", \"none\", \
+                         a gzip level 0-9 or False"
+                    ),
+                ));
+            }
+        };
+        Self::from_parts(name, level, opts.u64("chunk_frames")?)
+    }
+
     /// Builds the configuration from the raw option values: `compression` is `"gzip"`
     /// (alias `"deflate"`) or `"none"`; `compression_opts` the gzip level 0-9;
     /// `chunk_frames` at least 1.
@@ -101,6 +130,32 @@ impl Hdf5Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_are_taken_as_h5py_takes_them() {
+        let o = |k: &str, v: OptionValue| Options::default().with(k, v);
+        let c = Hdf5Config::from_options(&o("compression", OptionValue::Int(7))).unwrap();
+        assert_eq!(c.compression, Compression::Gzip(7));
+        let c = Hdf5Config::from_options(&o("compression", OptionValue::Bool(false))).unwrap();
+        assert_eq!(c.compression, Compression::None);
+        let c = Hdf5Config::from_options(
+            &o("compression", OptionValue::Str("gzip".into()))
+                .with("compression_opts", OptionValue::Int(1))
+                .with("chunk_frames", OptionValue::Int(16)),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Hdf5Config {
+                compression: Compression::Gzip(1),
+                chunk_frames: 16
+            }
+        );
+        let e = Hdf5Config::from_options(&o("compression", OptionValue::Float(1.0))).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        let e = Hdf5Config::from_options(&o("chunk_frames", OptionValue::Int(-1))).unwrap_err();
+        assert!(e.message.contains("chunk_frames"), "{}", e.message);
+    }
 
     #[test]
     fn defaults_are_the_references() {

@@ -43,8 +43,8 @@ use self::config::LmdbConfig;
 use self::reader::{IndexCache, LmdbReader, Store};
 use self::writer::LmdbWriter;
 use super::{
-    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader, Result,
-    Writer,
+    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader,
+    Result, Writer,
 };
 
 /// URI scheme and backend name.
