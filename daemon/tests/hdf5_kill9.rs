@@ -93,12 +93,20 @@ fn int(row: &Row, key: &str) -> Option<i64> {
 }
 
 /// Appends batches until the connection breaks; records what was acknowledged.
-fn writer(socket: &Path, location: &str, w: u64, seq: Arc<AtomicU64>, acked: Arc<Mutex<Vec<(u64, u64)>>>) {
+fn writer(
+    socket: &Path,
+    location: &str,
+    w: u64,
+    seq: Arc<AtomicU64>,
+    acked: Arc<Mutex<Vec<(u64, u64)>>>,
+) {
     let Ok((stream, welcome)) = launcher::connect(socket) else {
         return;
     };
     let mut c = Client::from_stream(stream, welcome);
-    let call = |c: &mut Client, req| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.call(req)));
+    let call = |c: &mut Client, req| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.call(req)))
+    };
     let store = match call(&mut c, open_req(location)) {
         Ok(Response::Opened(o)) => o.store,
         _ => return,
@@ -114,7 +122,11 @@ fn writer(socket: &Path, location: &str, w: u64, seq: Arc<AtomicU64>, acked: Arc
 }
 
 /// Opens the store with a fresh daemon and checks every acknowledged batch.
-fn check(c: &mut Client, location: &str, acked: &[(u64, u64)]) -> Result<usize, (&'static str, String)> {
+fn check(
+    c: &mut Client,
+    location: &str,
+    acked: &[(u64, u64)],
+) -> Result<usize, (&'static str, String)> {
     let opened = match c.call(open_req(location)) {
         Response::Opened(o) => o,
         other => return Err(("unreadable", format!("open: {other:?}"))),
@@ -130,8 +142,12 @@ fn check(c: &mut Client, location: &str, acked: &[(u64, u64)]) -> Result<usize, 
     };
     let mut batches: BTreeMap<(u64, u64), Vec<(usize, i64)>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
-        let row = row.as_ref().ok_or(("garbage", format!("row {i} is a placeholder")))?;
-        let (Some(w), Some(s), Some(j)) = (int(row, "info.w"), int(row, "info.seq"), int(row, "info.j")) else {
+        let row = row
+            .as_ref()
+            .ok_or(("garbage", format!("row {i} is a placeholder")))?;
+        let (Some(w), Some(s), Some(j)) =
+            (int(row, "info.w"), int(row, "info.seq"), int(row, "info.j"))
+        else {
             return Err(("garbage", format!("row {i} lacks its ids")));
         };
         let mut want = batch_row(w as u64, s as u64, j as u64);
@@ -141,13 +157,19 @@ fn check(c: &mut Client, location: &str, acked: &[(u64, u64)]) -> Result<usize, 
         if got != want {
             return Err(("garbage", format!("row {i} reads back wrong")));
         }
-        batches.entry((w as u64, s as u64)).or_default().push((i, j));
+        batches
+            .entry((w as u64, s as u64))
+            .or_default()
+            .push((i, j));
     }
     for (key, members) in &batches {
         let js: Vec<i64> = members.iter().map(|(_, j)| *j).collect();
         let contiguous = members.windows(2).all(|p| p[1].0 == p[0].0 + 1);
         if js != (0..BATCH as i64).collect::<Vec<_>>() || !contiguous {
-            return Err(("garbage", format!("batch {key:?} is not whole, once, in order")));
+            return Err((
+                "garbage",
+                format!("batch {key:?} is not whole, once, in order"),
+            ));
         }
     }
     let present: HashSet<(u64, u64)> = batches.keys().copied().collect();
@@ -167,10 +189,17 @@ fn kill_9_of_the_daemon_during_concurrent_appends_is_measured() {
     let socket = tmp.path().join("run").join("asebytesd.sock");
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
     let mut file_no = 0;
-    let loc = |n: u32| tmp.path().join(format!("crash-{n}.h5")).to_string_lossy().into_owned();
+    let loc = |n: u32| {
+        tmp.path()
+            .join(format!("crash-{n}.h5"))
+            .to_string_lossy()
+            .into_owned()
+    };
     let mut location = loc(file_no);
     let mut acked: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
-    let seqs: Vec<Arc<AtomicU64>> = (0..WRITERS).map(|w| Arc::new(AtomicU64::new(w * 1_000_000))).collect();
+    let seqs: Vec<Arc<AtomicU64>> = (0..WRITERS)
+        .map(|w| Arc::new(AtomicU64::new(w * 1_000_000)))
+        .collect();
     let (mut failed, mut frames) = (0u64, 0usize);
     let mut child = spawn_daemon(&socket);
     for round in 0..rounds {
@@ -185,7 +214,9 @@ fn kill_9_of_the_daemon_during_concurrent_appends_is_measured() {
             .collect();
         // Kill at a different point of the write stream each round.
         let target = before + 2 + (round * 7) % 11;
-        wait_for("some acknowledged batches", || acked.lock().unwrap().len() as u64 >= target);
+        wait_for("some acknowledged batches", || {
+            acked.lock().unwrap().len() as u64 >= target
+        });
         child.kill().unwrap();
         child.wait().unwrap();
         for t in threads {
@@ -207,6 +238,11 @@ fn kill_9_of_the_daemon_during_concurrent_appends_is_measured() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    eprintln!("HDF5 daemon kill -9 during appends: {failed} of {rounds} rounds damaged the store ({frames} frames in the last file)");
-    assert!(failed * 10 <= rounds.max(10), "more than 10% of kills damaged the store");
+    eprintln!(
+        "HDF5 daemon kill -9 during appends: {failed} of {rounds} rounds damaged the store ({frames} frames in the last file)"
+    );
+    assert!(
+        failed * 10 <= rounds.max(10),
+        "more than 10% of kills damaged the store"
+    );
 }

@@ -20,6 +20,8 @@ pub mod lmdb;
 pub mod memory;
 pub mod options;
 pub mod table;
+#[cfg(feature = "zarr")]
+pub mod zarr;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;

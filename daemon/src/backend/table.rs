@@ -39,6 +39,10 @@ pub static BACKENDS: &[BackendEntry] = &[
     #[cfg(feature = "lmdb")]
     super::lmdb::ENTRY,
     super::memory::ENTRY,
+    #[cfg(feature = "zarr")]
+    super::zarr::ENTRY,
+    #[cfg(feature = "hdf5")]
+    super::hdf5::ENTRY,
 ];
 
 /// The entry for `scheme`.

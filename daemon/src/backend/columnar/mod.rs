@@ -5,4 +5,15 @@
 //! backend provides an [`engine::Engine`]; this core turns rows of msgpack-numpy values into
 //! column arrays and back.
 
+pub mod apply;
+pub mod cache;
+pub mod convert;
 pub mod engine;
+pub mod layout;
+pub mod reader;
+pub mod schema;
+pub mod store;
+pub mod writer;
+
+pub use layout::Layout;
+pub use store::ColumnarBackend;

@@ -1,0 +1,404 @@
+//! Values ⇄ column cells: what a decoded msgpack-numpy [`Value`] becomes in a column, and
+//! the value a stored cell reads back as, so a client cannot tell a columnar store from a
+//! row store.
+//!
+//! Part of the columnar core, under `writer` and `reader`. The rules (see
+//! `docs/backends/columnar.md`):
+//! - Python `float`, `int`, `bool`, `complex` → a scalar column of `<f8`, `<i8`, `|b1`,
+//!   `<c16` (kind [`Kind::Py`]); numpy scalars keep their dtype (kind [`Kind::Np`]); numpy
+//!   arrays keep dtype and shape (kind [`Kind::Nd`]).
+//! - `str`, `list`, `dict`, `None` → JSON text in a string column (kind [`Kind::Json`]), as
+//!   the reference does; a JSON column also takes Python scalars (their JSON keeps the
+//!   type) and numpy values (as nested lists, like the reference: dtype is lost).
+//! - `bytes` and non-finite floats inside JSON cannot be stored: `TypeMismatch` /
+//!   `InvalidArgument` naming the key, before anything is written.
+
+use asebytes_protocol::codec::{self, NdArray, NdScalar, Value};
+use serde_json::Value as Json;
+
+use super::engine::DType;
+use super::schema::{Column, Kind};
+use crate::backend::{Error, ErrorKind, Result};
+
+/// What a value is, for choosing or checking its column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// A Python scalar stored as one element of `DType`.
+    Py(DType),
+    /// A numpy scalar.
+    Np(DType),
+    /// A numpy array of this dtype and shape.
+    Nd(DType, Vec<u64>),
+    /// JSON text.
+    Json,
+}
+
+/// A value ready for a column: raw little-endian element bytes, or JSON text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// Element bytes of one frame (per-frame item, or the frame's atoms).
+    Bytes(Vec<u8>),
+    /// JSON text of a string column.
+    Text(String),
+}
+
+fn type_err(key: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::TypeMismatch, format!("key '{key}': {why}"))
+}
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidArgument, format!("key '{key}': {why}"))
+}
+
+/// The engine dtype of a codec dtype, little-endian; `None` when a column cannot hold it.
+pub fn engine_dtype(d: &codec::DType) -> Option<DType> {
+    DType::from_numpy_str(d.to_little_endian().as_str())
+}
+
+/// Classifies a value; refuses what no column can hold (`bytes`, string/date arrays).
+pub fn classify(key: &str, v: &Value) -> Result<Class> {
+    Ok(match v {
+        Value::Float(_) => Class::Py(DType::F64),
+        Value::Int(_) => Class::Py(DType::I64),
+        Value::UInt(_) => Class::Py(DType::U64),
+        Value::Bool(_) => Class::Py(DType::Bool),
+        Value::Complex(..) => Class::Py(DType::C128),
+        Value::Nil | Value::Str(_) | Value::List(_) | Value::Map(_) => Class::Json,
+        Value::Scalar(s) => Class::Np(engine_dtype(&s.dtype).ok_or_else(|| {
+            type_err(
+                key,
+                format!(
+                    "numpy {} scalars cannot be stored in a columnar store",
+                    s.dtype.as_str()
+                ),
+            )
+        })?),
+        Value::Array(a) => Class::Nd(
+            engine_dtype(&a.dtype).ok_or_else(|| {
+                type_err(
+                    key,
+                    format!(
+                        "arrays of dtype {} cannot be stored in a columnar store",
+                        a.dtype.as_str()
+                    ),
+                )
+            })?,
+            a.shape.clone(),
+        ),
+        Value::Bin(_) => {
+            return Err(type_err(
+                key,
+                "bytes values cannot be stored in a columnar store",
+            ));
+        }
+    })
+}
+
+/// Little-endian bytes of a value already classified as numeric.
+fn numeric_bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::Float(x) => x.to_le_bytes().to_vec(),
+        Value::Int(i) => i.to_le_bytes().to_vec(),
+        Value::UInt(u) => u.to_le_bytes().to_vec(),
+        Value::Bool(b) => vec![u8::from(*b)],
+        Value::Complex(re, im) => [re.to_le_bytes(), im.to_le_bytes()].concat(),
+        Value::Scalar(s) => {
+            let a = NdArray {
+                dtype: s.dtype.clone(),
+                shape: Vec::new(),
+                data: s.data.clone(),
+            };
+            a.to_little_endian().data
+        }
+        Value::Array(a) => a.to_little_endian().data,
+        _ => Vec::new(),
+    }
+}
+
+/// The cell `v` becomes in `col` for a frame of `n_atoms` atoms, or the error that refuses
+/// it. `col.shape` is the per-frame item shape, or the trailing shape of a per-atom column.
+pub fn to_cell(col: &Column, v: &Value, n_atoms: u64) -> Result<Cell> {
+    let key = col.name.as_str();
+    let class = classify(key, v)?;
+    if col.kind == Kind::Json {
+        return Ok(Cell::Text(to_json_text(key, v)?));
+    }
+    let fits = match (&class, col.kind) {
+        (Class::Py(d), Kind::Py) => {
+            *d == col.dtype
+                // A Python int or bool in a Python-float column (the reference stores every
+                // Python number as float64): stored as the float numpy would make of it.
+                || (col.dtype == DType::F64 && matches!(d, DType::I64 | DType::U64 | DType::Bool))
+        }
+        (Class::Np(d), Kind::Np) => *d == col.dtype,
+        (Class::Nd(d, shape), Kind::Nd) => {
+            if *d != col.dtype {
+                false
+            } else if col.per_atom {
+                if shape.first() != Some(&n_atoms) || shape[1..] != col.shape[..] {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "per-atom column needs shape ({n_atoms}, {}) for a frame of {n_atoms} atoms, got {shape:?}",
+                            join(&col.shape)
+                        ),
+                    ));
+                }
+                true
+            } else {
+                if *shape != col.shape {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "per-frame column has item shape {:?}, got {shape:?}; a column's shape cannot change",
+                            col.shape
+                        ),
+                    ));
+                }
+                true
+            }
+        }
+        _ => false,
+    };
+    if !fits {
+        return Err(type_err(
+            key,
+            format!(
+                "column holds {} values of dtype {}, got {}",
+                col.kind.describe(),
+                col.dtype.numpy_str(),
+                describe(&class)
+            ),
+        ));
+    }
+    if col.kind == Kind::Py && col.dtype == DType::F64 {
+        let x = match v {
+            Value::Float(x) => *x,
+            Value::Int(i) => *i as f64,
+            Value::UInt(u) => *u as f64,
+            Value::Bool(b) => f64::from(u8::from(*b)),
+            _ => 0.0,
+        };
+        return Ok(Cell::Bytes(x.to_le_bytes().to_vec()));
+    }
+    Ok(Cell::Bytes(numeric_bytes(v)))
+}
+
+fn join(shape: &[u64]) -> String {
+    shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(c: &Class) -> String {
+    match c {
+        Class::Py(d) => format!("a Python {}", py_name(*d)),
+        Class::Np(d) => format!("a numpy {} scalar", d.numpy_str()),
+        Class::Nd(d, s) => format!("a {} array of shape {s:?}", d.numpy_str()),
+        Class::Json => "a str/list/dict/None value".into(),
+    }
+}
+
+fn py_name(d: DType) -> &'static str {
+    match d {
+        DType::F64 => "float",
+        DType::Bool => "bool",
+        DType::C128 => "complex",
+        _ => "int",
+    }
+}
+
+/// JSON text of a value (the reference's `json.dumps`); numpy values become (nested) lists.
+pub fn to_json_text(key: &str, v: &Value) -> Result<String> {
+    let j = to_json(key, v, 0)?;
+    serde_json::to_string(&j).map_err(|e| invalid(key, format!("cannot write JSON: {e}")))
+}
+
+fn finite(key: &str, x: f64) -> Result<Json> {
+    serde_json::Number::from_f64(x)
+        .map(Json::Number)
+        .ok_or_else(|| {
+            invalid(
+                key,
+                format!("{x} inside a str/list/dict column cannot be stored as JSON"),
+            )
+        })
+}
+
+fn to_json(key: &str, v: &Value, depth: u32) -> Result<Json> {
+    if depth > codec::MAX_DEPTH {
+        return Err(invalid(key, "value nested too deeply"));
+    }
+    Ok(match v {
+        Value::Nil => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(x) => finite(key, *x)?,
+        Value::Str(s) => Json::String(s.clone()),
+        Value::List(items) => Json::Array(
+            items
+                .iter()
+                .map(|x| to_json(key, x, depth + 1))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, x)| Ok((k.clone(), to_json(key, x, depth + 1)?)))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Scalar(s) => array_json(
+            key,
+            &NdArray {
+                dtype: s.dtype.clone(),
+                shape: Vec::new(),
+                data: s.data.clone(),
+            },
+        )?,
+        Value::Array(a) => array_json(key, a)?,
+        Value::Complex(..) | Value::Bin(_) => {
+            return Err(type_err(
+                key,
+                "complex and bytes values inside a str/list/dict column cannot be stored as JSON",
+            ));
+        }
+    })
+}
+
+/// A numpy array as nested JSON lists (a 0-d array as its item).
+fn array_json(key: &str, a: &NdArray) -> Result<Json> {
+    let d = engine_dtype(&a.dtype).ok_or_else(|| {
+        type_err(
+            key,
+            format!("dtype {} cannot be stored as JSON", a.dtype.as_str()),
+        )
+    })?;
+    if matches!(d, DType::C64 | DType::C128) {
+        return Err(type_err(
+            key,
+            "complex arrays inside a str/list/dict column cannot be stored as JSON",
+        ));
+    }
+    let le = a.to_little_endian();
+    let n = d.itemsize();
+    let items: Vec<Json> = le
+        .data
+        .chunks_exact(n.max(1))
+        .map(|b| element_json(key, d, b))
+        .collect::<Result<_>>()?;
+    Ok(nest(&a.shape, &mut items.into_iter()))
+}
+
+fn element_json(key: &str, d: DType, b: &[u8]) -> Result<Json> {
+    let mut w = [0u8; 8];
+    w[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+    Ok(match d {
+        DType::Bool => Json::Bool(b[0] != 0),
+        DType::I8 => Json::from(b[0] as i8),
+        DType::I16 => Json::from(i16::from_le_bytes([b[0], b[1]])),
+        DType::I32 => Json::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        DType::I64 => Json::from(i64::from_le_bytes(w)),
+        DType::U8 => Json::from(b[0]),
+        DType::U16 => Json::from(u16::from_le_bytes([b[0], b[1]])),
+        DType::U32 => Json::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        DType::U64 => Json::from(u64::from_le_bytes(w)),
+        DType::F32 => finite(key, f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))?,
+        _ => finite(key, f64::from_le_bytes(w))?,
+    })
+}
+
+fn nest(shape: &[u64], items: &mut impl Iterator<Item = Json>) -> Json {
+    match shape.split_first() {
+        None => items.next().unwrap_or(Json::Null),
+        Some((&n, rest)) => Json::Array((0..n).map(|_| nest(rest, items)).collect()),
+    }
+}
+
+/// The value JSON text reads back as (text that is not JSON reads as the string itself,
+/// as the reference does).
+pub fn from_json_text(text: &str) -> Value {
+    match serde_json::from_str::<Json>(text) {
+        Ok(j) => from_json(j),
+        Err(_) => Value::Str(text.to_string()),
+    }
+}
+
+fn from_json(j: Json) -> Value {
+    match j {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::UInt(u)
+            } else {
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::Str(s),
+        Json::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
+        Json::Object(m) => Value::Map(m.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
+    }
+}
+
+/// The codec dtype of an engine dtype.
+fn codec_dtype(d: DType) -> Result<codec::DType> {
+    codec::DType::parse(d.numpy_str())
+        .map_err(|e| Error::corrupt(format!("dtype {}: {e}", d.numpy_str())))
+}
+
+/// The value a numeric cell reads back as. `bytes` holds the frame's elements: one item of
+/// `col.shape` (per-frame) or `n_atoms` rows of `col.shape` (per-atom).
+pub fn from_bytes(col: &Column, bytes: Vec<u8>, n_atoms: Option<u64>) -> Result<Value> {
+    let d = col.dtype;
+    let le8 = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+        w
+    };
+    Ok(match col.kind {
+        Kind::Py => match d {
+            DType::F64 => Value::Float(f64::from_le_bytes(le8(&bytes))),
+            DType::Bool => Value::Bool(bytes.first().is_some_and(|b| *b != 0)),
+            DType::U64 => {
+                let u = u64::from_le_bytes(le8(&bytes));
+                i64::try_from(u).map_or(Value::UInt(u), Value::Int)
+            }
+            DType::C128 if bytes.len() == 16 => Value::Complex(
+                f64::from_le_bytes(le8(&bytes[..8])),
+                f64::from_le_bytes(le8(&bytes[8..])),
+            ),
+            _ => Value::Int(i64::from_le_bytes(le8(&bytes))),
+        },
+        Kind::Np => {
+            Value::Scalar(NdScalar::new(codec_dtype(d)?, bytes).map_err(|e| Error::corrupt(e.0))?)
+        }
+        Kind::Nd | Kind::Json => {
+            let mut shape = Vec::with_capacity(col.shape.len() + 1);
+            if let Some(n) = n_atoms {
+                shape.push(n);
+            }
+            shape.extend_from_slice(&col.shape);
+            Value::Array(
+                NdArray::new(codec_dtype(d)?, shape, bytes).map_err(|e| Error::corrupt(e.0))?,
+            )
+        }
+    })
+}
+
+/// Whether element bytes are all NaN (the float fill, which reads as "missing").
+pub fn all_nan(d: DType, bytes: &[u8]) -> bool {
+    match d {
+        DType::F64 | DType::C128 => bytes
+            .chunks_exact(8)
+            .all(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])).is_nan()),
+        DType::F32 | DType::C64 => bytes
+            .chunks_exact(4)
+            .all(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])).is_nan()),
+        _ => false,
+    }
+}

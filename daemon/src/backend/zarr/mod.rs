@@ -1,0 +1,133 @@
+//! The Zarr v3 backend (`*.zarr` ragged, `*.zarrp` padded): the asebytes columnar layout
+//! kept with zarrs, crash-safe through a journal, readable while it writes.
+//!
+//! Layer: a file backend under [`crate::store`]; the shared columnar core
+//! ([`crate::backend::columnar`]) does the layout, this folder the engine:
+//! [`layout`] (arrays, codecs, group documents), [`reader`] (the readers' view of the
+//! last commit), [`writer`] (staged writes and the journal), [`config`] (options).
+//! `docs/backends/zarr.md` says what lands on disk and why.
+
+pub mod config;
+pub mod layout;
+pub mod reader;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use asebytes_protocol::Capabilities;
+
+use self::config::ZarrConfig;
+use self::layout::ZarrEngine;
+use super::columnar::{ColumnarBackend, Layout, cache};
+use super::{
+    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Result,
+};
+
+/// URI scheme and backend name.
+pub const SCHEME: &str = "zarr";
+
+/// The Zarr backend's line in the backend table.
+pub const ENTRY: BackendEntry = BackendEntry {
+    scheme: SCHEME,
+    label: "Zarr (columnar; *.zarrp padded)",
+    patterns: &["*.zarr", "*.zarrp"],
+    location: LocationKind::File,
+    options: config::OPTIONS,
+    open,
+    list_groups,
+};
+
+/// The layout a path asks for (`*.zarrp` is padded, everything else ragged).
+pub fn layout_of(path: &str) -> Layout {
+    if path.trim_end_matches('/').ends_with(".zarrp") {
+        Layout::Padded
+    } else {
+        Layout::Ragged
+    }
+}
+
+/// What a Zarr store can do.
+pub fn capabilities(readonly: bool) -> Capabilities {
+    let mut caps = Capabilities::all();
+    caps.atomic_batches = true;
+    caps.packed_columns = true;
+    // Inserting or deleting in the middle shifts every later frame of every column:
+    // a rewrite of the whole store per call (docs/backends/zarr.md).
+    caps.write_can_insert = false;
+    caps.write_can_delete = false;
+    // Readers see whole commits, but a multi-row read may span two commits.
+    caps.snapshots = false;
+    if readonly { caps.read_only() } else { caps }
+}
+
+/// Opens Zarr stores.
+#[derive(Debug)]
+pub struct ZarrBackend;
+
+impl ZarrBackend {
+    /// Opens (creating on first write) the group `opts.group` of the container `opts.path`.
+    pub fn open(opts: &OpenOptions) -> Result<ColumnarBackend<ZarrEngine>> {
+        Self::open_with(opts, ZarrConfig::from_options(&opts.options)?)
+    }
+
+    /// [`ZarrBackend::open`] with explicit settings.
+    pub fn open_with(opts: &OpenOptions, cfg: ZarrConfig) -> Result<ColumnarBackend<ZarrEngine>> {
+        if opts.group.is_empty() || opts.group.contains('/') || opts.group.starts_with('.') {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "'{}' is not a valid group name for a Zarr store",
+                    opts.group
+                ),
+            ));
+        }
+        let root = PathBuf::from(&opts.path);
+        if opts.readonly && !root.join(&opts.group).join("zarr.json").is_file() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no Zarr group '{}' in {}", opts.group, root.display()),
+            ));
+        }
+        let layout = layout_of(&opts.path);
+        let chunk_frames = cfg.chunk_frames;
+        let engine = ZarrEngine::open(root.join(&opts.group), cfg, opts.readonly)?;
+        let info = BackendInfo {
+            scheme: SCHEME,
+            canonical: format!("{SCHEME}://{}#{}", opts.path, opts.group),
+            caps: capabilities(opts.readonly),
+        };
+        ColumnarBackend::new(info, engine, layout, chunk_frames, cache::DEFAULT_BYTES)
+    }
+}
+
+/// Boxed, for the registry.
+pub fn open(opts: &OpenOptions) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(ZarrBackend::open(opts)?))
+}
+
+/// Groups in a container: sub-directories holding a `zarr.json` (sorted), for ragged and
+/// padded stores alike.
+pub fn list_groups(path: &str) -> Result<Vec<String>> {
+    let root = Path::new(path);
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("cannot list {path}: {e}"),
+            ));
+        }
+    };
+    let mut groups: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("zarr.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    groups.sort();
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests;

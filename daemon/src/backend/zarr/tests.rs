@@ -1,0 +1,373 @@
+//! Unit tests of the Zarr backend through the backend traits: typed round trips on both
+//! layouts, the reference's bugs not copied, bad input refused before anything is written,
+//! packed columns, chunking, and the journal's crash recovery.
+
+use asebytes_protocol::codec::{self, NdArray, NdScalar, Value};
+use asebytes_protocol::{Key, Row};
+use serde_bytes::ByteBuf;
+use tempfile::TempDir;
+
+use super::*;
+use crate::backend::{ErrorKind, Writer};
+
+fn k(s: &str) -> Key {
+    ByteBuf::from(s.as_bytes().to_vec())
+}
+
+fn enc(v: &Value) -> ByteBuf {
+    ByteBuf::from(codec::encode(v).unwrap())
+}
+
+fn row(fields: &[(&str, Value)]) -> Row {
+    fields.iter().map(|(key, v)| (k(key), enc(v))).collect()
+}
+
+fn f64s(shape: &[u64], start: f64) -> Value {
+    let n: u64 = shape.iter().product();
+    let items: Vec<f64> = (0..n).map(|i| start + i as f64).collect();
+    Value::Array(NdArray::from_f64s(shape.to_vec(), &items).unwrap())
+}
+
+fn i64s(items: &[i64]) -> Value {
+    Value::Array(NdArray::from_elements(vec![items.len() as u64], items).unwrap())
+}
+
+/// An atoms-like frame of `n` atoms.
+fn frame(n: u64, e: f64) -> Row {
+    row(&[
+        ("arrays.numbers", i64s(&vec![1; n as usize])),
+        ("arrays.positions", f64s(&[n, 3], e)),
+        ("cell", f64s(&[3, 3], 0.0)),
+        (
+            "pbc",
+            Value::Array(NdArray::from_elements(vec![3], &[true, false, true]).unwrap()),
+        ),
+        ("calc.energy", Value::Float(e)),
+        ("calc.forces", f64s(&[n, 3], -e)),
+        ("calc.stress", f64s(&[6], e)),
+        ("info.step", Value::Int(e as i64)),
+        ("info.flag", Value::Bool(true)),
+        ("info.label", Value::Str(format!("f{e}"))),
+        (
+            "info.meta",
+            Value::Map(vec![(
+                "a".into(),
+                Value::List(vec![Value::Int(1), Value::Float(2.5)]),
+            )]),
+        ),
+        ("info.i32", Value::Scalar(NdScalar::from_element(7i32))),
+    ])
+}
+
+struct Fixture {
+    _dir: TempDir,
+    opts: OpenOptions,
+}
+
+impl Fixture {
+    fn new(ext: &str) -> Self {
+        let dir = TempDir::new().unwrap();
+        let opts = OpenOptions {
+            path: dir
+                .path()
+                .join(format!("t.{ext}"))
+                .to_string_lossy()
+                .into_owned(),
+            group: "default".into(),
+            ..Default::default()
+        };
+        Self { _dir: dir, opts }
+    }
+
+    fn open(&self) -> Box<dyn Backend> {
+        Box::new(
+            ZarrBackend::open_with(
+                &self.opts,
+                ZarrConfig {
+                    fsync: false,
+                    ..ZarrConfig::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+}
+
+fn write(
+    b: &mut dyn Backend,
+    f: impl Fn(&mut dyn Writer) -> crate::backend::Result<()>,
+) -> crate::backend::Result<()> {
+    b.write(&mut |w| f(w))
+}
+
+fn get(b: &dyn Backend, i: u64) -> Option<Vec<(String, Value)>> {
+    let r = b.reader();
+    let s = r.snapshot().unwrap();
+    s.get(i, None).unwrap().map(|row| {
+        row.into_iter()
+            .map(|(key, v)| {
+                (
+                    String::from_utf8(key.into_vec()).unwrap(),
+                    codec::decode(&v).unwrap(),
+                )
+            })
+            .collect()
+    })
+}
+
+fn decoded(r: &Row) -> Vec<(String, Value)> {
+    r.iter()
+        .map(|(key, v)| {
+            (
+                String::from_utf8(key.to_vec()).unwrap(),
+                codec::decode(v).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn roundtrip(ext: &str) {
+    let fx = Fixture::new(ext);
+    let mut b = fx.open();
+    let rows = [frame(6, 1.0), frame(3, 2.0), frame(9, 3.0)];
+    write(&mut *b, |w| {
+        w.extend(rows.iter().cloned().map(Some).collect())
+            .map(|_| ())
+    })
+    .unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(
+            sorted(get(&*b, i as u64).unwrap()),
+            sorted(decoded(r)),
+            "frame {i} ({ext})"
+        );
+    }
+    drop(b);
+    let b = fx.open();
+    assert_eq!(b.reader().snapshot().unwrap().len().unwrap(), 3);
+    assert_eq!(sorted(get(&*b, 1).unwrap()), sorted(decoded(&rows[1])));
+}
+
+#[test]
+fn test_extend_round_trips_every_type_ragged() {
+    roundtrip("zarr");
+}
+
+#[test]
+fn test_extend_round_trips_every_type_padded() {
+    roundtrip("zarrp");
+}
+
+#[test]
+fn test_keys_in_later_batches_and_missing_ints_read_missing() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| {
+        w.extend(vec![Some(row(&[("info.a", Value::Int(1))]))])
+            .map(|_| ())
+    })
+    .unwrap();
+    write(&mut *b, |w| {
+        w.extend(vec![Some(row(&[("info.b", Value::Int(2))])), None])
+            .map(|_| ())
+    })
+    .unwrap();
+    assert_eq!(get(&*b, 0).unwrap(), vec![("info.a".into(), Value::Int(1))]);
+    assert_eq!(get(&*b, 1).unwrap(), vec![("info.b".into(), Value::Int(2))]);
+    assert_eq!(get(&*b, 2), None, "a reserved row reads as None");
+}
+
+#[test]
+fn test_set_replaces_update_adds_drop_removes() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| {
+        w.extend(vec![Some(frame(3, 1.0)), Some(frame(3, 2.0))])
+            .map(|_| ())
+    })
+    .unwrap();
+    write(&mut *b, |w| {
+        w.set(0, Some(row(&[("calc.energy", Value::Float(9.0))])))
+    })
+    .unwrap();
+    assert_eq!(
+        get(&*b, 0).unwrap(),
+        vec![("calc.energy".into(), Value::Float(9.0))]
+    );
+    write(&mut *b, |w| {
+        w.update(1, row(&[("info.new", Value::Str("x".into()))]))
+    })
+    .unwrap();
+    assert!(
+        get(&*b, 1)
+            .unwrap()
+            .contains(&("info.new".into(), Value::Str("x".into())))
+    );
+    write(&mut *b, |w| w.drop_keys(&[k("calc.energy")], Some(&[0]))).unwrap();
+    assert_eq!(get(&*b, 0), None, "a row without keys is a placeholder");
+    write(&mut *b, |w| w.drop_keys(&[k("info.new")], None)).unwrap();
+    let snap = b.reader();
+    let snap = snap.snapshot().unwrap();
+    assert!(!snap.schema().unwrap().contains(&k("info.new")));
+}
+
+#[test]
+fn test_reserved_row_can_be_set_with_atoms() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| {
+        w.extend(vec![Some(frame(2, 1.0)), None, Some(frame(4, 3.0))])
+            .map(|_| ())
+    })
+    .unwrap();
+    write(&mut *b, |w| w.set(1, Some(frame(5, 2.0)))).unwrap();
+    assert_eq!(
+        sorted(get(&*b, 1).unwrap()),
+        sorted(decoded(&frame(5, 2.0)))
+    );
+    assert_eq!(
+        sorted(get(&*b, 2).unwrap()),
+        sorted(decoded(&frame(4, 3.0)))
+    );
+}
+
+#[test]
+fn test_bad_input_is_refused_and_changes_nothing() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| w.extend(vec![Some(frame(3, 1.0))]).map(|_| ())).unwrap();
+    let before = get(&*b, 0);
+    let e = write(&mut *b, |w| {
+        w.extend(vec![Some(row(&[("calc.stress", f64s(&[7], 0.0))]))])
+            .map(|_| ())
+    })
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    let e = write(&mut *b, |w| w.set(0, Some(frame(4, 1.0)))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
+    let e = write(&mut *b, |w| {
+        w.extend(vec![Some(row(&[("info.b", Value::Bin(vec![1]))]))])
+            .map(|_| ())
+    })
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TypeMismatch, "{e}");
+    let e = write(&mut *b, |w| {
+        w.update(0, row(&[("calc.energy", Value::Str("x".into()))]))
+    })
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TypeMismatch, "{e}");
+    assert_eq!(b.reader().snapshot().unwrap().len().unwrap(), 1);
+    assert_eq!(get(&*b, 0), before);
+}
+
+#[test]
+fn test_first_one_frame_extend_does_not_fix_one_frame_chunks() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| w.extend(vec![Some(frame(3, 1.0))]).map(|_| ())).unwrap();
+    let meta = std::fs::read_to_string(
+        std::path::Path::new(&fx.opts.path).join("default/calc.energy/zarr.json"),
+    )
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(
+        doc.pointer("/chunk_grid/configuration/chunk_shape/0")
+            .and_then(|v| v.as_u64()),
+        Some(64)
+    );
+}
+
+#[test]
+fn test_packed_column_per_frame_and_ragged() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| {
+        w.extend(vec![Some(frame(2, 1.0)), None, Some(frame(3, 2.0))])
+            .map(|_| ())
+    })
+    .unwrap();
+    let r = b.reader();
+    let s = r.snapshot().unwrap();
+    let p = s
+        .get_column_packed(&k("calc.energy"), &[0, 1, 2])
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.shape, vec![3]);
+    assert_eq!(p.present.as_deref().map(|b| &b[..]), Some(&[1u8, 0, 1][..]));
+    let p = s
+        .get_column_packed(&k("arrays.positions"), &[0, 1, 2])
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.shape, vec![5, 3]);
+    assert_eq!(p.offsets, Some(vec![0, 2, 2, 5]));
+}
+
+#[test]
+fn test_update_column_writes_slices() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| {
+        w.extend((0..10).map(|i| Some(frame(2, i as f64))).collect())
+            .map(|_| ())
+    })
+    .unwrap();
+    write(&mut *b, |w| {
+        let (idx, vals): (Vec<u64>, Vec<ByteBuf>) = (0..10)
+            .map(|i| (i, enc(&Value::Float(100.0 + i as f64))))
+            .unzip();
+        w.update_column(&k("calc.energy"), &idx, vals)
+    })
+    .unwrap();
+    assert!(
+        get(&*b, 7)
+            .unwrap()
+            .contains(&("calc.energy".into(), Value::Float(107.0)))
+    );
+}
+
+#[test]
+fn test_interrupted_commit_is_discarded_and_journal_is_finished() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    write(&mut *b, |w| w.extend(vec![Some(frame(2, 1.0))]).map(|_| ())).unwrap();
+    drop(b);
+    let group = std::path::Path::new(&fx.opts.path).join("default");
+    // A crash before the commit point: staged files only.
+    std::fs::create_dir_all(group.join(writer::STAGING)).unwrap();
+    std::fs::write(group.join(writer::STAGING).join("0"), b"garbage").unwrap();
+    let b = fx.open();
+    assert!(!group.join(writer::STAGING).exists());
+    assert_eq!(b.reader().snapshot().unwrap().len().unwrap(), 1);
+    drop(b);
+    // A crash after it: the journal is applied on open.
+    let doc = std::fs::read(group.join("zarr.json")).unwrap();
+    let text = String::from_utf8(doc)
+        .unwrap()
+        .replace("\"n_frames\": 1", "\"n_frames\": 0");
+    std::fs::create_dir_all(group.join(writer::STAGING)).unwrap();
+    std::fs::write(group.join(writer::STAGING).join("0"), text).unwrap();
+    std::fs::write(
+        group.join(writer::JOURNAL),
+        r#"{"erase_prefixes":[],"erase":[],"sets":[[0,"zarr.json"]]}"#,
+    )
+    .unwrap();
+    let b = fx.open();
+    assert_eq!(b.reader().snapshot().unwrap().len().unwrap(), 0);
+    assert!(!group.join(writer::JOURNAL).exists());
+}
+
+#[test]
+fn test_list_groups_lists_padded_groups_too() {
+    let fx = Fixture::new("zarrp");
+    let mut b = fx.open();
+    write(&mut *b, |w| w.extend(vec![Some(frame(2, 1.0))]).map(|_| ())).unwrap();
+    assert_eq!(
+        list_groups(&fx.opts.path).unwrap(),
+        vec!["default".to_string()]
+    );
+}
