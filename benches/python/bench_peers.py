@@ -213,6 +213,24 @@ class OursLMDB(_AsebytesPeer):
             ObjectIO(path).remove()  # also closes it in the daemon
         remove_path(path)
 
+    def column_energy(self, h: Any, n: int) -> list[Any]:
+        # One packed array (straight from a columnar store's array, or packed in Rust
+        # from per-row values), then a list as the other peers return.
+        values: list[Any] = self._obj(h)["calc.energy"][0:n].to_numpy().tolist()
+        return values
+
+
+class OursZarr(OursLMDB):
+    name = "ours-zarr"
+    label = "asebytes-rs Zarr (daemon)"
+    suffix = ".zarr"
+
+
+class OursH5(OursLMDB):
+    name = "ours-h5"
+    label = "asebytes-rs HDF5 (daemon)"
+    suffix = ".h5"
+
 
 class OursMemory(OursLMDB):
     name = "ours-memory"
@@ -558,6 +576,8 @@ PEERS: dict[str, type[Peer]] = {
     cls.name: cls
     for cls in (
         OursLMDB,
+        OursZarr,
+        OursH5,
         OursMemory,
         RefLMDB,
         RefZarr,
@@ -596,4 +616,6 @@ NOTES = {
     "ours-lmdb": "bulk update with `ColumnView.set` (builds without it: the native "
     "`Store.update_many`, the same single request)",
     "ours-memory": "as ours-lmdb; not persistent",
+    "ours-zarr": "as ours-lmdb; energies column read packed (one array from the daemon)",
+    "ours-h5": "as ours-zarr",
 }

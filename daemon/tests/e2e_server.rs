@@ -44,6 +44,50 @@ fn handshake_welcomes_a_current_client() {
     assert_eq!(c.call(Request::Ping), Response::Pong);
 }
 
+/// A client that speaks only protocol `v` is welcomed at `v` and served, for every
+/// version this daemon still supports.
+#[test]
+fn handshake_serves_a_client_at_every_supported_version() {
+    use asebytes_protocol::request::GetColumn;
+    use asebytes_protocol::version::MIN_SUPPORTED;
+
+    let server = TestServer::start();
+    for v in MIN_SUPPORTED..=CURRENT {
+        let mut stream = FrameStream::new(server.raw());
+        let hello = Hello {
+            protocol: v,
+            min_protocol: v,
+            client_version: format!("v{v}"),
+            build_id: String::new(),
+        };
+        stream.send(&frame::encode(1, &hello).unwrap()).unwrap();
+        let reply =
+            frame::decode::<HelloReply>(stream.recv(HANDSHAKE_MAX_FRAME_LEN).unwrap()).unwrap();
+        let HelloReply::Welcome(welcome) = reply.body else {
+            panic!("protocol {v} refused: {reply:?}")
+        };
+        assert_eq!(welcome.protocol, v);
+        let mut c = Client::from_stream(stream, welcome);
+        let store = c.open(&unique_memory(&format!("v{v}"))).store;
+        let row = row([("k", [0xc3])]);
+        let extended = c.call(Request::Extend(Extend {
+            store,
+            rows: vec![Some(row)],
+        }));
+        assert_eq!(extended, Response::Len(1), "protocol {v}");
+        let column = c.call(Request::GetColumn(GetColumn {
+            store,
+            key: asebytes_protocol::value::key("k"),
+            indices: None,
+            packed: false,
+        }));
+        assert!(
+            matches!(column, Response::Column(ref vals) if vals.len() == 1),
+            "{column:?}"
+        );
+    }
+}
+
 #[test]
 fn handshake_refuses_a_future_client_with_version_mismatch() {
     let server = TestServer::start();

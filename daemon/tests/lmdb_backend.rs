@@ -510,7 +510,11 @@ fn test_canonical_location_and_capabilities() {
         format!("lmdb://{}/x.lmdb#train", real.display())
     );
     assert_eq!(b.info().scheme, lmdb::SCHEME);
-    assert_eq!(b.info().caps, asebytes_protocol::Capabilities::all());
+    let want = asebytes_protocol::Capabilities {
+        packed_columns: false,
+        ..asebytes_protocol::Capabilities::all()
+    };
+    assert_eq!(b.info().caps, want);
     assert!(real.join("x.lmdb/train/data.mdb").is_file());
     let bad = LmdbBackend::open(&opts(dir.path(), "../escape")).unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidArgument);

@@ -9,6 +9,7 @@ use asebytes_protocol::request::*;
 use asebytes_protocol::response::{Opened, Response, Status, StoreStatus};
 use asebytes_protocol::value::{FieldRef, key, row};
 use asebytes_protocol::version;
+use asebytes_protocol::{OptionValue, PackedColumn};
 use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,6 +45,19 @@ fn all_requests() -> Vec<Request> {
             group: Some("train".into()),
             readonly: true,
             map_size: Some(1 << 20),
+            options: Default::default(),
+        }),
+        Request::Open(Open {
+            location: "/tmp/x.zarr".into(),
+            options: [
+                ("compressor".to_string(), OptionValue::Str("zstd".into())),
+                ("clevel".to_string(), OptionValue::Int(9)),
+                ("shuffle".to_string(), OptionValue::Bool(false)),
+                ("ratio".to_string(), OptionValue::Float(0.5)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Open::default()
         }),
         Request::Close(StoreRef { store }),
         Request::Len(StoreRef { store }),
@@ -63,6 +77,12 @@ fn all_requests() -> Vec<Request> {
             key: key("calc.energy"),
             indices: Some(vec![1, 2]),
             packed: false,
+        }),
+        Request::GetColumn(GetColumn {
+            store,
+            key: key("arrays.positions"),
+            indices: None,
+            packed: true,
         }),
         Request::Keys(Keys { store, index: 3 }),
         Request::Schema(StoreRef { store }),
@@ -131,6 +151,13 @@ fn all_responses() -> Vec<Response> {
         Response::Row(None),
         Response::Rows(vec![Some(sample_row()), None]),
         Response::Column(vec![Some(serde_bytes::ByteBuf::from(vec![1, 2])), None]),
+        Response::Packed(PackedColumn {
+            dtype: "<f8".into(),
+            shape: vec![5, 3],
+            data: serde_bytes::ByteBuf::from(vec![0; 120]),
+            present: Some(serde_bytes::ByteBuf::from(vec![1, 0])),
+            offsets: Some(vec![0, 5, 5]),
+        }),
         Response::Keys(vec![key("a"), key("b")]),
         Response::Groups(vec!["default".into(), "train".into()]),
         Response::Status(Status {
@@ -198,6 +225,65 @@ fn handshake_roundtrips_at_every_version() {
         0,
         HelloReply::Refused(WireError::new(ErrorCode::VersionMismatch, "too old")),
     );
+}
+
+/// Protocol 1 peers: an `Open` or `GetColumn` as a version-1 client encodes it (no
+/// `options`, no `packed`) decodes with the defaults, and what a version-2 client sends
+/// without options or packing is byte-identical to version 1's encoding, so either side
+/// of a version-1 session understands the other.
+#[test]
+fn version_1_open_and_get_column_decode_and_encode_unchanged() {
+    #[derive(Serialize)]
+    enum V1Request {
+        Open(V1Open),
+        GetColumn(V1GetColumn),
+    }
+    #[derive(Serialize)]
+    struct V1Open {
+        location: String,
+        group: Option<String>,
+        readonly: bool,
+        map_size: Option<u64>,
+    }
+    #[derive(Serialize)]
+    struct V1GetColumn {
+        store: u64,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        indices: Option<Vec<i64>>,
+    }
+    let v1 = [
+        V1Request::Open(V1Open {
+            location: "/x.lmdb".into(),
+            group: None,
+            readonly: false,
+            map_size: Some(4096),
+        }),
+        V1Request::GetColumn(V1GetColumn {
+            store: 1,
+            key: b"calc.energy".to_vec(),
+            indices: None,
+        }),
+    ];
+    let v2 = [
+        Request::Open(Open {
+            location: "/x.lmdb".into(),
+            map_size: Some(4096),
+            ..Open::default()
+        }),
+        Request::GetColumn(GetColumn {
+            store: 1,
+            key: key("calc.energy"),
+            indices: None,
+            packed: false,
+        }),
+    ];
+    for (old, new) in v1.iter().zip(v2) {
+        let old_bytes = frame::encode(5, old).unwrap();
+        let decoded: Envelope<Request> = frame::decode(&old_bytes[HEADER_LEN..]).unwrap();
+        assert_eq!(decoded.body, new);
+        assert_eq!(frame::encode(5, &new).unwrap(), old_bytes);
+    }
 }
 
 /// A `Hello` from a future client with fields we do not know still decodes, so the daemon

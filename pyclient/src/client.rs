@@ -11,11 +11,11 @@
 
 use std::ops::Range;
 
+use asebytes_protocol::codec::{Corrupt, Reader};
 use asebytes_protocol::frame;
 use asebytes_protocol::{Error as ProtoError, ErrorCode, Request, Response, WireError};
 use pyo3::prelude::*;
 
-use crate::codec::{Corrupt, Reader};
 use crate::detach::blocking;
 use crate::errors::ClientError;
 use crate::pool::{self, Conn, Epoch};

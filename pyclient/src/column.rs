@@ -12,8 +12,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::args::type_name;
-use crate::codec::{self, Corrupt, Numeric};
-use crate::errors::AsebytesValueError;
+use asebytes_protocol::codec::Corrupt;
+
+use crate::codec::{self, Numeric};
+use crate::errors::{AsebytesValueError, OrRaise, stored_corrupt};
 
 /// The column being packed: its key and how to name its rows in messages.
 #[derive(Debug)]
@@ -113,10 +115,21 @@ impl Column<'_> {
             .try_fold(descr.itemsize(), |acc, &d| {
                 usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
             })
-            .ok_or_else(|| Corrupt("array shape overflows".into()))?;
+            .ok_or_else(|| Corrupt("array shape overflows".into()))
+            .or_raise()?;
         let mut dims = Vec::with_capacity(1 + first.shape.as_slice().len());
-        dims.push(npy_intp::try_from(items.len()).map_err(|_| Corrupt("too many rows".into()))?);
-        dims.extend_from_slice(first.shape.as_slice());
+        dims.push(
+            npy_intp::try_from(items.len())
+                .map_err(|_| Corrupt("too many rows".into()))
+                .or_raise()?,
+        );
+        for &d in first.shape.as_slice() {
+            dims.push(
+                npy_intp::try_from(d)
+                    .map_err(|_| Corrupt("array dimension too large".into()))
+                    .or_raise()?,
+            );
+        }
         let out = empty_array(py, &descr, &mut dims)?;
         // SAFETY: `out` is a fresh C-contiguous array of `items.len() * row_bytes` bytes
         // that nothing else references yet; each row is written once, within bounds.
@@ -128,12 +141,11 @@ impl Column<'_> {
             for (j, item) in items.iter().enumerate() {
                 let src = item.items.bytes();
                 if src.len() < row_bytes {
-                    return Err(Corrupt(format!(
+                    return Err(stored_corrupt(Corrupt(format!(
                         "row {} holds {} bytes of data, its shape and dtype need {row_bytes}",
                         self.row(j),
                         src.len()
-                    ))
-                    .into());
+                    ))));
                 }
                 std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(j * row_bytes), row_bytes);
             }
@@ -194,7 +206,9 @@ impl Column<'_> {
         py: Python<'py>,
         col: asebytes_protocol::PackedColumn,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let rows = usize::try_from(col.rows()).map_err(|_| Corrupt("too many rows".into()))?;
+        let rows = usize::try_from(col.rows())
+            .map_err(|_| Corrupt("too many rows".into()))
+            .or_raise()?;
         if let Some(j) = (0..rows).find(|&j| !col.is_present(j)) {
             return Err(self.error(
                 format!(
@@ -226,20 +240,22 @@ impl Column<'_> {
             let per_row = lengths.first().copied().unwrap_or(0);
             let start = offsets.first().copied().unwrap_or(0);
             if start != 0 || shape.first() != Some(&(per_row * rows as u64)) {
-                return Err(Corrupt("packed offsets do not cover the data".into()).into());
+                return Err(stored_corrupt(Corrupt(
+                    "packed offsets do not cover the data".into(),
+                )));
             }
             shape.splice(0..1, [rows as u64, per_row]);
         }
         let want = shape
             .iter()
             .try_fold(descr.itemsize() as u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| Corrupt("array shape overflows".into()))?;
+            .ok_or_else(|| Corrupt("array shape overflows".into()))
+            .or_raise()?;
         if want != col.data.len() as u64 {
-            return Err(Corrupt(format!(
+            return Err(stored_corrupt(Corrupt(format!(
                 "packed column holds {} bytes, its shape and dtype need {want}",
                 col.data.len()
-            ))
-            .into());
+            ))));
         }
         let bytes = numpy::PyArray1::<u8>::from_vec(py, col.data.into_vec());
         let typed = bytes.call_method1(pyo3::intern!(py, "view"), (descr,))?;
@@ -248,7 +264,7 @@ impl Column<'_> {
 }
 
 /// `(9, 3)`, `(3,)`, `()`: a shape as Python prints it.
-fn tuple(shape: &[npy_intp]) -> String {
+fn tuple(shape: &[u64]) -> String {
     match shape {
         [one] => format!("({one},)"),
         dims => format!(
@@ -268,7 +284,8 @@ fn empty_array<'py>(
     dims: &mut [npy_intp],
 ) -> PyResult<Bound<'py, PyAny>> {
     let nd = std::os::raw::c_int::try_from(dims.len())
-        .map_err(|_| Corrupt("too many dimensions".into()))?;
+        .map_err(|_| Corrupt("too many dimensions".into()))
+        .or_raise()?;
     // SAFETY: PyArray_NewFromDescr steals one reference to the descriptor (hence the
     // incref), allocates C-ordered storage for `dims` and returns a new reference or NULL.
     unsafe {

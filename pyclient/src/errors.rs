@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use asebytes_protocol::codec::Corrupt;
 use asebytes_protocol::{ErrorCode, WireError};
-use pyo3::PyErr;
+use pyo3::{PyErr, PyResult};
 
 pyo3::import_exception!(asebytes.exceptions, AsebytesError);
 pyo3::import_exception!(asebytes.exceptions, KeyNotFoundError);
@@ -62,6 +63,24 @@ impl From<WireError> for ClientError {
 impl From<ClientError> for PyErr {
     fn from(e: ClientError) -> Self {
         to_pyerr(e)
+    }
+}
+
+/// Stored bytes that are not the msgpack-numpy layout: `AsebytesValueError`.
+pub fn stored_corrupt(e: Corrupt) -> PyErr {
+    AsebytesValueError::new_err(format!("cannot decode stored value: {}", e.0))
+}
+
+/// `?` for the protocol codec's [`Corrupt`] in code that returns `PyResult`.
+pub trait OrRaise<T> {
+    /// The value, or [`stored_corrupt`] of the error.
+    fn or_raise(self) -> PyResult<T>;
+}
+
+impl<T> OrRaise<T> for Result<T, Corrupt> {
+    #[inline]
+    fn or_raise(self) -> PyResult<T> {
+        self.map_err(stored_corrupt)
     }
 }
 

@@ -136,7 +136,7 @@ fn with_row_fields<R>(
         let key: Cow<'_, [u8]> = if let Ok(b) = k.cast::<PyBytes>() {
             Cow::Borrowed(b.as_bytes())
         } else if let Ok(s) = k.cast::<PyString>() {
-            Cow::Owned(s.to_str()?.as_bytes().to_vec())
+            Cow::Owned(codec::key_utf8(s)?.to_vec())
         } else {
             return Err(AsebytesTypeError::new_err(format!(
                 "row keys must be bytes, got {}",

@@ -452,5 +452,33 @@ def test_surrogate_strings_are_refused_at_write_time():
         _native.encode_value("\ud800")
 
 
+def test_surrogate_keys_raise_the_package_value_error():
+    for call in (
+        lambda: _native.encode_row({"\ud800": 1}),
+        lambda: _native.encode_row({"ok": {"\udcff": 1}}),
+        lambda: _native.encode_value({"\ud800": 1}),
+        lambda: _native.decode_row({"\ud800": _native.encode_value(1)}),
+    ):
+        with pytest.raises(AsebytesValueError, match="not valid Unicode") as e:
+            call()
+        assert isinstance(e.value, ValueError)
+        assert not isinstance(e.value, UnicodeError)
+
+
+def test_complex_numbers_are_written_as_the_reference_writes_them():
+    rng = np.random.default_rng(8)
+    special = [0.0, -0.0, 1.0, 1e16, 1e-5, 1e-4, 1e15, math.inf, -math.inf, math.nan]
+    values = [complex(a, b) for a in special for b in special]
+    values += [
+        complex(*(rng.uniform(-1, 1, 2) * 10.0 ** rng.integers(-30, 30, 2)))
+        for _ in range(500)
+    ]
+    for z in values:
+        raw = _native.encode_value(z)
+        assert raw == ref_pack(z), z
+        back = _native.decode_value(raw)
+        assert type(back) is complex and repr(back) == repr(ref_unpack(raw))
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

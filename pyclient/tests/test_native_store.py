@@ -253,6 +253,26 @@ def test_lmdb_store_persists_pickles_and_reads_readonly(tmp_path):
     assert _native.list_groups(path) == ["default", "other"]
 
 
+def test_lmdb_field_name_limit_is_the_same_in_every_row(tmp_path):
+    s = _native.Store(str(tmp_path / "k.lmdb"), map_size=1 << 24)
+    longest, too_long = "k" * 490, "k" * 491
+    s.extend([{longest: 1}])
+    s.extend([{"a": 1}] * 10)
+    s.extend([{longest: 2}])
+    assert s.get(11) == {longest: 2}
+    messages = set()
+    for _ in range(2):  # row 12 (two-digit sort key), then row 12 again
+        with pytest.raises(AsebytesValueError, match="at most 490 bytes") as e:
+            s.extend([{too_long: 1}])
+        messages.add(str(e.value))
+    s2 = _native.Store(str(tmp_path / "k2.lmdb"), map_size=1 << 24)
+    with pytest.raises(AsebytesValueError, match="at most 490 bytes") as e:
+        s2.extend([{too_long: 1}])  # row 0 (one-digit sort key)
+    messages.add(str(e.value))
+    assert len(messages) == 1, messages
+    assert len(s) == 12 and len(s2) == 0
+
+
 def test_close_and_remove_reopen_lazily():
     s = mem()
     s.extend([{"a": 1}])

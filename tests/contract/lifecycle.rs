@@ -24,9 +24,9 @@ pub fn trials(fx: &BackendFixture, out: &mut Vec<Trial>) {
 fn test_info_reports_scheme_and_canonical_location(fx: &BackendFixture) -> Result<(), Failed> {
     let h = Harness::new(fx)?;
     let info = h.store.info();
-    check_eq("scheme", info.scheme, fx.name)?;
+    check_eq("scheme", info.scheme, fx.scheme)?;
     ensure!(
-        info.canonical.starts_with(&format!("{}://", fx.name)),
+        info.canonical.starts_with(&format!("{}://", fx.scheme)),
         "canonical {}",
         info.canonical
     );

@@ -141,3 +141,54 @@ def test_list_groups_of_unbuilt_backend_is_not_implemented() -> None:
 def test_aseio_cache_to_is_not_available_yet(tmp_path: object) -> None:
     with pytest.raises(NotImplementedError, match="cache_to"):
         ASEIO(f"{tmp_path}/x.lmdb", cache_to=f"{tmp_path}/c.lmdb")
+
+
+def test_registry_reads_the_daemons_backend_table() -> None:
+    from asebytes import _native
+    from asebytes._registry import backend_table
+
+    table = {e.scheme: e for e in backend_table()}
+    assert [e["scheme"] for e in _native.backends()] == list(table)
+    assert table["lmdb"].patterns == ("*.lmdb",) and table["lmdb"].location == "file"
+    assert "map_size" in table["lmdb"].options
+    assert table["memory"].patterns == () and table["memory"].location == "name"
+
+
+def test_unknown_backend_option_is_type_error_listing_what_is_accepted(
+    tmp_path: object,
+) -> None:
+    for facade in (ObjectIO, ASEIO, BlobIO):
+        with pytest.raises(
+            TypeError, match=r"compressor.*It accepts .*map_size="
+        ) as info:
+            facade(f"{tmp_path}/x.lmdb", compressor="zstd")
+        assert isinstance(info.value, exceptions.AsebytesTypeError)
+
+
+def test_daemon_refuses_options_the_backend_does_not_take(tmp_path: object) -> None:
+    from asebytes import _native
+
+    store = _native.Store(f"{tmp_path}/x.lmdb", options={"clevel": 3})
+    with pytest.raises(TypeError, match=r"clevel; it accepts: map_size"):
+        len(store)
+    store = _native.Store("memory://opts", options={"map_size": 1})
+    with pytest.raises(
+        TypeError, match=r"memory backend: map_size; it accepts: no options"
+    ):
+        len(store)
+
+
+def test_backend_option_of_the_wrong_type_names_the_option(tmp_path: object) -> None:
+    with pytest.raises(TypeError, match="map_size"):
+        len(ObjectIO(f"{tmp_path}/x.lmdb", map_size="big"))
+    with pytest.raises(
+        TypeError, match=r"option codec= must be a bool, int, float, str"
+    ):
+        from asebytes import _native
+
+        _native.Store(f"{tmp_path}/x.lmdb", options={"codec": [1]})
+
+
+def test_map_size_option_still_opens_lmdb(tmp_path: object) -> None:
+    db = ObjectIO(f"{tmp_path}/x.lmdb", map_size=1 << 24)
+    assert db.extend([{"a": 1}]) == 1 and db[0] == {"a": 1}

@@ -89,8 +89,15 @@ def test_empty_selection_and_multi_key_and_unknown_key(frames: Any) -> None:
         frames["nope"].to_numpy()
 
 
-def test_aseio_column_views_refuse_to_numpy(any_backend: Backend) -> None:
+def test_aseio_column_views_pack_values_but_list_atoms(any_backend: Backend) -> None:
     db = any_backend.open(ASEIO)
-    db.extend([make_atoms(0)])
+    db.extend([make_atoms(i, 9) for i in range(4)])
+    e = db["calc.energy"].to_numpy()
+    assert e.dtype == np.float64 and e.tolist() == [0.0, -1.0, -2.0, -3.0]
+    pos = db[1:3]["arrays.positions"].to_numpy()
+    assert pos.shape == (2, 9, 3)
+    assert np.array_equal(pos[0], db[1].positions)
+    items = db["calc.energy"].to_list()
+    assert all(type(a).__name__ == "Atoms" for a in items)
     with pytest.raises(TypeError, match="ObjectIO"):
-        db["calc.energy"].to_numpy()
+        db["calc.energy"].to_dict()

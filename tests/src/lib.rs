@@ -7,6 +7,8 @@
 //! `ASEBYTES_TEST_CAPABILITY_OVERRIDES=write_can_insert=false,...` narrows the memory
 //! backend's capabilities to exercise the refusal paths.
 
+pub mod as_values;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ use tempfile::TempDir;
 pub struct BackendFixture {
     /// Backend name, used in trial names (`contract::<name>::<test>`).
     pub name: &'static str,
+    /// The backend's scheme (`zarr` for both the `zarr` and the padded `zarrp` fixture).
+    pub scheme: &'static str,
     /// Opens (creating if needed) the store kept in the directory `dir`, writable.
     pub make: fn(&Path) -> Box<dyn Backend>,
     /// Opens the existing store in `dir` read-only.
@@ -42,6 +46,11 @@ pub fn backends() -> Vec<BackendFixture> {
     let mut all = vec![fixture("memory", open_memory, open_memory_readonly)];
     #[cfg(feature = "lmdb")]
     all.push(fixture("lmdb", open_lmdb, open_lmdb_readonly));
+    #[cfg(feature = "zarr")]
+    {
+        all.push(fixture("zarr", open_zarr, open_zarr_readonly));
+        all.push(fixture("zarrp", open_zarrp, open_zarrp_readonly));
+    }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
             let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
@@ -64,9 +73,11 @@ fn fixture(
     make_readonly: fn(&Path) -> Box<dyn Backend>,
 ) -> BackendFixture {
     let probe = TempDir::new().expect("temporary directory");
-    let caps = make(probe.path()).info().caps;
+    let info = make(probe.path()).info().clone();
+    let caps = info.caps;
     BackendFixture {
         name,
+        scheme: info.scheme,
         make,
         make_readonly,
         caps,
@@ -127,6 +138,52 @@ fn open_lmdb(dir: &Path) -> Box<dyn Backend> {
 fn open_lmdb_readonly(dir: &Path) -> Box<dyn Backend> {
     use asebytes_daemon::backend::lmdb::LmdbBackend;
     Box::new(LmdbBackend::open(&lmdb_options(dir, true)).expect("open lmdb read-only"))
+}
+
+#[cfg(feature = "zarr")]
+fn zarr_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::zarr::ZarrBackend;
+    let opts = OpenOptions {
+        path: dir
+            .join(format!("store.{ext}"))
+            .to_string_lossy()
+            .into_owned(),
+        group: "default".into(),
+        readonly,
+        ..Default::default()
+    };
+    if readonly {
+        // A read-only open needs the group to exist, as with a file another tool wrote.
+        let mut w = ZarrBackend::open(&OpenOptions {
+            readonly: false,
+            ..opts.clone()
+        })
+        .expect("open zarr");
+        w.write(&mut |_| Ok(())).expect("create the zarr group");
+    }
+    Box::new(as_values::AsValues::new(Box::new(
+        ZarrBackend::open(&opts).expect("open zarr"),
+    )))
+}
+
+#[cfg(feature = "zarr")]
+fn open_zarr(dir: &Path) -> Box<dyn Backend> {
+    zarr_open(dir, "zarr", false)
+}
+
+#[cfg(feature = "zarr")]
+fn open_zarr_readonly(dir: &Path) -> Box<dyn Backend> {
+    zarr_open(dir, "zarr", true)
+}
+
+#[cfg(feature = "zarr")]
+fn open_zarrp(dir: &Path) -> Box<dyn Backend> {
+    zarr_open(dir, "zarrp", false)
+}
+
+#[cfg(feature = "zarr")]
+fn open_zarrp_readonly(dir: &Path) -> Box<dyn Backend> {
+    zarr_open(dir, "zarrp", true)
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

@@ -17,7 +17,7 @@ use super::complex::parse_complex;
 use super::dtype::DType;
 use super::layout::{self, NdParts, Special};
 use super::reader::{Corrupt, Int, Reader, corrupt};
-use super::value::{NdArray, NdScalar, Value, byte_len};
+use super::value::{NdArray, NdScalar, Value};
 
 /// Decodes one stored value (the whole buffer; trailing bytes are an error).
 pub fn decode(bytes: &[u8]) -> Result<Value, Corrupt> {
@@ -268,22 +268,13 @@ fn special_map(r: &mut Reader<'_>, n: usize) -> Result<Option<Value>, Corrupt> {
 
 /// An array or numpy scalar from its parts, checked: a plain dtype, data exactly as long
 /// as the shape needs (arrays) or one item long (scalars).
-#[inline(never)]
 fn nd(parts: NdParts<'_>) -> Result<Value, Corrupt> {
     layout::refuse_kind(parts.kind)?;
     let dtype = DType::parse_bytes(parts.type_str)?;
     match parts.shape {
         Some(dims) => {
             let shape = dims.as_slice();
-            match byte_len(shape, dtype.itemsize()) {
-                Some(n) if n == parts.data.len() => {}
-                _ => {
-                    return Err(corrupt(format!(
-                        "array data has {} bytes, shape {shape:?} of {dtype} needs a different length",
-                        parts.data.len()
-                    )));
-                }
-            }
+            layout::array_data_len(shape, dtype.itemsize(), parts.data.len())?;
             Ok(Value::Array(NdArray {
                 dtype,
                 shape: shape.to_vec(),
@@ -291,16 +282,9 @@ fn nd(parts: NdParts<'_>) -> Result<Value, Corrupt> {
             }))
         }
         None => {
-            // `np.frombuffer(data, dtype)[0]`: whole items, at least one; the first counts.
-            let size = dtype.itemsize();
-            let d = parts.data;
-            if size == 0 || d.len() < size || !d.len().is_multiple_of(size) {
-                return Err(corrupt(format!(
-                    "scalar data has {} bytes, {dtype} needs {size}",
-                    d.len()
-                )));
-            }
-            Ok(Value::Scalar(NdScalar::new(dtype, d[..size].to_vec())?))
+            layout::scalar_data_len(dtype.itemsize(), parts.data.len())?;
+            let item = parts.data[..dtype.itemsize()].to_vec();
+            Ok(Value::Scalar(NdScalar::new(dtype, item)?))
         }
     }
 }

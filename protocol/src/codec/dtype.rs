@@ -132,18 +132,18 @@ impl DType {
     /// the parts do not make one of the plain dtypes (datetimes need their unit: parse
     /// their string instead).
     pub fn from_parts(order: ByteOrder, kind: u8, itemsize: usize) -> Option<Self> {
-        let single = matches!(kind, b'b' | b'S') || (itemsize == 1 && kind != b'U');
-        let order_ch = match (single, order) {
-            (true, _) | (_, ByteOrder::NotApplicable) => '|',
-            (false, ByteOrder::Little) => '<',
-            (false, ByteOrder::Big) => '>',
+        let text = TypeStr::from_parts(order, kind, itemsize)?;
+        let order = match text.as_str().as_bytes()[0] {
+            b'<' => ByteOrder::Little,
+            b'>' => ByteOrder::Big,
+            _ => ByteOrder::NotApplicable,
         };
-        let n = match kind {
-            b'U' if itemsize.is_multiple_of(4) => itemsize / 4,
-            b'U' | b'M' | b'm' => return None,
-            _ => itemsize,
-        };
-        Self::parse(&format!("{order_ch}{}{n}", kind as char)).ok()
+        Some(Self {
+            text: text.as_str().into(),
+            order,
+            kind,
+            itemsize,
+        })
     }
 
     /// `<f8`: native little-endian float64, what a Python `float` becomes in numpy.
@@ -229,6 +229,79 @@ impl DType {
             kind: self.kind,
             itemsize: self.itemsize,
         }
+    }
+}
+
+/// A dtype string built from its parts on the stack (no allocation): what an encoder
+/// writes for every array, so it must be cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeStr {
+    buf: [u8; 24],
+    len: u8,
+}
+
+impl TypeStr {
+    /// `dtype.str` for the parts, as [`DType::from_parts`] describes.
+    pub fn from_parts(order: ByteOrder, kind: u8, itemsize: usize) -> Option<Self> {
+        let size_ok = match kind {
+            b'b' => itemsize == 1,
+            b'i' | b'u' => matches!(itemsize, 1 | 2 | 4 | 8),
+            b'f' => matches!(itemsize, 2 | 4 | 8 | 12 | 16),
+            b'c' => matches!(itemsize, 8 | 16 | 24 | 32),
+            b'S' => true,
+            b'U' => itemsize.is_multiple_of(4),
+            _ => false,
+        };
+        if !size_ok {
+            return None;
+        }
+        let single = matches!(kind, b'b' | b'S') || (itemsize == 1 && kind != b'U');
+        let order_ch = match (single, order) {
+            (true, _) | (_, ByteOrder::NotApplicable) => b'|',
+            (false, ByteOrder::Little) => b'<',
+            (false, ByteOrder::Big) => b'>',
+        };
+        let n = if kind == b'U' { itemsize / 4 } else { itemsize };
+        let mut out = Self {
+            buf: [0; 24],
+            len: 2,
+        };
+        out.buf[0] = order_ch;
+        out.buf[1] = kind;
+        // The item size in decimal (at most 20 digits, so it fits).
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut rest = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let d = &digits[i..];
+        out.buf[2..2 + d.len()].copy_from_slice(d);
+        out.len += d.len() as u8;
+        Some(out)
+    }
+
+    /// A dtype string that is already text (`<M8[ns]`), if it fits.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let mut out = Self {
+            buf: [0; 24],
+            len: u8::try_from(text.len()).ok()?,
+        };
+        out.buf
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        Some(out)
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever written.
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
     }
 }
 

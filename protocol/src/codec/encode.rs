@@ -77,7 +77,7 @@ fn write(v: &Value, out: &mut Vec<u8>, depth: u32) -> Result<(), EncodeError> {
                     a.data.len()
                 )));
             }
-            layout::write_array_head(out, a.dtype.as_str(), &a.shape, a.data.len())?;
+            layout::write_array_head(out, a.dtype.as_str(), a.shape.iter().copied(), a.data.len())?;
             out.extend_from_slice(&a.data);
         }
         Value::Scalar(s) => {

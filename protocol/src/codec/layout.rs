@@ -234,6 +234,31 @@ pub fn read_special<'a>(r: &mut Reader<'a>, f: &NdFields) -> Result<Special<'a>,
     }
 }
 
+/// The byte length of an array's data, checked: exactly what `shape` items of `itemsize`
+/// bytes need (msgpack-numpy writes exactly that), with no overflow.
+pub fn array_data_len(shape: &[u64], itemsize: usize, data_len: usize) -> Result<usize, Corrupt> {
+    match super::value::byte_len(shape, itemsize) {
+        Some(n) if n == data_len => Ok(n),
+        Some(n) if n < data_len => Err(corrupt(format!(
+            "array data has {data_len} bytes, shape {shape:?} needs fewer ({n})"
+        ))),
+        _ => Err(corrupt(format!(
+            "array data has {data_len} bytes, shape {shape:?} needs more"
+        ))),
+    }
+}
+
+/// Checks a numpy scalar's data as `np.frombuffer(data, dtype)[0]` reads it: whole items,
+/// at least one (only the first counts).
+pub fn scalar_data_len(itemsize: usize, data_len: usize) -> Result<(), Corrupt> {
+    if itemsize == 0 || data_len < itemsize || !data_len.is_multiple_of(itemsize) {
+        return Err(corrupt(format!(
+            "scalar data has {data_len} bytes, dtype needs {itemsize}"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses arrays whose `kind` says they hold pickles (`O`) or records (`V`).
 pub fn refuse_kind(kind: &[u8]) -> Result<(), Corrupt> {
     match kind {
@@ -298,14 +323,14 @@ pub fn write_int(out: &mut Vec<u8>, v: i64) {
 pub fn write_array_head(
     out: &mut Vec<u8>,
     type_str: &str,
-    shape: &[u64],
+    shape: impl ExactSizeIterator<Item = u64>,
     nbytes: usize,
 ) -> Result<(), TooLong> {
     out.extend_from_slice(b"\x85\xc4\x02nd\xc3\xc4\x04type");
     write_str(out, type_str.as_bytes())?;
     out.extend_from_slice(b"\xc4\x04kind\xc4\x00\xc4\x05shape");
     ok(enc::write_array_len(out, len32(shape.len())?));
-    for &d in shape {
+    for d in shape {
         ok(enc::write_uint(out, d));
     }
     out.extend_from_slice(b"\xc4\x04data");

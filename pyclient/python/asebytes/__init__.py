@@ -50,6 +50,13 @@ from ._aviews import (
     AsyncSingleColumnView,
     AsyncSingleRowView,
 )
+from ._columnar import (
+    BaseColumnarBackend,
+    ColumnarBackend,
+    PaddedColumnarBackend,
+    RaggedColumnarBackend,
+    ZarrBackend,
+)
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
 from ._io import ASEIO, BlobIO, ObjectIO
@@ -94,12 +101,14 @@ __all__ = [
     "AsyncSingleColumnView",
     "AsyncSingleRowView",
     "AsyncViewParent",
+    "BaseColumnarBackend",
     "BlobIO",
     "BlobReadBackend",
     "BlobReadWriteBackend",
     "BlobToObjectReadAdapter",
     "BlobToObjectReadWriteAdapter",
     "ColumnView",
+    "ColumnarBackend",
     "LMDBBlobBackend",
     "LMDBObjectBackend",
     "LMDBObjectReadBackend",
@@ -109,6 +118,8 @@ __all__ = [
     "ObjectReadWriteBackend",
     "ObjectToBlobReadAdapter",
     "ObjectToBlobReadWriteAdapter",
+    "PaddedColumnarBackend",
+    "RaggedColumnarBackend",
     "ReadBackend",
     "ReadWriteBackend",
     "RowView",
@@ -117,6 +128,7 @@ __all__ = [
     "SyncToAsyncReadAdapter",
     "SyncToAsyncReadWriteAdapter",
     "ViewParent",
+    "ZarrBackend",
     "__version__",
     "atoms_to_dict",
     "decode",
@@ -141,11 +153,6 @@ NOT_YET_AVAILABLE: frozenset[str] = frozenset(
         "COLABFIT",
         "OPTIMADE",
         "H5MDBackend",
-        "ZarrBackend",
-        "BaseColumnarBackend",
-        "RaggedColumnarBackend",
-        "PaddedColumnarBackend",
-        "ColumnarBackend",
         "MongoObjectBackend",
         "AsyncMongoObjectBackend",
         "RedisBlobBackend",

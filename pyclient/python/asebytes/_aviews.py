@@ -265,6 +265,6 @@ class _AsyncColumnItem(_Awaitable):
 
 class AsyncASEColumnView(_ASEColumns, AsyncColumnView):
     """Column view of an ``AsyncASEIO``: items are ``ase.Atoms`` built from the requested
-    keys only (``to_dict``/``to_numpy`` raise ``TypeError``)."""
+    keys only; ``to_numpy`` gives the packed values (``to_dict`` raises ``TypeError``)."""
 
     __slots__ = ()

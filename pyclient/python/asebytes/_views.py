@@ -325,7 +325,9 @@ class _ColumnViewBase:
 class _ASEColumns:
     """ASE column views: every item is an ``ase.Atoms`` built from the requested keys only
     (e.g. an empty Atoms whose calculator holds just ``energy``). A row that has none of the
-    keys gives ``None``; a placeholder row raises ``TypeError``."""
+    keys gives ``None``; a placeholder row raises ``TypeError``. ``to_numpy()`` returns the
+    packed values of the column, as on ``ObjectIO`` (energies as a float array, positions
+    as ``(n, atoms, 3)``)."""
 
     __slots__ = ()
     _keys: list[Any]
@@ -348,13 +350,6 @@ class _ASEColumns:
         raise AsebytesTypeError(
             "to_dict() is not available on ASEIO column views. ASEIO always returns "
             "ase.Atoms -- use to_list(), or ObjectIO for plain values."
-        )
-        yield  # pragma: no cover - makes this an operation
-
-    def _op_numpy(self) -> Op[np.ndarray]:
-        raise AsebytesTypeError(
-            "to_numpy() is not available on ASEIO column views (items are ase.Atoms); "
-            "open the store with ObjectIO for plain values."
         )
         yield  # pragma: no cover - makes this an operation
 
@@ -416,6 +411,7 @@ class ColumnView(_ColumnViewBase):
 
 class ASEColumnView(_ASEColumns, ColumnView):
     """Column view of an ``ASEIO``: every item is an ``ase.Atoms`` built from the requested
-    keys only. ``to_dict()``/``to_numpy()`` raise ``TypeError`` (use ``ObjectIO``)."""
+    keys only; ``to_numpy()`` gives the packed values; ``to_dict()`` raises ``TypeError``
+    (use ``ObjectIO``)."""
 
     __slots__ = ()

@@ -73,6 +73,7 @@ pub fn apply(st: &mut State, eng: &dyn Engine, ch: Change) -> Result<()> {
         }
     }
     for c in ch.new_columns {
+        st.known.insert(c.name.clone());
         st.columns.push(c.clone());
         create_column(st, eng, &c, old_n)?;
     }

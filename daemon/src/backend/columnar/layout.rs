@@ -121,6 +121,9 @@ pub struct State {
     pub extra: Map<String, Json>,
     /// Frames per chunk of new columns (`chunk_frames`).
     pub chunk_frames: u64,
+    /// Every key ever written, kept through `drop` and `clear` (the `schema()` answer, as
+    /// every other backend gives it).
+    pub known: BTreeSet<String>,
 }
 
 impl State {
@@ -136,6 +139,7 @@ impl State {
             arrays: HashMap::new(),
             extra: Map::new(),
             chunk_frames: chunk_frames.max(1),
+            known: BTreeSet::new(),
         }
     }
 
@@ -159,6 +163,10 @@ impl State {
         let names = strings(attrs.get("columns"));
         let per_atom: BTreeSet<String> =
             strings(attrs.get("per_atom_columns")).into_iter().collect();
+        st.known = strings(attrs.get(OUR_ATTR).and_then(|o| o.get("schema")))
+            .into_iter()
+            .collect();
+        st.known.extend(names.iter().cloned());
         let kinds = attrs
             .get(OUR_ATTR)
             .and_then(|o| o.get("kinds"))
@@ -263,6 +271,10 @@ impl State {
         let mut ours = Map::new();
         ours.insert("format".into(), Json::from(1));
         ours.insert("kinds".into(), Json::Object(kinds));
+        ours.insert(
+            "schema".into(),
+            Json::from(self.known.iter().cloned().collect::<Vec<_>>()),
+        );
         m.insert(OUR_ATTR.into(), Json::Object(ours));
         m
     }

@@ -223,13 +223,10 @@ fn get_column(v: &View<'_>, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec
 }
 
 fn schema(st: &State) -> Vec<Key> {
-    let mut keys: Vec<Key> = st
-        .columns
+    st.known
         .iter()
-        .map(|c| ByteBuf::from(c.name.as_bytes().to_vec()))
-        .collect();
-    keys.sort();
-    keys
+        .map(|k| ByteBuf::from(k.as_bytes().to_vec()))
+        .collect()
 }
 
 /// The packed form of a column (see [`View::packed`]); `None` for string columns and keys

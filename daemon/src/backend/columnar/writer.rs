@@ -336,6 +336,7 @@ impl Tx<'_> {
         }
         let mut fresh = State::empty(self.st.layout, self.st.chunk_frames);
         fresh.extra = std::mem::take(&mut self.st.extra);
+        fresh.known = std::mem::take(&mut self.st.known);
         *self.st = fresh;
         Ok(())
     }

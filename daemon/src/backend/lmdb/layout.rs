@@ -192,9 +192,17 @@ pub fn encode_schema(schema: &BTreeSet<Vec<u8>>) -> Vec<u8> {
         .join(&b'\n')
 }
 
-/// Checks that `field` can be stored in row `sort_key`: the schema is newline-separated,
-/// and LMDB limits keys to `max_key` bytes.
-pub fn check_field(field: &[u8], sort_key: u64, max_key: usize) -> Result<()> {
+/// The longest field name any row can hold: a data key is `{sort_key}-{field}`, LMDB keys
+/// are at most `max_key` bytes, and a sort key has up to 20 digits. One limit for every
+/// row, so a name accepted in row 0 is accepted in row 10**19 too (and every message
+/// quotes the same number).
+pub fn max_field_len(max_key: usize) -> usize {
+    max_key.saturating_sub(decimal_len(u64::MAX) + 1)
+}
+
+/// Checks that `field` can be stored in any row: the schema is newline-separated, and
+/// LMDB limits keys to `max_key` bytes (see [`max_field_len`]).
+pub fn check_field(field: &[u8], max_key: usize) -> Result<()> {
     if field.contains(&b'\n') {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -204,16 +212,15 @@ pub fn check_field(field: &[u8], sort_key: u64, max_key: usize) -> Result<()> {
             ),
         ));
     }
-    let key_len = decimal_len(sort_key) + 1 + field.len();
-    if key_len > max_key {
+    let limit = max_field_len(max_key);
+    if field.len() > limit {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             format!(
-                "field name {}… is {} bytes; LMDB keys are limited to {max_key} bytes, so field names \
-                 must stay below {} bytes",
+                "field name {}… is {} bytes; field names can be at most {limit} bytes \
+                 (LMDB keys are limited to {max_key} bytes, including the row prefix)",
                 show(&field[..field.len().min(40)]),
                 field.len(),
-                max_key - decimal_len(sort_key) - 1
             ),
         ));
     }
@@ -539,18 +546,18 @@ mod tests {
 
     #[test]
     fn test_check_field_rejects_newlines_and_overlong_names() {
-        assert!(check_field(b"calc.energy", 0, 511).is_ok());
-        assert!(check_field(b"", 0, 511).is_ok());
+        assert!(check_field(b"calc.energy", 511).is_ok());
+        assert!(check_field(b"", 511).is_ok());
         assert_eq!(
-            check_field(b"a\nb", 0, 511).unwrap_err().kind,
+            check_field(b"a\nb", 511).unwrap_err().kind,
             ErrorKind::InvalidArgument
         );
-        // "12-" plus 508 bytes is exactly 511.
-        assert!(check_field(&[b'x'; 508], 12, 511).is_ok());
-        assert_eq!(
-            check_field(&[b'x'; 509], 12, 511).unwrap_err().kind,
-            ErrorKind::InvalidArgument
-        );
+        // The largest sort key's prefix, "18446744073709551615-", plus 490 bytes is 511.
+        assert_eq!(max_field_len(511), 490);
+        assert!(check_field(&[b'x'; 490], 511).is_ok());
+        let err = check_field(&[b'x'; 491], 511).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument);
+        assert!(err.message.contains("at most 490 bytes"), "{}", err.message);
     }
 
     #[test]

@@ -280,14 +280,10 @@ impl<'t, 'e> LmdbWriter<'t, 'e> {
         )))
     }
 
-    fn check_fields<'r>(
-        &self,
-        sort_key: u64,
-        fields: impl IntoIterator<Item = &'r Key>,
-    ) -> Result<()> {
+    fn check_fields<'r>(&self, fields: impl IntoIterator<Item = &'r Key>) -> Result<()> {
         fields
             .into_iter()
-            .try_for_each(|k| layout::check_field(k, sort_key, self.io.store.max_key))
+            .try_for_each(|k| layout::check_field(k, self.io.store.max_key))
     }
 
     fn mark(&mut self, touched: Touched) {
@@ -385,10 +381,8 @@ impl Writer for LmdbWriter<'_, '_> {
             return Ok(self.index.len());
         }
         self.check_allocatable()?;
-        for (i, row) in rows.iter().enumerate() {
-            if let Some(row) = row {
-                self.check_fields(self.next_sort_key + i as u64, row.iter().map(|(k, _)| k))?;
-            }
+        for row in rows.iter().flatten() {
+            self.check_fields(row.iter().map(|(k, _)| k))?;
         }
         let result = (|| {
             for row in &rows {
@@ -411,7 +405,7 @@ impl Writer for LmdbWriter<'_, '_> {
         self.check_index(index, self.index.len() + 1)?;
         self.check_allocatable()?;
         if let Some(row) = &row {
-            self.check_fields(self.next_sort_key, row.iter().map(|(k, _)| k))?;
+            self.check_fields(row.iter().map(|(k, _)| k))?;
         }
         let sk = self.allocate();
         let touched = self.index.insert(index, sk);
@@ -428,7 +422,7 @@ impl Writer for LmdbWriter<'_, '_> {
         self.usable()?;
         let sk = reader::sort_key_at(&self.index, index)?;
         if let Some(row) = &row {
-            self.check_fields(sk, row.iter().map(|(k, _)| k))?;
+            self.check_fields(row.iter().map(|(k, _)| k))?;
         }
         let result = self.delete_row(sk).and_then(|()| match &row {
             Some(row) => self.put_fields(sk, row),
@@ -440,7 +434,7 @@ impl Writer for LmdbWriter<'_, '_> {
     fn update(&mut self, index: u64, data: Row) -> Result<()> {
         self.usable()?;
         let sk = reader::sort_key_at(&self.index, index)?;
-        self.check_fields(sk, data.iter().map(|(k, _)| k))?;
+        self.check_fields(data.iter().map(|(k, _)| k))?;
         let result = self.put_fields(sk, &data);
         self.track(result)
     }
