@@ -26,7 +26,7 @@ use serde_json::{Map, Value as Json};
 
 use super::attrs;
 use super::config::Hdf5Config;
-use super::dataset::{Column, CreateSpec};
+use super::dataset::{Column, Compression, CreateSpec};
 use super::file::{self, H5File, h5err};
 use crate::backend::columnar::engine::{ArrayMeta, ArraySpec, DType, Engine, EngineRead, Slab};
 use crate::backend::{Error, ErrorKind, Result};
@@ -457,7 +457,15 @@ impl Engine for Hdf5Engine {
             elem: spec.dtype,
             shape: to_usize(&spec.shape)?,
             chunk: to_usize(&spec.chunks)?,
-            compression: self.config.compression,
+            // The layout's own arrays (`_offsets`, `_lengths`, `_n_atoms`, `_present.*`)
+            // are small and rewritten by every append: uncompressed, their chunks keep
+            // their size and place, which keeps a kill -9 from tearing them
+            // (docs/backends/hdf5.md).
+            compression: if name.starts_with('_') {
+                Compression::None
+            } else {
+                self.config.compression
+            },
         };
         let col = Column::create(&g, name, &create)?;
         inner.tx.names.insert(name.to_string(), Stage::Created);

@@ -258,3 +258,15 @@ fn remove_group_deletes_the_group_only() {
             .contains(&"default".to_string())
     );
 }
+
+#[test]
+fn groups_are_listed_while_a_store_of_the_file_is_open_for_writing() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("t.h5");
+    let e = open(&p);
+    e.create_array("a", &spec(DType::F64, 1)).unwrap();
+    e.commit(&attrs(1, &["a"])).unwrap();
+    assert_eq!(file::list_groups(&p).unwrap(), vec!["default"]);
+    e.create_array("b", &spec(DType::F64, 1)).unwrap();
+    e.commit(&attrs(1, &["a", "b"])).unwrap();
+}
