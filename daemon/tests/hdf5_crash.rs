@@ -214,10 +214,10 @@ fn kill_9_during_appends_is_measured() {
     }
     eprintln!("HDF5 kill -9 during appends: {tally:?}");
     let failed = tally.unreadable + tally.lost + tally.garbage;
-    // docs/backends/hdf5.md: the measured rate, and this bound.
+    // Measured: about 1.3% of kills (docs/backends/hdf5.md); fail well above that.
     assert!(
-        failed * 10 <= tally.rounds,
-        "more than 10% of kills damaged the store: {tally:?}"
+        failed <= 2 + tally.rounds / 10,
+        "too many kills damaged the store: {tally:?}"
     );
 }
 

@@ -252,8 +252,9 @@ fn kill_9_of_the_daemon_during_concurrent_appends_is_measured() {
     eprintln!(
         "HDF5 daemon kill -9 during appends: {failed} of {rounds} rounds damaged the store ({frames} frames in the last file)"
     );
+    // Measured: about 2.5% of kills (docs/backends/hdf5.md); fail well above that.
     assert!(
-        failed * 10 <= rounds.max(10),
-        "more than 10% of kills damaged the store"
+        failed <= 2 + rounds / 10,
+        "{failed} of {rounds} kills damaged the store"
     );
 }

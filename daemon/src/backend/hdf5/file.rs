@@ -44,6 +44,12 @@ pub fn h5err(what: &str) -> impl Fn(hdf5::Error) -> Error + '_ {
             )
         } else if lower.contains("file signature not found") {
             (ErrorKind::Corrupt, " (not an HDF5 file)")
+        } else if lower.contains("inflate() failed") {
+            (
+                ErrorKind::Corrupt,
+                " (a compressed chunk of this dataset is damaged, as a kill -9 during a \
+                 write can leave it; see docs/backends/hdf5.md)",
+            )
         } else if lower.contains("truncated file") || lower.contains("bad object header") {
             (ErrorKind::Corrupt, " (the file is damaged)")
         } else if lower.contains("no such file")
