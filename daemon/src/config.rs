@@ -1,6 +1,6 @@
 //! Daemon settings, resolved weakest first: built-in defaults, then the environment
 //! (`ASEBYTES_SOCKET`, `ASEBYTES_IDLE_TIMEOUT`, `ASEBYTES_LOG`, `ASEBYTES_LOG_LEVEL`,
-//! `ASEBYTES_MAX_FRAME`), then
+//! `ASEBYTES_MAX_FRAME`, `ASEBYTES_MAX_BUFFERED`), then
 //! command-line flags (applied by [`crate::cli`]).
 //!
 //! Read once at start-up and handed to [`crate::server::run`]; nothing below the server
@@ -20,6 +20,16 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// before the stores are closed anyway.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a new connection may take to complete the handshake; a peer that connects and
+/// stays silent is closed then, and does not keep the daemon from idle exit meanwhile.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a peer may leave a started frame without sending more bytes.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Floor of the default [`Config::max_buffered`].
+const MIN_BUFFERED: usize = 256 << 20;
+
 /// Everything the server needs to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -33,6 +43,12 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// Cap on a frame after the handshake, in bytes.
     pub max_frame: usize,
+    /// Cap on the bytes the receive buffers of all connections hold together.
+    pub max_buffered: usize,
+    /// Time a new connection has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// Longest wait for more bytes of a frame that has begun.
+    pub stall_timeout: Duration,
     /// Graceful-shutdown wait for in-flight requests.
     pub drain_timeout: Duration,
     /// Remove the socket file on exit. Off when the socket belongs to someone else
@@ -50,6 +66,9 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             log_level: log::LevelFilter::Info,
             max_frame: asebytes_protocol::frame::DEFAULT_MAX_FRAME_LEN,
+            max_buffered: default_max_buffered(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             unlink_socket: true,
         }
@@ -89,6 +108,14 @@ impl Config {
                 ))
             })?;
         }
+        if let Some(v) = var("ASEBYTES_MAX_BUFFERED").filter(|v| !v.is_empty()) {
+            let v = v.to_string_lossy();
+            config.max_buffered = v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "ASEBYTES_MAX_BUFFERED must be a number of bytes, got '{v}'"
+                ))
+            })?;
+        }
         Ok(config)
     }
 
@@ -105,6 +132,23 @@ impl Config {
     pub fn idle_limit(&self) -> Option<Duration> {
         (!self.idle_timeout.is_zero()).then_some(self.idle_timeout)
     }
+}
+
+/// Half the physical memory, at least 256 MiB: what incoming requests of all connections
+/// may hold before further growth is refused.
+fn default_max_buffered() -> usize {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let physical = usize::try_from(pages)
+        .ok()
+        .zip(usize::try_from(page).ok())
+        .map_or(0, |(n, size)| n.saturating_mul(size));
+    (physical / 2).max(MIN_BUFFERED)
 }
 
 /// Parses a whole number of seconds (`0` allowed) for the setting `name`.
@@ -145,6 +189,7 @@ mod tests {
             PathBuf::from("/run/user/5/asebytes/asebytesd.log")
         );
         assert_eq!(c.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert!(c.max_buffered >= MIN_BUFFERED);
         assert!(c.unlink_socket);
     }
 
@@ -156,8 +201,10 @@ mod tests {
             ("ASEBYTES_LOG", "/l/x.log"),
             ("ASEBYTES_MAX_FRAME", "4096"),
             ("ASEBYTES_LOG_LEVEL", "debug"),
+            ("ASEBYTES_MAX_BUFFERED", "8192"),
         ]))
         .unwrap();
+        assert_eq!(c.max_buffered, 8192);
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert_eq!(c.socket, PathBuf::from("/s/d.sock"));
         assert_eq!(c.idle_limit(), None);

@@ -11,13 +11,19 @@
 //! connection, an undecodable body with a readable id gets `Error(BadRequest)`, one
 //! without closes the connection, and a panic while handling a request becomes
 //! `Error(Unexpected)`.
+//!
+//! Nor can a peer exhaust it: receive buffers grow with the bytes that arrive, within one
+//! budget for all connections ([`Context::budget`]); a peer that does not complete the
+//! handshake in time, or stalls inside a frame, is disconnected. A connection counts as a
+//! client (and keeps the daemon from idle exit) only once its handshake is done.
 
 use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use asebytes_protocol::budget::MemoryBudget;
 use asebytes_protocol::frame::{self, HANDSHAKE_MAX_FRAME_LEN};
 use asebytes_protocol::request::StoreId;
 use asebytes_protocol::response::Status;
@@ -26,6 +32,7 @@ use asebytes_protocol::version::{self, CURRENT, MIN_SUPPORTED, PACKAGE_VERSION};
 use asebytes_protocol::{ErrorCode, Hello, HelloReply, Request, Response, Welcome, WireError};
 use serde::de::IgnoredAny;
 
+use crate::config::Config;
 use crate::idle::IdleTimer;
 use crate::registry::{self, ConnId, Registry};
 use crate::shutdown::{Reason, Shutdown};
@@ -50,6 +57,12 @@ pub struct Context {
     pub idle_timeout_secs: u64,
     /// Frame cap after the handshake.
     pub max_frame: usize,
+    /// Shared by the receive buffers of all connections.
+    pub budget: MemoryBudget,
+    /// Time a new connection has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// Longest wait for more bytes of a started frame.
+    pub stall_timeout: Duration,
     /// Start time, for uptime.
     pub started: Instant,
     /// Start time in seconds since the Unix epoch, for `Welcome`.
@@ -57,14 +70,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for a daemon started now.
-    pub fn new(
-        shutdown: Shutdown,
-        idle: IdleTimer,
-        socket: PathBuf,
-        idle_timeout_secs: u64,
-        max_frame: usize,
-    ) -> Self {
+    /// A context for a daemon started now with `config`.
+    pub fn new(shutdown: Shutdown, idle: IdleTimer, config: &Config) -> Self {
         let started_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -73,9 +80,12 @@ impl Context {
             registry: Registry::new(),
             shutdown,
             idle,
-            socket,
-            idle_timeout_secs,
-            max_frame,
+            socket: config.socket.clone(),
+            idle_timeout_secs: config.idle_timeout.as_secs(),
+            max_frame: config.max_frame,
+            budget: MemoryBudget::new(config.max_buffered),
+            handshake_timeout: config.handshake_timeout,
+            stall_timeout: config.stall_timeout,
             started: Instant::now(),
             started_at,
         }
@@ -98,7 +108,10 @@ impl Context {
 /// Serves one accepted peer until it leaves; then releases every store it used.
 pub fn serve(sock: UnixStream, conn: ConnId, ctx: &Arc<Context>) {
     let mut stream = FrameStream::new(sock);
+    stream.set_budget(ctx.budget.clone());
+    stream.set_stall_timeout(Some(ctx.stall_timeout));
     if handshake(&mut stream, ctx).is_some() {
+        let _client = ctx.idle.busy();
         serve_requests(&mut stream, conn, ctx);
     }
     ctx.registry.connection_closed(conn);
@@ -107,7 +120,8 @@ pub fn serve(sock: UnixStream, conn: ConnId, ctx: &Arc<Context>) {
 
 /// Reads `Hello`, answers `Welcome` or `Refused`; returns the negotiated version.
 fn handshake(stream: &mut FrameStream, ctx: &Context) -> Option<u32> {
-    let body = match stream.recv(HANDSHAKE_MAX_FRAME_LEN) {
+    let deadline = Instant::now() + ctx.handshake_timeout;
+    let body = match stream.recv_by(HANDSHAKE_MAX_FRAME_LEN, Some(deadline)) {
         Ok(body) => body,
         Err(asebytes_protocol::Error::Closed) => return None,
         Err(e @ asebytes_protocol::Error::FrameTooLarge { .. }) => {
@@ -164,6 +178,26 @@ fn handshake(stream: &mut FrameStream, ctx: &Context) -> Option<u32> {
     Some(negotiated)
 }
 
+/// Refuses a peer the daemon cannot serve (out of descriptors) with `Unavailable` and
+/// `message`: the `Hello` it sent, if any yet, is read and dropped first, so the close does
+/// not reset the connection before the client has read why.
+pub fn refuse_unserved(sock: UnixStream, message: String) {
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut stream = FrameStream::new(sock);
+    stream.set_spin(Duration::ZERO);
+    let id = stream
+        .recv(HANDSHAKE_MAX_FRAME_LEN)
+        .ok()
+        .and_then(peek_id)
+        .unwrap_or(0);
+    log::warn!("refused a client: {message}");
+    refuse(
+        &mut stream,
+        id,
+        WireError::new(ErrorCode::Unavailable, message),
+    );
+}
+
 fn refuse(stream: &mut FrameStream, id: u64, error: WireError) {
     log::debug!("refusing a connection: {}", error.message);
     if let Ok(frame) = frame::encode(id, &HelloReply::Refused(error)) {
@@ -182,6 +216,15 @@ fn serve_requests(stream: &mut FrameStream, conn: ConnId, ctx: &Context) {
         let body = match stream.recv(ctx.max_frame) {
             Ok(body) => body,
             Err(asebytes_protocol::Error::Closed) => return,
+            Err(asebytes_protocol::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::OutOfMemory | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                log::warn!("connection {conn}: {e}; closing it");
+                return;
+            }
             Err(e) => {
                 // Oversized frame, or the peer vanished inside one: nothing sensible can
                 // follow on this stream.

@@ -7,20 +7,18 @@
 //!
 //! Spawning follows sccache: spawn only when the socket is missing or refuses; bind the
 //! readiness socket *before* the child exists so its message cannot be lost; the daemon
-//! answers `ok`, `in_use` (another daemon holds the lock: someone else won the race, so
-//! connect again) or `err:<reason>`. Two clients racing end with exactly one daemon because
+//! reports a typed [`Startup`]: ready, in use (another daemon holds the lock: someone else
+//! won the race, so connect again) or failed with a reason. Two clients racing end with exactly one daemon because
 //! the daemon holds an exclusive lock on `<socket>.lock` for its lifetime.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::frame::{self, HANDSHAKE_MAX_FRAME_LEN};
@@ -28,11 +26,11 @@ use asebytes_protocol::stream::FrameStream;
 use asebytes_protocol::{Hello, HelloReply, Welcome, WireError};
 
 use crate::paths;
+use crate::startup::{NotifySocket, Startup};
 
 pub use crate::paths::{log_path, socket_path};
 
-/// Environment variable through which a spawned daemon finds the readiness socket.
-pub const STARTUP_NOTIFY_ENV: &str = "ASEBYTES_STARTUP_NOTIFY";
+pub use crate::startup::STARTUP_NOTIFY_ENV;
 
 /// Environment variable that overrides [`DEFAULT_STARTUP_TIMEOUT`] (seconds).
 pub const STARTUP_TIMEOUT_ENV: &str = "ASEBYTES_STARTUP_TIMEOUT";
@@ -214,9 +212,11 @@ pub fn connect(socket: &Path) -> Result<(FrameStream, Welcome), LaunchError> {
 /// connects once it is ready, all within `timeout`.
 ///
 /// The child runs in its own session, in `/` (so it pins no directory), with stdin from
-/// `/dev/null` and stdout/stderr appended to the log file beside the socket, with
+/// `/dev/null`, stdout/stderr appended to the log file beside the socket and no other
+/// descriptor of this process (so a pipe the caller's parent waits on, such as a
+/// `multiprocessing` child's sentinel, closes when the caller exits), with
 /// `ASEBYTES_STARTUP_NOTIFY` and `ASEBYTES_SOCKET` set; paths in `daemon_argv` must
-/// therefore be absolute. Readiness `ok` or `in_use` both mean: connect again.
+/// therefore be absolute. A report of `Ready` or `InUse` both mean: connect again.
 pub fn connect_or_spawn(
     socket: &Path,
     daemon_argv: &[OsString],
@@ -257,22 +257,13 @@ pub fn connect_or_spawn(
     }
 }
 
-/// What a spawned daemon reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Ready {
-    /// It is serving the socket.
-    Ok,
-    /// Another daemon holds the lock.
-    InUse,
-}
-
 /// Starts the daemon and waits (until `deadline`) for its readiness message; `None` if
 /// none came in time.
 fn spawn_and_wait(
     socket: &Path,
     argv: &[OsString],
     deadline: Instant,
-) -> Result<Option<Ready>, LaunchError> {
+) -> Result<Option<Startup>, LaunchError> {
     let log = log_path(socket);
     let program = argv
         .first()
@@ -311,9 +302,14 @@ fn spawn_and_wait(
         .stdout(log_file)
         .stderr(err_file);
     // SAFETY: between fork and exec the closure only calls async-signal-safe functions
-    // (fork, setsid, _exit) and touches no memory shared with other threads.
+    // (close_range/fcntl, getrlimit, fork, setsid, _exit) and touches no memory shared
+    // with other threads.
     unsafe {
         cmd.pre_exec(|| {
+            // Everything beyond stdio closes at exec: descriptors this process inherited
+            // without close-on-exec (multiprocessing pipes, a Jupyter kernel's sockets)
+            // must not stay open for the daemon's lifetime.
+            cloexec_from(3);
             // Double fork: the daemon is re-parented away from the client (no zombie when
             // it exits, no tie to the client's lifetime) and, after setsid, has no
             // controlling terminal.
@@ -332,17 +328,50 @@ fn spawn_and_wait(
     let _ = child.wait();
 
     match notify.wait(deadline) {
-        Ok(Some(msg)) => match msg.as_str() {
-            "ok" => Ok(Some(Ready::Ok)),
-            "in_use" => Ok(Some(Ready::InUse)),
-            other => Err(LaunchError::Startup {
-                socket: socket.to_path_buf(),
-                log,
-                reason: other.strip_prefix("err:").unwrap_or(other).to_string(),
-            }),
-        },
-        Ok(None) => Ok(None),
+        Ok(Some(Startup::Failed { reason })) => Err(LaunchError::Startup {
+            socket: socket.to_path_buf(),
+            log,
+            reason,
+        }),
+        Ok(report) => Ok(report),
         Err(e) => Err(spawn_err(e)),
+    }
+}
+
+/// Marks every descriptor from `low` up close-on-exec. Async-signal-safe: runs between
+/// fork and exec. `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11) in one call, else one
+/// `fcntl` per possible descriptor up to the soft limit.
+fn cloexec_from(low: libc::c_int) {
+    // SAFETY: close_range only changes descriptor flags; no memory is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            low as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `lim`, which is valid.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        4096
+    };
+    for fd in low..max {
+        // SAFETY: fcntl on any descriptor number; a closed one fails with EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
     }
 }
 
@@ -356,68 +385,6 @@ fn absolute_program(prog: &OsString) -> PathBuf {
             .unwrap_or_else(|_| p.to_path_buf())
     } else {
         p.to_path_buf()
-    }
-}
-
-/// The temporary socket a spawned daemon reports readiness on; removed on drop.
-struct NotifySocket {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-impl NotifySocket {
-    fn bind(dir: &Path) -> io::Result<Self> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".notify-{}-{seq}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
-        listener.set_nonblocking(true)?;
-        Ok(Self { listener, path })
-    }
-
-    /// The daemon's one message, or `None` at the deadline.
-    fn wait(&self, deadline: Instant) -> io::Result<Option<String>> {
-        loop {
-            match self.listener.accept() {
-                Ok((mut sock, _)) => {
-                    sock.set_nonblocking(false)?;
-                    let left = deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(100));
-                    sock.set_read_timeout(Some(left))?;
-                    let mut msg = String::new();
-                    (&mut sock).take(4096).read_to_string(&mut msg)?;
-                    return Ok(Some(msg.trim().to_string()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            crate::shutdown::wait_readable(&[self.listener.as_raw_fd()], ms)?;
-        }
-    }
-}
-
-impl Drop for NotifySocket {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Sends the readiness message to the launcher that started this daemon, if any
-/// (`ASEBYTES_STARTUP_NOTIFY`). Failures are ignored: nobody may be listening any more.
-pub fn notify_startup(message: &str) {
-    let Some(path) = std::env::var_os(STARTUP_NOTIFY_ENV).filter(|p| !p.is_empty()) else {
-        return;
-    };
-    if let Ok(mut sock) = UnixStream::connect(&path) {
-        let _ = io::Write::write_all(&mut sock, message.as_bytes());
     }
 }
 
@@ -440,37 +407,51 @@ mod tests {
     }
 
     #[test]
-    fn notify_socket_receives_one_message_and_times_out_without_one() {
-        let tmp = tempfile::tempdir().unwrap();
-        let n = NotifySocket::bind(tmp.path()).unwrap();
-        assert_eq!(
-            n.wait(Instant::now() + Duration::from_millis(20)).unwrap(),
-            None
-        );
-        let path = n.path.clone();
-        let sender = std::thread::spawn(move || {
-            let mut s = UnixStream::connect(path).unwrap();
-            io::Write::write_all(&mut s, b"in_use").unwrap();
-        });
-        assert_eq!(
-            n.wait(Instant::now() + Duration::from_secs(10))
-                .unwrap()
-                .as_deref(),
-            Some("in_use")
-        );
-        sender.join().unwrap();
-        let path = n.path.clone();
-        drop(n);
-        assert!(!path.exists());
-    }
-
-    #[test]
     fn spawn_of_a_missing_program_is_a_spawn_error() {
         let tmp = tempfile::tempdir().unwrap();
         let socket = tmp.path().join("run/d.sock");
         let argv = [OsString::from("/nonexistent/asebytesd-missing")];
         let err = connect_or_spawn(&socket, &argv, Duration::from_secs(5)).unwrap_err();
         assert!(matches!(err, LaunchError::Spawn { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_spawned_daemon_inherits_no_descriptor_beyond_stdio() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let tmp = tempfile::tempdir().unwrap();
+        let socket = tmp.path().join("d.sock");
+        let listing = tmp.path().join("fds");
+        // An inheritable descriptor, as multiprocessing passes to its children.
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // Moved far above what the listing itself may open (`ls` takes the lowest free).
+        for (i, fd) in fds.iter_mut().enumerate() {
+            // SAFETY: duplicating and closing descriptors this test owns.
+            unsafe {
+                let high = libc::fcntl(*fd, libc::F_DUPFD, 700 + i as libc::c_int);
+                assert!(high >= 700);
+                libc::close(*fd);
+                *fd = high;
+            }
+        }
+        // SAFETY: both were just created and are owned here.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let script = format!("ls /proc/self/fd > {}", listing.display());
+        let argv = ["/bin/sh", "-c", &script].map(OsString::from);
+        // The stand-in daemon never reports readiness; we only look at what it held.
+        let _ = connect_or_spawn(&socket, &argv, Duration::from_millis(1500));
+        let held: Vec<i32> = std::fs::read_to_string(&listing)
+            .unwrap()
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert!(
+            !held.contains(&w.as_raw_fd()) && !held.contains(&r.as_raw_fd()),
+            "the daemon inherited the pipe: {held:?}"
+        );
+        // stdio, plus the one `ls` opens for the listing itself.
+        assert!(held.iter().filter(|&&fd| fd > 2).count() <= 1, "{held:?}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - [`server`]: the accept loop, the peer-uid check, one thread per connection, graceful
 //!   shutdown; [`server::run`] is the entry point tests use.
 //! - [`shutdown`]: the shutdown signal (flag + self-pipe, SIGTERM/SIGINT).
+//! - [`startup`]: the typed readiness report of a daemon started on demand.
 //! - [`idle`]: idle exit after `ASEBYTES_IDLE_TIMEOUT` seconds without connections.
 //! - `connection`: handshake, framing and request dispatch for one peer.
 //! - `registry`: canonical location → one shared store actor; store ids; who uses what.
@@ -23,6 +24,7 @@
 //! - [`backend`]: the storage engines behind one synchronous trait.
 //! - [`launcher`]: the client side of auto-start (connect, or spawn and wait), shared
 //!   with the Python client.
+//! - [`limits`]: the soft descriptor limit, raised at start.
 //! - [`paths`]: socket, log and lock locations; the private socket directory.
 //! - [`error`]: the daemon's error type and its wire codes.
 
@@ -33,10 +35,12 @@ mod connection;
 pub mod error;
 pub mod idle;
 pub mod launcher;
+pub mod limits;
 pub mod paths;
 mod registry;
 pub mod server;
 pub mod shutdown;
+pub mod startup;
 pub mod store;
 
 pub use error::{Error, Result};

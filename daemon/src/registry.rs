@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use asebytes_protocol::ErrorCode;
 use asebytes_protocol::request::{Open, StoreId};
 use asebytes_protocol::response::{Opened, StoreStatus};
 
@@ -387,6 +388,11 @@ impl Registry {
                             self.install(&key, &gate, Some(entry));
                         }
                         Err(e) => {
+                            if e.code() == ErrorCode::DiskFull {
+                                log::error!("cannot open {key}: {e}");
+                            } else {
+                                log::debug!("cannot open {key}: {e}");
+                            }
                             self.install(&key, &gate, None);
                             return Err(e);
                         }

@@ -39,13 +39,7 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
         .ok()
         .and_then(|a| a.as_pathname().map(Into::into));
     let idle = IdleTimer::new(config.idle_limit());
-    let ctx = Arc::new(Context::new(
-        shutdown.clone(),
-        idle.clone(),
-        config.socket.clone(),
-        config.idle_timeout.as_secs(),
-        config.max_frame,
-    ));
+    let ctx = Arc::new(Context::new(shutdown.clone(), idle.clone(), &config));
     let watcher = idle
         .spawn_watcher(shutdown.clone())
         .map_err(|e| Error::io("cannot start the idle timer", e))?;
@@ -59,6 +53,7 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
     );
 
     let mut next_conn: ConnId = 0;
+    let mut reserve = Reserve::new();
     let accepted = loop {
         let ready = match wait_readable(&[listener.as_raw_fd(), shutdown.wake_fd()], -1) {
             Ok(ready) => ready,
@@ -71,7 +66,15 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
             break Ok(());
         }
         if ready[0] {
-            accept_all(&listener, uid, &mut next_conn, &ctx, &conns, &shutdown);
+            accept_all(
+                &listener,
+                uid,
+                &mut next_conn,
+                &ctx,
+                &conns,
+                &shutdown,
+                &mut reserve,
+            );
         }
     };
     // Closing the listener first makes new connects fail at once instead of waiting in a
@@ -114,6 +117,7 @@ fn accept_all(
     ctx: &Arc<Context>,
     conns: &Arc<Connections>,
     shutdown: &Shutdown,
+    reserve: &mut Reserve,
 ) {
     loop {
         match listener.accept() {
@@ -123,9 +127,15 @@ fn accept_all(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                log::warn!("accept failed: {e}");
+                reserve.refuse_one(listener);
+                // Back off instead of spinning on a listener that stays readable.
+                let _ = wait_readable(&[shutdown.wake_fd()], 100);
+                return;
+            }
             Err(e) => {
-                // Typically out of file descriptors: back off instead of spinning on a
-                // listener that stays readable.
+                // Back off instead of spinning on a listener that stays readable.
                 log::warn!("accept failed: {e}");
                 let _ = wait_readable(&[shutdown.wake_fd()], 100);
                 return;
@@ -155,19 +165,22 @@ fn start_connection(
     let prepared = sock.set_nonblocking(false).and_then(|()| sock.try_clone());
     let waker = match prepared {
         Ok(w) => w,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            log::warn!("cannot set up connection {conn}: {e}");
+            connection::refuse_unserved(sock, out_of_fds_message());
+            return;
+        }
         Err(e) => {
             log::warn!("cannot set up connection {conn}: {e}");
             return;
         }
     };
     conns.insert(conn, waker);
-    let busy = ctx.idle.busy();
     let ctx2 = ctx.clone();
     let conns2 = conns.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("asebytesd-conn-{conn}"))
         .spawn(move || {
-            let _busy = busy;
             connection::serve(sock, conn, &ctx2);
             conns2.remove(conn);
         });
@@ -175,6 +188,43 @@ fn start_connection(
         log::warn!("cannot start a thread for connection {conn}: {e}");
         conns.remove(conn);
     }
+}
+
+/// One descriptor held back for the moment the daemon runs out: then it is given up to
+/// accept one waiting peer, tell it so, and close it, instead of leaving every new client
+/// to time out in a handshake nobody answers.
+struct Reserve(Option<std::fs::File>);
+
+impl Reserve {
+    fn new() -> Self {
+        Self(std::fs::File::open("/dev/null").ok())
+    }
+
+    /// Accepts one pending peer with the reserved descriptor and refuses it, saying why.
+    fn refuse_one(&mut self, listener: &UnixListener) {
+        if self.0.take().is_none() {
+            return;
+        }
+        if let Ok((sock, _)) = listener.accept()
+            && peer_uid(&sock).is_ok_and(|peer| peer_allowed(peer, effective_uid()))
+        {
+            connection::refuse_unserved(sock, out_of_fds_message());
+        }
+        *self = Self::new();
+    }
+}
+
+/// What a client is told when the daemon has no descriptor left for it.
+fn out_of_fds_message() -> String {
+    let limit = crate::limits::fd_limits()
+        .map(|(soft, _)| format!(" (limit {soft})"))
+        .unwrap_or_default();
+    format!(
+        "the asebytes daemon (pid {}) is out of file descriptors{limit}; close some clients \
+         or stores, or raise the limit (`ulimit -n`, LimitNOFILE= for systemd) and restart it \
+         with `asebytesd stop`",
+        std::process::id()
+    )
 }
 
 /// The uid of the process on the other end of `sock` (`SO_PEERCRED`).

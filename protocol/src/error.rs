@@ -37,6 +37,10 @@ pub enum ErrorCode {
     FrameTooLarge,
     /// The daemon is shutting down and takes no new work.
     ShuttingDown,
+    /// The filesystem holding a store is full (`ENOSPC`); the write or open did not
+    /// happen and what was stored before is intact (`OSError` with `errno.ENOSPC`). Added
+    /// in 0.1 without a protocol bump: an older client decodes it as [`ErrorCode::Unknown`].
+    DiskFull,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,

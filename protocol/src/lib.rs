@@ -8,6 +8,7 @@
 //! - [`version`]: protocol version constants.
 //! - [`handshake`]: `Hello` / `Welcome`, frozen forever.
 //! - [`frame`]: length-prefixed framing, size caps, encode/decode of envelopes.
+//! - [`budget`]: a byte budget that bounds the receive buffers of many streams together.
 //! - [`stream`]: a blocking Unix-socket frame stream with a bounded busy-poll before blocking.
 //! - [`request`] / [`response`]: one request and one response variant per operation.
 //! - [`value`]: rows, keys and field values as they travel (opaque bytes).
@@ -18,6 +19,7 @@
 //! - [`codec`]: the msgpack-numpy value codec (stored field bytes ⇄ [`codec::Value`]).
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod capability;
 pub mod codec;
 pub mod column;

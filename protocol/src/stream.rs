@@ -6,12 +6,19 @@
 //! takes ~30 µs to wake, which would dwarf everything else a request costs
 //! (`notes/ipc-floor.md`); spinning only while a conversation is active and backing off to
 //! a blocking read keeps an idle peer at zero CPU.
+//!
+//! Memory follows the bytes that actually arrive, not the length a frame announces: the
+//! receive buffer at most doubles per growth, and a stream given a [`MemoryBudget`]
+//! reserves every growth there first. Optional time limits bound how long a peer may leave
+//! a frame unfinished ([`FrameStream::set_stall_timeout`]) and how long a whole frame may
+//! take ([`FrameStream::recv_by`]); without them a wait costs no extra system call.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, body_len};
 
@@ -39,6 +46,10 @@ pub struct FrameStream {
     /// End of received bytes.
     end: usize,
     spin: Duration,
+    /// Where growth beyond the first chunk is reserved, if anywhere.
+    budget: Option<MemoryBudget>,
+    /// Longest wait for more bytes once a frame has begun.
+    stall: Option<Duration>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -61,7 +72,29 @@ impl FrameStream {
             pos: 0,
             end: 0,
             spin: spin_budget(),
+            budget: None,
+            stall: None,
         }
+    }
+
+    /// Counts growth of the receive buffer beyond its first chunk against `budget`; a frame
+    /// that needs more than the budget has left fails with an `OutOfMemory` i/o error.
+    pub fn set_budget(&mut self, budget: MemoryBudget) {
+        self.release_growth();
+        self.buf.truncate(READ_CHUNK);
+        self.buf.shrink_to_fit();
+        self.budget = Some(budget);
+    }
+
+    /// Limits each wait for more bytes of a frame that has begun (`None`: no limit); a peer
+    /// that stalls longer gets a `TimedOut` i/o error. Waiting between frames stays unbounded.
+    pub fn set_stall_timeout(&mut self, stall: Option<Duration>) {
+        self.stall = stall;
+    }
+
+    /// Bytes the receive buffer holds (allocated), for tests and status.
+    pub fn buffer_len(&self) -> usize {
+        self.buf.len()
     }
 
     /// The underlying socket.
@@ -130,13 +163,19 @@ impl FrameStream {
     /// Returns [`Error::Closed`] if the peer closed cleanly between frames and an
     /// `UnexpectedEof` i/o error if it closed inside one.
     pub fn recv(&mut self, max: usize) -> Result<&[u8]> {
+        self.recv_by(max, None)
+    }
+
+    /// [`Self::recv`], failing with a `TimedOut` i/o error if the whole frame has not
+    /// arrived by `deadline` (`None`: no deadline). The daemon bounds the handshake so.
+    pub fn recv_by(&mut self, max: usize, deadline: Option<Instant>) -> Result<&[u8]> {
         self.compact();
-        self.fill_to(HEADER_LEN, true)?;
+        self.fill_to(HEADER_LEN, true, deadline)?;
         let header: [u8; HEADER_LEN] = self.buf[self.pos..self.pos + HEADER_LEN]
             .try_into()
             .expect("header");
         let len = body_len(header, max)?;
-        self.fill_to(HEADER_LEN + len, false)?;
+        self.fill_to(HEADER_LEN + len, false, deadline)?;
         let start = self.pos + HEADER_LEN;
         self.pos = start + len;
         Ok(&self.buf[start..start + len])
@@ -153,25 +192,61 @@ impl FrameStream {
             self.pos = 0;
         }
         if self.buf.len() > 16 * READ_CHUNK && self.end < READ_CHUNK {
+            self.release_growth();
             self.buf.truncate(READ_CHUNK);
             self.buf.shrink_to_fit();
         }
     }
 
-    /// Ensures `n` unread bytes are buffered.
-    fn fill_to(&mut self, n: usize, at_frame_start: bool) -> Result<()> {
-        let target = self.pos + n;
-        if target > self.buf.len() {
-            // Grown once to cover the whole frame (plus room for what is pipelined behind
-            // it), then filled in place.
-            self.buf.resize(target.max(self.end + READ_CHUNK), 0);
+    /// Returns the budget's share of the buffer (everything beyond the first chunk).
+    fn release_growth(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.buf.len().saturating_sub(READ_CHUNK));
         }
+    }
+
+    /// Makes room for more bytes of a frame that ends at `target`: room for what is
+    /// pipelined behind a small frame, and for a large one at most double what has
+    /// arrived, so an announced length alone never allocates anything.
+    fn grow(&mut self, target: usize) -> Result<()> {
+        let old = self.buf.len();
+        let floor = self.end + READ_CHUNK;
+        let new = target.max(floor).min(self.end.saturating_mul(2).max(floor));
+        if new <= old {
+            return Ok(());
+        }
+        if let Some(budget) = &self.budget {
+            let wanted = new - old;
+            if !budget.try_reserve(wanted) {
+                let msg = format!(
+                    "the receive buffers of all connections would exceed their limit of {} \
+                     bytes ({} in use, {wanted} more wanted)",
+                    budget.limit(),
+                    budget.used(),
+                );
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, msg).into());
+            }
+        }
+        self.buf.resize(new, 0);
+        Ok(())
+    }
+
+    /// Ensures `n` unread bytes are buffered.
+    fn fill_to(&mut self, n: usize, at_frame_start: bool, deadline: Option<Instant>) -> Result<()> {
+        let target = self.pos + n;
         while self.end < target {
+            if self.end == self.buf.len() {
+                self.grow(target)?;
+            }
+            let in_frame = !at_frame_start || self.end > self.pos;
             // Every wait spins first, also inside a frame: a large frame arrives in pieces
             // as the sender fills the socket buffer, and sleeping between pieces would cost
             // a wake-up each.
             let got = match self.spin_read(self.end) {
-                Ok(None) => self.sock.read(&mut self.buf[self.end..]),
+                Ok(None) => match self.wait_readable(in_frame, deadline) {
+                    Ok(()) => self.sock.read(&mut self.buf[self.end..]),
+                    Err(e) => Err(e),
+                },
                 Ok(Some(k)) => Ok(k),
                 Err(e) => Err(e),
             };
@@ -193,6 +268,46 @@ impl FrameStream {
             }
         }
         Ok(())
+    }
+
+    /// Before a blocking read: waits until the socket is readable within the time limits
+    /// that apply (the stall timeout inside a frame, the caller's deadline), or fails with
+    /// `TimedOut`. Returns at once, without a system call, when no limit applies.
+    fn wait_readable(&self, in_frame: bool, deadline: Option<Instant>) -> io::Result<()> {
+        let stall = self.stall.filter(|_| in_frame).map(|s| Instant::now() + s);
+        let limit = match (stall, deadline) {
+            (None, None) => return Ok(()),
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+        };
+        let mut pfd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let what = if deadline == Some(limit) {
+                    "the peer did not complete a frame in time"
+                } else {
+                    "the peer stalled inside a frame"
+                };
+                return Err(io::Error::new(io::ErrorKind::TimedOut, what));
+            }
+            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd, count 1.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r > 0 {
+                return Ok(());
+            }
+            if r < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
     }
 
     /// Polls with non-blocking `recv` until data arrives or the budget runs out.
@@ -222,5 +337,11 @@ impl FrameStream {
             }
             relax();
         }
+    }
+}
+
+impl Drop for FrameStream {
+    fn drop(&mut self) {
+        self.release_growth();
     }
 }

@@ -1,10 +1,12 @@
 //! The frame stream delivers whole frames across partial writes, pipelined frames and the
-//! busy-poll/blocking boundary, and reports a clean close.
+//! busy-poll/blocking boundary, and reports a clean close; memory follows the bytes that
+//! arrive, within a shared budget, and time limits end stalled frames.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use asebytes_protocol::budget::MemoryBudget;
 use asebytes_protocol::frame::{self, Envelope};
 use asebytes_protocol::stream::FrameStream;
 use asebytes_protocol::{Error, Request};
@@ -143,4 +145,74 @@ fn send_to_a_closed_peer_is_an_error() {
     let mut tx = FrameStream::new(b);
     let err = tx.send(&frame::encode(1, &Request::Ping).unwrap());
     assert!(matches!(err, Err(Error::Io(_))), "{err:?}");
+}
+
+fn io_kind<T: std::fmt::Debug>(r: Result<T, Error>) -> std::io::ErrorKind {
+    match r {
+        Err(Error::Io(e)) => e.kind(),
+        other => panic!("expected an i/o error, got {other:?}"),
+    }
+}
+
+#[test]
+fn announced_length_alone_allocates_nothing_and_a_stall_times_out() {
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    rx.set_stall_timeout(Some(Duration::from_millis(50)));
+    // A 1 GiB frame announced, 100 kB of it sent, then silence.
+    b.write_all(&(1u32 << 30).to_be_bytes()).unwrap();
+    b.write_all(&vec![0x90; 100_000]).unwrap();
+    let kind = io_kind(rx.recv(usize::MAX).map(<[u8]>::len));
+    assert_eq!(kind, std::io::ErrorKind::TimedOut);
+    assert!(
+        rx.buffer_len() < 1 << 20,
+        "buffer grew to {} bytes for 100 kB received",
+        rx.buffer_len()
+    );
+}
+
+#[test]
+fn growth_beyond_the_shared_budget_is_refused_and_returned_on_drop() {
+    let budget = MemoryBudget::new(1 << 20);
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    rx.set_budget(budget.clone());
+    let mut tx = FrameStream::new(b);
+    let payload = vec![1u8; 4 << 20];
+    let frame_bytes = frame::encode(1, &serde_bytes::ByteBuf::from(payload)).unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = tx.send(&frame_bytes);
+    });
+    let kind = io_kind(rx.recv(usize::MAX).map(<[u8]>::len));
+    assert_eq!(kind, std::io::ErrorKind::OutOfMemory);
+    assert!(budget.used() <= budget.limit());
+    drop(rx);
+    sender.join().unwrap();
+    assert_eq!(budget.used(), 0, "a dropped stream returns its share");
+
+    // Within the budget, a frame arrives and its growth is returned once it shrinks.
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    rx.set_budget(budget.clone());
+    let mut tx = FrameStream::new(b);
+    tx.send(&frame::encode(2, &Request::Ping).unwrap()).unwrap();
+    let env: Envelope<Request> = frame::decode(rx.recv(1024).unwrap()).unwrap();
+    assert_eq!(env.id, 2);
+    drop(rx);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn recv_by_a_deadline_fails_for_a_silent_peer_and_passes_a_prompt_one() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut rx = FrameStream::new(a);
+    let deadline = Instant::now() + Duration::from_millis(50);
+    let kind = io_kind(rx.recv_by(1024, Some(deadline)).map(<[u8]>::len));
+    assert_eq!(kind, std::io::ErrorKind::TimedOut);
+    assert!(Instant::now() >= deadline);
+    let mut tx = FrameStream::new(b);
+    tx.send(&frame::encode(4, &Request::Ping).unwrap()).unwrap();
+    let far = Instant::now() + Duration::from_secs(30);
+    let env: Envelope<Request> = frame::decode(rx.recv_by(1024, Some(far)).unwrap()).unwrap();
+    assert_eq!(env.id, 4);
 }

@@ -19,6 +19,10 @@ pyo3::import_exception!(asebytes.exceptions, UnsupportedOperationError);
 pyo3::import_exception!(asebytes.exceptions, ReadOnlyError);
 pyo3::import_exception!(asebytes.exceptions, DaemonUnavailableError);
 pyo3::import_exception!(asebytes.exceptions, ProtocolVersionError);
+pyo3::import_exception!(asebytes.exceptions, DiskFullError);
+
+/// `errno.ENOSPC` on Linux and macOS, which a `DiskFullError` carries as its `errno`.
+const ENOSPC: i32 = 28;
 
 /// The reference's wording, which users' code and tests match on.
 pub const READ_ONLY_MESSAGE: &str = "Backend is read-only";
@@ -98,6 +102,8 @@ pub fn to_pyerr(e: ClientError) -> PyErr {
             ErrorCode::VersionMismatch => {
                 ProtocolVersionError::new_err(version_message(&w.message))
             }
+            // OSError(errno, strerror): `e.errno == errno.ENOSPC`, the message names the store.
+            ErrorCode::DiskFull => DiskFullError::new_err((ENOSPC, w.message)),
             ErrorCode::AlreadyExists
             | ErrorCode::Corrupt
             | ErrorCode::Unexpected

@@ -201,10 +201,15 @@ fn status_dict<'py>(py: Python<'py>, s: Status) -> PyResult<Bound<'py, PyDict>> 
 }
 
 /// Runs the daemon CLI (`argv[0]` is the program name) with the GIL released; blocks for
-/// `run` until the daemon exits. Returns the exit status.
+/// `run` until the daemon exits. Returns the exit status. `start` and `install-service` run
+/// the daemon as `<sys.executable> -m asebytes.daemon`, never as `current_exe()`, which in
+/// a virtualenv resolves to the base interpreter.
 #[pyfunction]
 fn daemon_main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
-    detach::blocking(py, move || asebytes_daemon::cli::main_with_args(argv))
+    let command = pool::interpreter_daemon_command();
+    detach::blocking(py, move || {
+        asebytes_daemon::cli::main_with_args_as(argv, &command)
+    })
 }
 
 /// The socket this process talks to.

@@ -224,11 +224,20 @@ pub fn set_default_interpreter(exe: OsString) {
 }
 
 fn default_command() -> Vec<OsString> {
+    let mut argv = interpreter_daemon_command();
+    argv.push("run".into());
+    argv
+}
+
+/// `<sys.executable> -m asebytes.daemon`: how this interpreter runs the daemon CLI. The
+/// interpreter path is kept as Python reports it, so a virtualenv's `bin/python` (a
+/// symlink to the base interpreter, which lacks this package) stays the venv's.
+pub fn interpreter_daemon_command() -> Vec<OsString> {
     let exe = lock(&DEFAULT_INTERPRETER)
         .clone()
         .unwrap_or_else(|| "python3".into());
     let mut argv = vec![exe];
-    argv.extend(["-m", "asebytes.daemon", "run"].map(OsString::from));
+    argv.extend(["-m", "asebytes.daemon"].map(OsString::from));
     argv
 }
 

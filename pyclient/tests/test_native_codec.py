@@ -388,6 +388,26 @@ def test_corrupt_input_raises_value_errors():
         _native.decode_value(deep)
 
 
+def test_lying_list_lengths_do_not_allocate_what_they_announce():
+    import tracemalloc
+
+    # 400 nested array32 headers, each announcing as many items as bytes remain.
+    tail = 1 << 16
+    raw = b"".join(
+        b"\xdd" + (((400 - level) * 5 + tail) // 2).to_bytes(4, "big")
+        for level in range(400)
+    )
+    raw += b"\xc0" * tail
+    tracemalloc.start()
+    try:
+        with pytest.raises(AsebytesValueError):
+            _native.decode_value(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * len(raw), peak
+
+
 def test_rows_encode_per_field_and_decode_back():
     row = {"calc.energy": -1.5, "arrays.positions": np.ones((2, 3)), "info.label": "x"}
     enc = _native.encode_row(row)

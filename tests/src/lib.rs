@@ -147,6 +147,7 @@ fn open_lmdb_readonly(dir: &Path) -> Box<dyn Backend> {
 
 #[cfg(feature = "zarr")]
 fn zarr_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::columnar::Layout;
     use asebytes_daemon::backend::zarr::ZarrBackend;
     let opts = OpenOptions {
         path: dir
@@ -157,17 +158,22 @@ fn zarr_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
         readonly,
         ..Default::default()
     };
+    let layout = if ext == "zarrp" {
+        Layout::Padded
+    } else {
+        Layout::Ragged
+    };
     if readonly {
         // A read-only open needs the group to exist, as with a file another tool wrote.
-        let mut w = ZarrBackend::open(&OpenOptions {
+        let rw = OpenOptions {
             readonly: false,
             ..opts.clone()
-        })
-        .expect("open zarr");
+        };
+        let mut w = ZarrBackend::open(&rw, layout).expect("open zarr");
         w.write(&mut |_| Ok(())).expect("create the zarr group");
     }
     Box::new(as_values::AsValues::new(Box::new(
-        ZarrBackend::open(&opts).expect("open zarr"),
+        ZarrBackend::open(&opts, layout).expect("open zarr"),
     )))
 }
 
@@ -193,7 +199,13 @@ fn open_zarrp_readonly(dir: &Path) -> Box<dyn Backend> {
 
 #[cfg(feature = "hdf5")]
 fn h5_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::columnar::Layout;
     use asebytes_daemon::backend::hdf5::Hdf5Backend;
+    let layout = if ext == "h5p" {
+        Layout::Padded
+    } else {
+        Layout::Ragged
+    };
     let opts = OpenOptions {
         path: dir
             .join(format!("store.{ext}"))
@@ -205,15 +217,18 @@ fn h5_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
     };
     if readonly {
         // A read-only open needs the group to exist, as with a file another tool wrote.
-        let mut w = Hdf5Backend::open(&OpenOptions {
-            readonly: false,
-            ..opts.clone()
-        })
+        let mut w = Hdf5Backend::open(
+            &OpenOptions {
+                readonly: false,
+                ..opts.clone()
+            },
+            layout,
+        )
         .expect("open hdf5");
         w.write(&mut |_| Ok(())).expect("create the hdf5 group");
     }
     Box::new(as_values::AsValues::new(Box::new(
-        Hdf5Backend::open(&opts).expect("open hdf5"),
+        Hdf5Backend::open(&opts, layout).expect("open hdf5"),
     )))
 }
 

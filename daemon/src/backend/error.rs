@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Unavailable,
     /// Stored data is not in the expected layout.
     Corrupt,
+    /// The filesystem is full (`ENOSPC`); nothing of the failed operation was stored.
+    DiskFull,
     /// Anything else.
     Unexpected,
 }
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => ErrorCode::AlreadyExists,
             ErrorKind::Unavailable => ErrorCode::Unavailable,
             ErrorKind::Corrupt => ErrorCode::Corrupt,
+            ErrorKind::DiskFull => ErrorCode::DiskFull,
             ErrorKind::Unexpected => ErrorCode::Unexpected,
         }
     }

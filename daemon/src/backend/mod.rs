@@ -19,6 +19,7 @@ pub mod hdf5;
 pub mod lmdb;
 pub mod memory;
 pub mod options;
+pub mod row;
 pub mod table;
 #[cfg(feature = "zarr")]
 pub mod zarr;

@@ -41,8 +41,12 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::memory::ENTRY,
     #[cfg(feature = "zarr")]
     super::zarr::ENTRY,
+    #[cfg(feature = "zarr")]
+    super::zarr::ENTRY_PADDED,
     #[cfg(feature = "hdf5")]
     super::hdf5::ENTRY,
+    #[cfg(feature = "hdf5")]
+    super::hdf5::ENTRY_PADDED,
 ];
 
 /// The entry for `scheme`.

@@ -14,6 +14,7 @@ use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{ErrorCode, Key, Request, Response, Row, WireError};
 use serde_bytes::ByteBuf;
 
+use crate::backend::row::{dedup, unique};
 use crate::backend::{self, BackendInfo, Snapshot, Writer};
 
 /// Most placeholder rows one `Reserve` may append: a bigger count would make the daemon
@@ -95,8 +96,12 @@ pub(crate) fn read_only() -> WireError {
     WireError::new(ErrorCode::ReadOnly, "Backend is read-only")
 }
 
-/// A backend failure as it travels; the message includes the native cause.
+/// A backend failure as it travels; the message includes the native cause. A full disk
+/// is also logged: the user who finds the daemon log should find why writes failed.
 pub(crate) fn wire(e: backend::Error) -> WireError {
+    if e.kind == backend::ErrorKind::DiskFull {
+        log::error!("{e}");
+    }
     WireError::new(e.kind.code(), e.to_string())
 }
 
@@ -583,29 +588,6 @@ pub(crate) fn clamp(index: i64, len: u64) -> u64 {
 /// The stored shape of a row: repeated keys collapsed, and no keys at all is a placeholder.
 fn stored_row(row: Option<Row>) -> Option<Row> {
     row.map(dedup).filter(|r| !r.is_empty())
-}
-
-/// Collapses repeated keys as a dict built from pairs does: first position, last value.
-fn dedup(row: Row) -> Row {
-    let mut out = Row::with_capacity(row.len());
-    for (k, v) in row {
-        match out.iter_mut().find(|(have, _)| *have == k) {
-            Some(field) => field.1 = v,
-            None => out.push((k, v)),
-        }
-    }
-    out
-}
-
-/// Keys without repeats, first occurrence kept.
-fn unique(keys: &[Key]) -> Vec<Key> {
-    let mut out: Vec<Key> = Vec::with_capacity(keys.len());
-    for k in keys {
-        if !out.contains(k) {
-            out.push(k.clone());
-        }
-    }
-    out
 }
 
 fn length_mismatch(op: &str, n_indices: usize, what: &str, n: usize) -> WireError {

@@ -5,8 +5,10 @@
 //! msgpack_numpy.decode)` with the reference's defaults (`raw=False`,
 //! `strict_map_key=True`), except that nothing is unpickled: object and structured arrays
 //! are refused, and dict keys must be `str` (`spec/CONTRACT.md`). Hostile input errors:
-//! lengths are checked against the bytes that remain before anything is allocated, array
-//! data must match its shape exactly, and nesting is bounded by [`MAX_DEPTH`].
+//! lengths are checked against the bytes that remain, containers grow only as their items
+//! arrive (so memory stays within a constant factor of the input: at most one [`Value`]
+//! per input byte), array data must match its shape exactly, and nesting is bounded by
+//! [`MAX_DEPTH`] without recursion.
 
 use std::collections::HashMap;
 
@@ -44,12 +46,18 @@ pub fn decode_next(r: &mut Reader<'_>) -> Result<Value, Corrupt> {
             Item::List(0) => Value::List(Vec::new()),
             Item::Map(0) => Value::Map(Vec::new()),
             Item::List(n) => {
-                push(&mut open, Open::List(Vec::with_capacity(n), n))?;
+                push(
+                    &mut open,
+                    Open::List(Vec::with_capacity(n.min(PREALLOC)), n),
+                )?;
                 continue;
             }
             Item::Map(n) => {
                 let key = read_key(r)?;
-                push(&mut open, Open::Map(Dict::with_capacity(n), n, key))?;
+                push(
+                    &mut open,
+                    Open::Map(Dict::with_capacity(n.min(PREALLOC)), n, key),
+                )?;
                 continue;
             }
         };
@@ -67,6 +75,12 @@ pub fn decode_next(r: &mut Reader<'_>) -> Result<Value, Corrupt> {
         }
     }
 }
+
+/// Items reserved up front for a list or dict. Its announced length is only a claim: nested
+/// containers could each announce as many items as bytes remain, so reserving all of it
+/// would let a small input allocate (depth × length); beyond this, vectors grow as items
+/// actually arrive, each of which consumes input.
+const PREALLOC: usize = 16;
 
 fn push(open: &mut Vec<Open>, container: Open) -> Result<(), Corrupt> {
     if open.len() >= MAX_DEPTH as usize {

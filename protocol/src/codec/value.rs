@@ -201,12 +201,11 @@ impl NdArray {
         self.shape.len()
     }
 
-    /// Number of items.
+    /// Number of items (the product of the shape; 1 for a 0-d array).
     pub fn len(&self) -> usize {
-        self.data
-            .len()
-            .checked_div(self.dtype.itemsize())
-            .unwrap_or(0)
+        element_count(&self.shape)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(usize::MAX)
     }
 
     /// Whether the array holds no items.

@@ -40,6 +40,14 @@ class DaemonUnavailableError(AsebytesError, ConnectionError):
     """The daemon cannot be reached or started; the message names the socket and the log."""
 
 
+class DiskFullError(AsebytesError, OSError):
+    """The filesystem holding a store is full (``errno.ENOSPC``).
+
+    Raised as ``DiskFullError(errno.ENOSPC, message)``; the message names the store. The
+    failed write stored nothing and earlier rows are intact: free some space and retry.
+    """
+
+
 class ProtocolVersionError(AsebytesError, RuntimeError):
     """Client and daemon share no protocol version (restart the daemon: ``asebytesd stop``)."""
 
@@ -49,6 +57,7 @@ __all__ = [
     "AsebytesTypeError",
     "AsebytesValueError",
     "DaemonUnavailableError",
+    "DiskFullError",
     "IndexOutOfRangeError",
     "KeyNotFoundError",
     "ProtocolVersionError",

@@ -34,6 +34,9 @@ pub fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> 
     Ok(v)
 }
 
+/// Lists up to this long are allocated at their announced length; longer ones grow.
+const PREALLOC: usize = 4096;
+
 fn corrupt(msg: &str) -> PyErr {
     stored_corrupt(Corrupt(msg.to_owned()))
 }
@@ -77,6 +80,15 @@ fn decode_value<'py>(
                 let n = r.len_after(m).or_raise()?;
                 if n > r.remaining() {
                     return Err(corrupt("array announces more elements than bytes remain"));
+                }
+                if n > PREALLOC {
+                    // A long announced length is only a claim: nested lists could each
+                    // announce as many items as bytes remain, so grow as items arrive.
+                    let list = pyo3::types::PyList::empty(py);
+                    for _ in 0..n {
+                        list.append(decode_value(py, r, depth + 1)?)?;
+                    }
+                    return Ok(list.into_any());
                 }
                 let list = Bound::from_owned_ptr_or_err(py, ffi::PyList_New(n as ffi::Py_ssize_t))?;
                 for i in 0..n {

@@ -160,6 +160,19 @@ impl State {
             }
         }
         st.n_frames = attrs.get("n_frames").and_then(Json::as_u64).unwrap_or(0);
+        // A frame count no array backs is a damaged file, not a reason to allocate it.
+        let longest = st
+            .arrays
+            .values()
+            .filter_map(|m| m.shape.first().copied())
+            .max()
+            .unwrap_or(0);
+        if st.n_frames > longest {
+            return Err(Error::corrupt(format!(
+                "n_frames is {} but the longest array has {longest} rows",
+                st.n_frames
+            )));
+        }
         let names = strings(attrs.get("columns"));
         let per_atom: BTreeSet<String> =
             strings(attrs.get("per_atom_columns")).into_iter().collect();

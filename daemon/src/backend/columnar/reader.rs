@@ -60,6 +60,9 @@ impl View<'_> {
         let Some(meta) = self.st.arrays.get(name) else {
             return Err(Error::corrupt(format!("array {name} is missing")));
         };
+        if meta.shape.is_empty() {
+            return Err(Error::corrupt(format!("array {name} has no frame axis")));
+        }
         let row_elems: u64 = meta.shape[1..].iter().product();
         let row_bytes = (row_elems as usize) * meta.dtype.itemsize();
         let stored = meta.shape.first().copied().unwrap_or(0);
@@ -154,7 +157,10 @@ impl View<'_> {
                             }
                         };
                         let upto = end.min(c0 + clen);
-                        out.extend_from_slice(&chunk[(at - c0) as usize..(upto - c0) as usize]);
+                        let part = chunk
+                            .get((at - c0) as usize..(upto - c0) as usize)
+                            .ok_or_else(|| Error::corrupt(format!("short chunk in {name}")))?;
+                        out.extend_from_slice(part);
                         at = upto;
                     }
                 }
@@ -177,7 +183,11 @@ impl View<'_> {
         if i >= self.st.n_frames {
             return Ok(None);
         }
-        let m = self.masks(c, i, 1)?[0];
+        let m = self
+            .masks(c, i, 1)?
+            .first()
+            .copied()
+            .unwrap_or(mask::BY_VALUE);
         if m == mask::MISSING {
             return Ok(None);
         }

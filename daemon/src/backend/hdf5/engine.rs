@@ -17,7 +17,7 @@
 //! Layer: implements [`crate::backend::columnar::engine`]; uses [`super::file`],
 //! [`super::dataset`] and [`super::attrs`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -28,6 +28,7 @@ use super::attrs;
 use super::config::Hdf5Config;
 use super::dataset::{Column, Compression, CreateSpec};
 use super::file::{self, H5File, h5err};
+use super::undo::{Stage, Touched, Tx, Undo, clip};
 use crate::backend::columnar::engine::{ArrayMeta, ArraySpec, DType, Engine, EngineRead, Slab};
 use crate::backend::{Error, ErrorKind, Result};
 
@@ -46,43 +47,6 @@ pub struct Hdf5Engine {
     readonly: bool,
     config: Hdf5Config,
     inner: Mutex<Inner>,
-}
-
-/// How to put back an overwritten region of a committed array.
-#[derive(Debug)]
-enum Undo {
-    Raw {
-        start: Vec<usize>,
-        count: Vec<usize>,
-        bytes: Vec<u8>,
-    },
-    Strings {
-        start: usize,
-        values: Vec<String>,
-    },
-}
-
-/// A committed array this transaction changed: its committed shape and the old contents.
-#[derive(Debug, Default)]
-struct Touched {
-    shape: Vec<usize>,
-    undo: Vec<Undo>,
-}
-
-/// What the open transaction did to one current array name.
-#[derive(Debug)]
-enum Stage {
-    Created,
-    Changed(Touched),
-}
-
-#[derive(Debug, Default)]
-struct Tx {
-    group_created: bool,
-    names: BTreeMap<String, Stage>,
-    /// `(trash name, original name, its undo record)`.
-    trashed: Vec<(String, String, Touched)>,
-    trash_seq: u64,
 }
 
 #[derive(Debug)]
@@ -119,17 +83,6 @@ fn no_array(name: &str) -> Error {
         ErrorKind::NotFound,
         format!("array '{name}' does not exist"),
     )
-}
-
-/// The part of the box `start..start+count` inside `shape`, if any.
-fn clip(start: &[usize], count: &[usize], shape: &[usize]) -> Option<Vec<usize>> {
-    let c: Vec<usize> = start
-        .iter()
-        .zip(count)
-        .zip(shape)
-        .map(|((&s, &c), &n)| n.saturating_sub(s).min(c))
-        .collect();
-    (c.len() == shape.len() && c.iter().all(|&x| x > 0)).then_some(c)
 }
 
 impl Hdf5Engine {
@@ -283,24 +236,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Puts a committed array back as the transaction found it.
-    fn restore(col: &Column, t: &Touched) -> Result<()> {
-        col.resize(&t.shape)?;
-        for u in t.undo.iter().rev() {
-            match u {
-                Undo::Raw {
-                    start,
-                    count,
-                    bytes,
-                } => col.write_raw(start, count, bytes)?,
-                Undo::Strings { start, values } => {
-                    col.write_strings(&[*start], &[values.len()], values)?
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn rollback(&mut self) -> Result<()> {
         let tx = std::mem::take(&mut self.tx);
         self.columns.clear();
@@ -316,9 +251,7 @@ impl Inner {
         for (name, stage) in &tx.names {
             match stage {
                 Stage::Created => note(g.unlink(name).map_err(h5err(&format!("delete '{name}'")))),
-                Stage::Changed(t) => {
-                    note(Column::open(&g, name).and_then(|c| Self::restore(&c, t)))
-                }
+                Stage::Changed(t) => note(Column::open(&g, name).and_then(|c| t.restore(&c))),
             }
         }
         for (trash, name, t) in tx.trashed.iter().rev() {
@@ -326,7 +259,7 @@ impl Inner {
                 g.relink(trash, name)
                     .map_err(h5err(&format!("restore '{name}'"))),
             );
-            note(Column::open(&g, name).and_then(|c| Self::restore(&c, t)));
+            note(Column::open(&g, name).and_then(|c| t.restore(&c)));
         }
         if tx.group_created {
             if let Some(f) = &self.file {

@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod dtype;
 pub mod engine;
 pub mod file;
+mod undo;
 
 use std::path::Path;
 
@@ -24,32 +25,34 @@ use asebytes_protocol::Capabilities;
 use self::config::Hdf5Config;
 use self::engine::Hdf5Engine;
 use super::columnar::{ColumnarBackend, Layout, cache};
-use super::{
-    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Result,
-};
+use super::{BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Result};
 
-/// URI scheme and backend name.
+/// URI scheme of the ragged layout.
 pub const SCHEME: &str = "hdf5";
+/// URI scheme of the padded layout (any file name; `*.h5p` picks it by default).
+pub const SCHEME_PADDED: &str = "hdf5p";
 
-/// The HDF5 backend's line in the backend table.
+/// The ragged HDF5 store's line in the backend table.
 pub const ENTRY: BackendEntry = BackendEntry {
     scheme: SCHEME,
-    label: "HDF5 (columnar; *.h5p padded)",
-    patterns: &["*.h5", "*.h5p"],
+    label: "HDF5 (ragged columnar)",
+    patterns: &["*.h5"],
     location: LocationKind::File,
     options: config::OPTIONS,
-    open,
+    open: |opts| Ok(Box::new(Hdf5Backend::open(opts, Layout::Ragged)?)),
     list_groups,
 };
 
-/// The layout a path asks for (`*.h5p` is padded, everything else ragged).
-pub fn layout_of(path: &str) -> Layout {
-    if path.ends_with(".h5p") {
-        Layout::Padded
-    } else {
-        Layout::Ragged
-    }
-}
+/// The padded HDF5 store's line in the backend table.
+pub const ENTRY_PADDED: BackendEntry = BackendEntry {
+    scheme: SCHEME_PADDED,
+    label: "HDF5 (padded columnar)",
+    patterns: &["*.h5p"],
+    location: LocationKind::File,
+    options: config::OPTIONS,
+    open: |opts| Ok(Box::new(Hdf5Backend::open(opts, Layout::Padded)?)),
+    list_groups,
+};
 
 /// What an HDF5 store can do.
 pub fn capabilities(readonly: bool) -> Capabilities {
@@ -73,13 +76,18 @@ pub fn capabilities(readonly: bool) -> Capabilities {
 pub struct Hdf5Backend;
 
 impl Hdf5Backend {
-    /// Opens (creating on first write) group `opts.group` of the file `opts.path`.
-    pub fn open(opts: &OpenOptions) -> Result<ColumnarBackend<Hdf5Engine>> {
-        Self::open_with(opts, Hdf5Config::from_options(&opts.options)?)
+    /// Opens (creating on first write) group `opts.group` of the file `opts.path` in
+    /// `layout`.
+    pub fn open(opts: &OpenOptions, layout: Layout) -> Result<ColumnarBackend<Hdf5Engine>> {
+        Self::open_with(opts, Hdf5Config::from_options(&opts.options)?, layout)
     }
 
     /// [`Hdf5Backend::open`] with explicit settings.
-    pub fn open_with(opts: &OpenOptions, cfg: Hdf5Config) -> Result<ColumnarBackend<Hdf5Engine>> {
+    pub fn open_with(
+        opts: &OpenOptions,
+        cfg: Hdf5Config,
+        layout: Layout,
+    ) -> Result<ColumnarBackend<Hdf5Engine>> {
         let path = Path::new(&opts.path);
         if opts.readonly && !path.is_file() {
             return Err(Error::new(
@@ -88,24 +96,23 @@ impl Hdf5Backend {
             ));
         }
         let engine = Hdf5Engine::open(path, &opts.group, opts.readonly, cfg)?;
+        let scheme = match layout {
+            Layout::Padded => SCHEME_PADDED,
+            _ => SCHEME,
+        };
         let info = BackendInfo {
-            scheme: SCHEME,
-            canonical: format!("{SCHEME}://{}#{}", opts.path, opts.group),
+            scheme,
+            canonical: format!("{scheme}://{}#{}", opts.path, opts.group),
             caps: capabilities(opts.readonly),
         };
         ColumnarBackend::new(
             info,
             engine,
-            layout_of(&opts.path),
+            layout,
             cfg.chunk_frames as u64,
             cache::DEFAULT_BYTES,
         )
     }
-}
-
-/// Boxed, for the registry.
-pub fn open(opts: &OpenOptions) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(Hdf5Backend::open(opts)?))
 }
 
 /// Top-level HDF5 groups of the file (sorted; none if it does not exist), for ragged and

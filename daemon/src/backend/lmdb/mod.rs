@@ -28,6 +28,7 @@
 pub mod config;
 pub mod layout;
 pub mod reader;
+pub mod space;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -134,6 +135,7 @@ pub(crate) fn map_heed_err(e: heed::Error) -> Error {
 fn io_err(context: String, e: std::io::Error) -> Error {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => ErrorKind::DiskFull,
         _ => ErrorKind::Unexpected,
     };
     Error::new(kind, context).with_source(e)
@@ -418,6 +420,18 @@ impl LmdbBackend {
         let base = std::path::absolute(&opts.path)
             .map_err(|e| io_err(format!("bad LMDB path {:?}", opts.path), e))?;
         let dir = base.join(group);
+        // What this open creates, so a failed open leaves nothing behind.
+        let created = [&base, &dir].into_iter().find(|p| !p.exists()).cloned();
+        let opened = Self::open_env(opts, cfg, base, group);
+        if let (Err(_), Some(created)) = (&opened, created) {
+            let _ = std::fs::remove_dir_all(created);
+        }
+        opened
+    }
+
+    /// The body of [`Self::open_with`], after the names are checked.
+    fn open_env(opts: &OpenOptions, cfg: LmdbConfig, base: PathBuf, group: &str) -> Result<Self> {
+        let dir = base.join(group);
         if opts.readonly {
             if !dir.join(ENV_FILES[0]).is_file() {
                 return Err(Error::new(
@@ -445,6 +459,23 @@ impl LmdbBackend {
                 )
             })?;
 
+        let lock = dir.join(ENV_FILES[1]);
+        let full = |e: std::io::Error| {
+            if space::is_disk_full(&e, &dir) {
+                space::disk_full(
+                    &base.display().to_string(),
+                    &dir,
+                    "the LMDB lock file cannot be allocated, so the store was not opened",
+                )
+                .with_source(e)
+            } else {
+                io_err(format!("cannot allocate {}", lock.display()), e)
+            }
+        };
+        // LMDB maps the lock file read-write; every page of it must be backed by disk
+        // blocks before it is touched, or a full disk is a SIGBUS (see `space`).
+        space::preallocate_lock(&lock, cfg.max_readers).map_err(full)?;
+
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(map_size).max_readers(cfg.max_readers);
         if opts.readonly {
@@ -454,7 +485,16 @@ impl LmdbBackend {
         // SAFETY: the files are only ever changed through LMDB (here or in other processes,
         // which LMDB's lock file coordinates), and heed refuses a second open of the same
         // path in this process.
-        let env = unsafe { options.open(&dir) }.map_err(map_heed_err)?;
+        let env = unsafe { options.open(&dir) }.map_err(|e| {
+            if space::is_disk_full(&e, &dir) {
+                let doing = "the store could not be created, so it was not opened";
+                space::disk_full(&base.display().to_string(), &dir, doing).with_source(e)
+            } else {
+                map_heed_err(e)
+            }
+        })?;
+        // LMDB may have grown the lock file it found; allocate what it grew.
+        space::allocate_open_lock(&lock).map_err(full)?;
         match env.clear_stale_readers() {
             Ok(_) => {}
             // A read-only user may lack write access to the lock file; stale slots then stay
@@ -572,19 +612,9 @@ impl LmdbBackend {
         }
         Ok(Attempt::Committed)
     }
-}
 
-impl Backend for LmdbBackend {
-    fn info(&self) -> &BackendInfo {
-        &self.info
-    }
-
-    fn reader(&self) -> Arc<dyn Reader> {
-        self.reader.clone()
-    }
-
-    fn write(&mut self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
-        self.check_writable()?;
+    /// Runs the batch, growing the map as often as it needs (see the module docs).
+    fn write_growing(&self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
         let mut growths = 0;
         loop {
             self.shared.grow_ahead()?;
@@ -606,6 +636,28 @@ impl Backend for LmdbBackend {
                 Attempt::MapResized => self.shared.adopt_map_size()?,
             }
         }
+    }
+}
+
+impl Backend for LmdbBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn reader(&self) -> Arc<dyn Reader> {
+        self.reader.clone()
+    }
+
+    fn write(&mut self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
+        self.check_writable()?;
+        self.write_growing(f).map_err(|e| {
+            if e.kind != ErrorKind::DiskFull && space::is_disk_full(&e, &self.dir) {
+                let doing = "nothing of this write was stored";
+                space::disk_full(&self.info.canonical, &self.dir, doing).with_source(e)
+            } else {
+                e
+            }
+        })
     }
 
     fn remove(&mut self) -> Result<()> {

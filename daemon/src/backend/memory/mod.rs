@@ -18,6 +18,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Capabilities, Key, Row};
 
+use super::row::dedup;
 use super::{
     Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader,
     Result, Snapshot, Writer,
@@ -451,19 +452,6 @@ fn row_at(table: &Table, index: u64) -> Result<Option<&Row>> {
             )
         })?;
     Ok(row.as_deref())
-}
-
-/// Collapses repeated keys the way a dict built from pairs does: the first position, the
-/// last value.
-fn dedup(row: Row) -> Row {
-    let mut out: Row = Vec::with_capacity(row.len());
-    for (k, v) in row {
-        match out.iter_mut().find(|(have, _)| *have == k) {
-            Some(field) => field.1 = v,
-            None => out.push((k, v)),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

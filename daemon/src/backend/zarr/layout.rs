@@ -226,8 +226,12 @@ impl std::fmt::Debug for ZarrEngine {
 impl ZarrEngine {
     /// Opens the group directory `dir` (finishing or discarding an interrupted commit).
     pub fn open(dir: PathBuf, cfg: ZarrConfig, readonly: bool) -> Result<Self> {
-        if !readonly && dir.exists() {
-            writer::apply_journal(&dir).map_err(|e| io_err("cannot recover", &dir, e))?;
+        if dir.exists()
+            && let Err(e) = writer::apply_journal(&dir)
+            && !readonly
+        {
+            // Read-only opens finish an interrupted commit too when they may write here.
+            return Err(io_err("cannot recover", &dir, e));
         }
         let fs = Arc::new(FilesystemStore::new(&dir).map_err(|e| zarr_err("open", e))?);
         let staged = Arc::new(StagedStore::new(dir.clone(), fs.clone(), cfg.fsync));

@@ -19,32 +19,34 @@ use asebytes_protocol::Capabilities;
 use self::config::ZarrConfig;
 use self::layout::ZarrEngine;
 use super::columnar::{ColumnarBackend, Layout, cache};
-use super::{
-    Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Result,
-};
+use super::{BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Result};
 
-/// URI scheme and backend name.
+/// URI scheme of the ragged layout.
 pub const SCHEME: &str = "zarr";
+/// URI scheme of the padded layout (any file name; `*.zarrp` picks it by default).
+pub const SCHEME_PADDED: &str = "zarrp";
 
-/// The Zarr backend's line in the backend table.
+/// The ragged Zarr store's line in the backend table.
 pub const ENTRY: BackendEntry = BackendEntry {
     scheme: SCHEME,
-    label: "Zarr (columnar; *.zarrp padded)",
-    patterns: &["*.zarr", "*.zarrp"],
+    label: "Zarr (ragged columnar)",
+    patterns: &["*.zarr"],
     location: LocationKind::File,
     options: config::OPTIONS,
-    open,
+    open: |opts| Ok(Box::new(ZarrBackend::open(opts, Layout::Ragged)?)),
     list_groups,
 };
 
-/// The layout a path asks for (`*.zarrp` is padded, everything else ragged).
-pub fn layout_of(path: &str) -> Layout {
-    if path.trim_end_matches('/').ends_with(".zarrp") {
-        Layout::Padded
-    } else {
-        Layout::Ragged
-    }
-}
+/// The padded Zarr store's line in the backend table.
+pub const ENTRY_PADDED: BackendEntry = BackendEntry {
+    scheme: SCHEME_PADDED,
+    label: "Zarr (padded columnar)",
+    patterns: &["*.zarrp"],
+    location: LocationKind::File,
+    options: config::OPTIONS,
+    open: |opts| Ok(Box::new(ZarrBackend::open(opts, Layout::Padded)?)),
+    list_groups,
+};
 
 /// What a Zarr store can do.
 pub fn capabilities(readonly: bool) -> Capabilities {
@@ -65,13 +67,18 @@ pub fn capabilities(readonly: bool) -> Capabilities {
 pub struct ZarrBackend;
 
 impl ZarrBackend {
-    /// Opens (creating on first write) the group `opts.group` of the container `opts.path`.
-    pub fn open(opts: &OpenOptions) -> Result<ColumnarBackend<ZarrEngine>> {
-        Self::open_with(opts, ZarrConfig::from_options(&opts.options)?)
+    /// Opens (creating on first write) the group `opts.group` of the container `opts.path`
+    /// in `layout`.
+    pub fn open(opts: &OpenOptions, layout: Layout) -> Result<ColumnarBackend<ZarrEngine>> {
+        Self::open_with(opts, ZarrConfig::from_options(&opts.options)?, layout)
     }
 
     /// [`ZarrBackend::open`] with explicit settings.
-    pub fn open_with(opts: &OpenOptions, cfg: ZarrConfig) -> Result<ColumnarBackend<ZarrEngine>> {
+    pub fn open_with(
+        opts: &OpenOptions,
+        cfg: ZarrConfig,
+        layout: Layout,
+    ) -> Result<ColumnarBackend<ZarrEngine>> {
         if opts.group.is_empty() || opts.group.contains('/') || opts.group.starts_with('.') {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -88,21 +95,19 @@ impl ZarrBackend {
                 format!("no Zarr group '{}' in {}", opts.group, root.display()),
             ));
         }
-        let layout = layout_of(&opts.path);
         let chunk_frames = cfg.chunk_frames;
         let engine = ZarrEngine::open(root.join(&opts.group), cfg, opts.readonly)?;
+        let scheme = match layout {
+            Layout::Ragged => SCHEME,
+            Layout::Padded => SCHEME_PADDED,
+        };
         let info = BackendInfo {
-            scheme: SCHEME,
-            canonical: format!("{SCHEME}://{}#{}", opts.path, opts.group),
+            scheme,
+            canonical: format!("{scheme}://{}#{}", opts.path, opts.group),
             caps: capabilities(opts.readonly),
         };
         ColumnarBackend::new(info, engine, layout, chunk_frames, cache::DEFAULT_BYTES)
     }
-}
-
-/// Boxed, for the registry.
-pub fn open(opts: &OpenOptions) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(ZarrBackend::open(opts)?))
 }
 
 /// Groups in a container: sub-directories holding a `zarr.json` (sorted), for ragged and

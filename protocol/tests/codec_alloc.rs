@@ -1,0 +1,68 @@
+//! The tree decoder never allocates more than a constant factor of its input, however the
+//! input lies about lengths (measured with a counting allocator, so this is its own test
+//! binary).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use asebytes_protocol::codec::decode;
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
+        PEAK.fetch_max(live, Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Peak bytes allocated while decoding `bytes` (the result is dropped).
+fn peak_of(bytes: &[u8]) -> usize {
+    let base = LIVE.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    let _ = decode(bytes);
+    PEAK.load(Ordering::SeqCst) - base
+}
+
+#[test]
+fn nested_containers_announcing_huge_lengths_allocate_little() {
+    // 500 nested array32 / map32 headers, each announcing as many items as bytes remain,
+    // then 64 KiB of nils: every level's claim passes the "enough bytes left" check.
+    for is_map in [false, true] {
+        let depth = 500;
+        let tail = 1 << 16;
+        let mut bytes = Vec::new();
+        for level in 0..depth {
+            let remaining = ((depth - level) * 7 + tail) as u32;
+            if is_map {
+                bytes.push(0xdf);
+                bytes.extend_from_slice(&(remaining / 4).to_be_bytes());
+                bytes.extend_from_slice(b"\xa1k");
+            } else {
+                bytes.push(0xdd);
+                bytes.extend_from_slice(&(remaining / 2).to_be_bytes());
+            }
+        }
+        bytes.extend(std::iter::repeat_n(0xc0u8, tail));
+        let peak = peak_of(&bytes);
+        assert!(
+            peak < 400 * bytes.len(),
+            "decoding {} bytes peaked at {peak} bytes",
+            bytes.len()
+        );
+    }
+}
