@@ -51,6 +51,11 @@ pub fn backends() -> Vec<BackendFixture> {
         all.push(fixture("zarr", open_zarr, open_zarr_readonly));
         all.push(fixture("zarrp", open_zarrp, open_zarrp_readonly));
     }
+    #[cfg(feature = "hdf5")]
+    {
+        all.push(fixture("h5", open_h5, open_h5_readonly));
+        all.push(fixture("h5p", open_h5p, open_h5p_readonly));
+    }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
             let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
@@ -190,6 +195,61 @@ fn open_zarrp(dir: &Path) -> Box<dyn Backend> {
 #[cfg(feature = "zarr")]
 fn open_zarrp_readonly(dir: &Path) -> Box<dyn Backend> {
     zarr_open(dir, "zarrp", true)
+}
+
+#[cfg(feature = "hdf5")]
+fn h5_open(dir: &Path, ext: &str, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::columnar::Layout;
+    use asebytes_daemon::backend::hdf5::Hdf5Backend;
+    let layout = if ext == "h5p" {
+        Layout::Padded
+    } else {
+        Layout::Ragged
+    };
+    let opts = OpenOptions {
+        path: dir
+            .join(format!("store.{ext}"))
+            .to_string_lossy()
+            .into_owned(),
+        group: "default".into(),
+        readonly,
+        ..Default::default()
+    };
+    if readonly {
+        // A read-only open needs the group to exist, as with a file another tool wrote.
+        let mut w = Hdf5Backend::open(
+            &OpenOptions {
+                readonly: false,
+                ..opts.clone()
+            },
+            layout,
+        )
+        .expect("open hdf5");
+        w.write(&mut |_| Ok(())).expect("create the hdf5 group");
+    }
+    Box::new(as_values::AsValues::new(Box::new(
+        Hdf5Backend::open(&opts, layout).expect("open hdf5"),
+    )))
+}
+
+#[cfg(feature = "hdf5")]
+fn open_h5(dir: &Path) -> Box<dyn Backend> {
+    h5_open(dir, "h5", false)
+}
+
+#[cfg(feature = "hdf5")]
+fn open_h5_readonly(dir: &Path) -> Box<dyn Backend> {
+    h5_open(dir, "h5", true)
+}
+
+#[cfg(feature = "hdf5")]
+fn open_h5p(dir: &Path) -> Box<dyn Backend> {
+    h5_open(dir, "h5p", false)
+}
+
+#[cfg(feature = "hdf5")]
+fn open_h5p_readonly(dir: &Path) -> Box<dyn Backend> {
+    h5_open(dir, "h5p", true)
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

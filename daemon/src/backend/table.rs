@@ -43,6 +43,10 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::zarr::ENTRY,
     #[cfg(feature = "zarr")]
     super::zarr::ENTRY_PADDED,
+    #[cfg(feature = "hdf5")]
+    super::hdf5::ENTRY,
+    #[cfg(feature = "hdf5")]
+    super::hdf5::ENTRY_PADDED,
 ];
 
 /// The entry for `scheme`.
