@@ -27,13 +27,17 @@ __all__ = [
     "ZarrBackend",
 ]
 
-#: Extension -> (engine scheme, padded by default).
+#: Extension -> (engine scheme, padded by default); the daemon's padded schemes add ``p``.
 _EXTENSIONS: dict[str, tuple[str, bool]] = {
     ".zarr": ("zarr", False),
     ".zarrp": ("zarr", True),
-    ".h5": ("h5", False),
-    ".h5p": ("h5", True),
+    ".h5": ("hdf5", False),
+    ".h5p": ("hdf5", True),
 }
+
+
+#: Marks "keyword not given" where ``None`` has a meaning of its own.
+_DEFAULT: Any = object()
 
 
 def _location(file: str, engine: str | None, padded: bool | None) -> str:
@@ -75,7 +79,7 @@ class BaseColumnarBackend(DaemonBackend):
         clevel: int | None = None,
         shuffle: bool | None = None,
         chunk_frames: int | None = None,
-        compression: str | None = None,
+        compression: str | bool | None | object = _DEFAULT,
         compression_opts: int | None = None,
         store: Any = None,
         file_handle: Any = None,
@@ -91,6 +95,10 @@ class BaseColumnarBackend(DaemonBackend):
             )
         if file is None:
             raise AsebytesTypeError(f"{cls.__name__}() needs the path of the store")
+        if compression is None:
+            compression = False  # h5py and the reference: None means no compression
+        elif compression is _DEFAULT:
+            compression = None
         given = {
             "compressor": compressor,
             "clevel": clevel,

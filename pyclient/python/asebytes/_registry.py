@@ -161,6 +161,8 @@ def open_backend(
     ``compression``, ...)."""
     resolved = resolve(location)
     check_options(resolved.entry, options)
+    if "compression" in options and options["compression"] is None:
+        options["compression"] = False  # h5py and the reference: None = no compression
     from . import _stores
 
     kwargs: dict[str, Any] = {
