@@ -250,7 +250,7 @@ fn to_json(key: &str, v: &Value, depth: u32) -> Result<Json> {
                 .map(|(k, x)| Ok((k.clone(), to_json(key, x, depth + 1)?)))
                 .collect::<Result<_>>()?,
         ),
-        Value::Scalar(s) => array_json(
+        Value::Scalar(s) => tagged_array_json(
             key,
             &NdArray {
                 dtype: s.dtype.clone(),
@@ -258,13 +258,79 @@ fn to_json(key: &str, v: &Value, depth: u32) -> Result<Json> {
                 data: s.data.clone(),
             },
         )?,
-        Value::Array(a) => array_json(key, a)?,
+        Value::Array(a) => tagged_array_json(key, a)?,
         Value::Complex(..) | Value::Bin(_) => {
             return Err(type_err(
                 key,
                 "complex and bytes values inside a str/list/dict column cannot be stored as JSON",
             ));
         }
+    })
+}
+
+/// The key of ASE's JSON form of an array (`ase.io.jsonio`): `{"__ndarray__": [shape,
+/// dtype, flat items]}`. Arrays and numpy scalars nested in a str/list/dict value are
+/// written so, which keeps their dtype and shape (plain lists, as the reference writes,
+/// would come back as lists); `ase.io.jsonio` decodes it as well.
+const NDARRAY_TAG: &str = "__ndarray__";
+
+fn tagged_array_json(key: &str, a: &NdArray) -> Result<Json> {
+    let flat = NdArray {
+        dtype: a.dtype.clone(),
+        shape: vec![a.shape.iter().product()],
+        data: a.data.clone(),
+    };
+    let shape: Vec<Json> = a.shape.iter().map(|&d| Json::from(d)).collect();
+    let body = Json::Array(vec![
+        Json::Array(shape),
+        Json::String(a.dtype.to_little_endian().as_str().to_string()),
+        array_json(key, &flat)?,
+    ]);
+    Ok(Json::Object(
+        [(NDARRAY_TAG.to_string(), body)].into_iter().collect(),
+    ))
+}
+
+/// The array an ASE-form `{"__ndarray__": [shape, dtype, items]}` object stands for, or
+/// `None` if the object is anything else (it then reads as a dict).
+fn tagged_array(m: &serde_json::Map<String, Json>) -> Option<Value> {
+    let [shape, dtype, items] = m.get(NDARRAY_TAG)?.as_array()?.as_slice() else {
+        return None;
+    };
+    if m.len() != 1 {
+        return None;
+    }
+    let shape: Vec<u64> = shape
+        .as_array()?
+        .iter()
+        .map(Json::as_u64)
+        .collect::<Option<_>>()?;
+    let cdt = codec::DType::parse(dtype.as_str()?).ok()?;
+    let d = engine_dtype(&cdt)?;
+    let items = items.as_array()?;
+    if codec::value::element_count(&shape)? != items.len() as u64 {
+        return None;
+    }
+    let mut data = Vec::with_capacity(items.len() * d.itemsize());
+    for item in items {
+        match d {
+            DType::Bool => data.push(u8::from(item.as_bool()?)),
+            DType::F32 => data.extend((item.as_f64()? as f32).to_le_bytes()),
+            DType::F64 => data.extend(item.as_f64()?.to_le_bytes()),
+            DType::U8 | DType::U16 | DType::U32 | DType::U64 => {
+                data.extend(&item.as_u64()?.to_le_bytes()[..d.itemsize()]);
+            }
+            DType::I8 | DType::I16 | DType::I32 | DType::I64 => {
+                data.extend(&item.as_i64()?.to_le_bytes()[..d.itemsize()]);
+            }
+            _ => return None,
+        }
+    }
+    let dtype = codec_dtype(d).ok()?;
+    Some(if shape.is_empty() {
+        Value::Scalar(NdScalar { dtype, data })
+    } else {
+        Value::Array(NdArray { dtype, shape, data })
     })
 }
 
@@ -341,7 +407,10 @@ fn from_json(j: Json) -> Value {
         }
         Json::String(s) => Value::Str(s),
         Json::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
-        Json::Object(m) => Value::Map(m.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
+        Json::Object(m) => match tagged_array(&m) {
+            Some(array) => array,
+            None => Value::Map(m.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
+        },
     }
 }
 
@@ -400,5 +469,38 @@ pub fn all_nan(d: DType, bytes: &[u8]) -> bool {
             .chunks_exact(4)
             .all(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])).is_nan()),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn nested_arrays_and_numpy_scalars_keep_dtype_and_shape_through_json() {
+        let arr = NdArray::from_elements::<i32>(vec![2, 2], &[1, 2, 3, 4]).unwrap();
+        let scalar = NdScalar::from_element(7u16);
+        let v = Value::Map(vec![
+            ("arr".into(), Value::Array(arr)),
+            (
+                "list".into(),
+                Value::List(vec![Value::Scalar(scalar), Value::Int(3)]),
+            ),
+            (
+                "plain".into(),
+                Value::Map(vec![("x".into(), Value::Float(0.5))]),
+            ),
+        ]);
+        let text = to_json_text("info.nested", &v).unwrap();
+        assert!(text.contains("__ndarray__"), "{text}");
+        assert_eq!(from_json_text(&text), v);
+    }
+
+    #[test]
+    fn an_object_that_only_looks_tagged_stays_a_dict() {
+        let text = r#"{"__ndarray__": [[2], "<f8", [1.0]], "other": 1}"#;
+        assert!(matches!(from_json_text(text), Value::Map(m) if m.len() == 2));
+        let wrong_count = r#"{"__ndarray__": [[2], "<f8", [1.0]]}"#;
+        assert!(matches!(from_json_text(wrong_count), Value::Map(_)));
     }
 }
