@@ -228,11 +228,11 @@ impl Column<'_> {
             if let Some(j) = lengths.iter().position(|&n| n != lengths[0]) {
                 return Err(self.error(
                     format!(
-                        "is ragged: row {} has {} atoms but row {} has {}",
+                        "is ragged: row {} has shape {} but row {} has shape {}",
                         self.row(0),
-                        lengths[0],
+                        row_shape(lengths[0], &shape[1..]),
                         self.row(j),
-                        lengths[j]
+                        row_shape(lengths[j], &shape[1..])
                     ),
                     "to_numpy() needs one shape and dtype -- use to_list() for per-atom arrays",
                 ));
@@ -261,6 +261,14 @@ impl Column<'_> {
         let typed = bytes.call_method1(pyo3::intern!(py, "view"), (descr,))?;
         typed.call_method1(pyo3::intern!(py, "reshape"), (shape,))
     }
+}
+
+/// The shape of one row of a ragged column, as Python prints it: `(atoms, *trailing)`.
+fn row_shape(atoms: u64, trailing: &[u64]) -> String {
+    let dims: Vec<u64> = std::iter::once(atoms)
+        .chain(trailing.iter().copied())
+        .collect();
+    tuple(&dims)
 }
 
 /// `(9, 3)`, `(3,)`, `()`: a shape as Python prints it.
