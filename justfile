@@ -79,7 +79,7 @@ bench-venv: venv
     @[ -x {{bench_py}} ] || python3 -m venv .venv-bench
     @{{bench_py}} -m pip install -q --disable-pip-version-check -r requirements-bench.txt
     rm -rf target/bench-wheels
-    cd pyclient && {{venv}}/bin/maturin build --release --locked -q --out ../target/bench-wheels
+    cd pyclient && {{venv}}/bin/maturin build --release --locked -q --auditwheel skip --out ../target/bench-wheels
     {{bench_py}} -m pip install -q --disable-pip-version-check --no-deps --force-reinstall target/bench-wheels/*.whl
 
 # The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite and asebytes 0.3.3, the
