@@ -17,3 +17,24 @@ pub mod writer;
 
 pub use layout::Layout;
 pub use store::ColumnarBackend;
+
+use asebytes_protocol::Capabilities;
+
+/// What every columnar store can do; `concurrent_readers` is the engine's to say.
+///
+/// A failed batch is undone (Zarr: staged files; HDF5: an undo log), so batches are
+/// atomic while the daemon lives. Inserting or deleting in the middle would shift every
+/// later frame of every column, a rewrite of the whole group per call, so both are
+/// refused. Readers see whole commits, but a multi-row read may span two commits.
+pub fn capabilities(concurrent_readers: bool, readonly: bool) -> Capabilities {
+    let caps = Capabilities {
+        atomic_batches: true,
+        packed_columns: true,
+        write_can_insert: false,
+        write_can_delete: false,
+        concurrent_readers,
+        snapshots: false,
+        ..Capabilities::all()
+    };
+    if readonly { caps.read_only() } else { caps }
+}

@@ -20,8 +20,6 @@ mod undo;
 
 use std::path::Path;
 
-use asebytes_protocol::Capabilities;
-
 use self::config::Hdf5Config;
 use self::engine::Hdf5Engine;
 use super::columnar::{ColumnarBackend, Layout, cache};
@@ -53,23 +51,6 @@ pub const ENTRY_PADDED: BackendEntry = BackendEntry {
     open: |opts| Ok(Box::new(Hdf5Backend::open(opts, Layout::Padded)?)),
     list_groups,
 };
-
-/// What an HDF5 store can do.
-pub fn capabilities(readonly: bool) -> Capabilities {
-    let mut caps = Capabilities::all();
-    // A failed batch is rolled back from the engine's undo log, so batches are atomic
-    // while the daemon lives (a kill -9 is another matter: docs/backends/hdf5.md).
-    caps.atomic_batches = true;
-    caps.packed_columns = true;
-    // Inserting or deleting in the middle shifts every later frame of every column: a
-    // rewrite of the whole group per call.
-    caps.write_can_insert = false;
-    caps.write_can_delete = false;
-    // libhdf5 is not thread-safe: reads go through the store's actor.
-    caps.concurrent_readers = false;
-    caps.snapshots = false;
-    if readonly { caps.read_only() } else { caps }
-}
 
 /// Opens HDF5 stores.
 #[derive(Debug)]
@@ -103,7 +84,7 @@ impl Hdf5Backend {
         let info = BackendInfo {
             scheme,
             canonical: format!("{scheme}://{}#{}", opts.path, opts.group),
-            caps: capabilities(opts.readonly),
+            caps: crate::backend::columnar::capabilities(false, opts.readonly),
         };
         ColumnarBackend::new(
             info,

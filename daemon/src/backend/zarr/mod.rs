@@ -14,8 +14,6 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-use asebytes_protocol::Capabilities;
-
 use self::config::ZarrConfig;
 use self::layout::ZarrEngine;
 use super::columnar::{ColumnarBackend, Layout, cache};
@@ -47,20 +45,6 @@ pub const ENTRY_PADDED: BackendEntry = BackendEntry {
     open: |opts| Ok(Box::new(ZarrBackend::open(opts, Layout::Padded)?)),
     list_groups,
 };
-
-/// What a Zarr store can do.
-pub fn capabilities(readonly: bool) -> Capabilities {
-    let mut caps = Capabilities::all();
-    caps.atomic_batches = true;
-    caps.packed_columns = true;
-    // Inserting or deleting in the middle shifts every later frame of every column:
-    // a rewrite of the whole store per call (docs/backends/zarr.md).
-    caps.write_can_insert = false;
-    caps.write_can_delete = false;
-    // Readers see whole commits, but a multi-row read may span two commits.
-    caps.snapshots = false;
-    if readonly { caps.read_only() } else { caps }
-}
 
 /// Opens Zarr stores.
 #[derive(Debug)]
@@ -104,7 +88,7 @@ impl ZarrBackend {
         let info = BackendInfo {
             scheme,
             canonical: format!("{scheme}://{}#{}", opts.path, opts.group),
-            caps: capabilities(opts.readonly),
+            caps: crate::backend::columnar::capabilities(true, opts.readonly),
         };
         ColumnarBackend::new(info, engine, layout, chunk_frames, cache::DEFAULT_BYTES)
     }
