@@ -10,10 +10,17 @@
 //! - `str`, `list`, `dict`, `None` → JSON text in a string column (kind [`Kind::Json`]), as
 //!   the reference does; a JSON column also takes Python scalars (their JSON keeps the
 //!   type) and numpy values (as nested lists, like the reference: dtype is lost).
-//! - `bytes` and non-finite floats inside JSON cannot be stored: `TypeMismatch` /
-//!   `InvalidArgument` naming the key, before anything is written.
+//! - A column whose values do not share one numpy type (a dtype or per-frame shape that
+//!   changes, `bytes`, Python numbers mixed with arrays) is a JSON column too, in a form
+//!   that keeps every type: arrays and numpy scalars as ASE's `{"__ndarray__": ...}`,
+//!   complex numbers as ASE's `{"__complex__": [re, im]}`, bytes as `{"__bytes__":
+//!   base64}`; non-finite array elements as the strings `"nan"`, `"inf"`, `"-inf"` (numpy
+//!   reads them back). Only non-finite Python floats cannot be JSON: `InvalidArgument`
+//!   naming the key, before anything is written.
 
 use asebytes_protocol::codec::{self, NdArray, NdScalar, Value};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value as Json;
 
 use super::engine::DType;
@@ -63,7 +70,7 @@ pub fn classify(key: &str, v: &Value) -> Result<Class> {
         Value::UInt(_) => Class::Py(DType::U64),
         Value::Bool(_) => Class::Py(DType::Bool),
         Value::Complex(..) => Class::Py(DType::C128),
-        Value::Nil | Value::Str(_) | Value::List(_) | Value::Map(_) => Class::Json,
+        Value::Nil | Value::Str(_) | Value::List(_) | Value::Map(_) | Value::Bin(_) => Class::Json,
         Value::Scalar(s) => Class::Np(engine_dtype(&s.dtype).ok_or_else(|| {
             type_err(
                 key,
@@ -85,12 +92,6 @@ pub fn classify(key: &str, v: &Value) -> Result<Class> {
             })?,
             a.shape.clone(),
         ),
-        Value::Bin(_) => {
-            return Err(type_err(
-                key,
-                "bytes values cannot be stored in a columnar store",
-            ));
-        }
     })
 }
 
@@ -250,6 +251,11 @@ fn to_json(key: &str, v: &Value, depth: u32) -> Result<Json> {
                 .map(|(k, x)| Ok((k.clone(), to_json(key, x, depth + 1)?)))
                 .collect::<Result<_>>()?,
         ),
+        Value::Complex(re, im) => tagged(
+            COMPLEX_TAG,
+            Json::Array(vec![finite(key, *re)?, finite(key, *im)?]),
+        ),
+        Value::Bin(b) => tagged(BYTES_TAG, Json::String(BASE64.encode(b))),
         Value::Scalar(s) => tagged_array_json(
             key,
             &NdArray {
@@ -259,13 +265,34 @@ fn to_json(key: &str, v: &Value, depth: u32) -> Result<Json> {
             },
         )?,
         Value::Array(a) => tagged_array_json(key, a)?,
-        Value::Complex(..) | Value::Bin(_) => {
-            return Err(type_err(
-                key,
-                "complex and bytes values inside a str/list/dict column cannot be stored as JSON",
-            ));
-        }
     })
+}
+
+/// ASE's JSON form of a complex number: `{"__complex__": [re, im]}`.
+const COMPLEX_TAG: &str = "__complex__";
+/// Bytes in a JSON column: `{"__bytes__": "<base64>"}` (not ASE's; only we write bytes).
+const BYTES_TAG: &str = "__bytes__";
+
+fn tagged(tag: &str, body: Json) -> Json {
+    Json::Object([(tag.to_string(), body)].into_iter().collect())
+}
+
+/// The value a one-key tagged object stands for ([`COMPLEX_TAG`], [`BYTES_TAG`], ASE's
+/// arrays), or `None` if the object is anything else (it then reads as a dict).
+fn untag(m: &serde_json::Map<String, Json>) -> Option<Value> {
+    if m.len() != 1 {
+        return None;
+    }
+    if let Some(body) = m.get(COMPLEX_TAG) {
+        let [re, im] = body.as_array()?.as_slice() else {
+            return None;
+        };
+        return Some(Value::Complex(re.as_f64()?, im.as_f64()?));
+    }
+    if let Some(body) = m.get(BYTES_TAG) {
+        return BASE64.decode(body.as_str()?).ok().map(Value::Bin);
+    }
+    tagged_array(m)
 }
 
 /// The key of ASE's JSON form of an array (`ase.io.jsonio`): `{"__ndarray__": [shape,
@@ -275,10 +302,25 @@ fn to_json(key: &str, v: &Value, depth: u32) -> Result<Json> {
 const NDARRAY_TAG: &str = "__ndarray__";
 
 fn tagged_array_json(key: &str, a: &NdArray) -> Result<Json> {
-    let flat = NdArray {
-        dtype: a.dtype.clone(),
-        shape: vec![a.shape.iter().product()],
-        data: a.data.clone(),
+    let n: u64 = a.shape.iter().product();
+    // Complex arrays go as their interleaved real and imaginary parts, as ASE writes them.
+    let flat = match engine_dtype(&a.dtype) {
+        Some(DType::C128) => {
+            NdArray::from_f64s(vec![2 * n], &le_floats::<8>(a)).map_err(|e| invalid(key, e.0))?
+        }
+        Some(DType::C64) => NdArray::from_elements::<f32>(
+            vec![2 * n],
+            &le_floats::<4>(a)
+                .iter()
+                .map(|x| *x as f32)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| invalid(key, e.0))?,
+        _ => NdArray {
+            dtype: a.dtype.clone(),
+            shape: vec![n],
+            data: a.data.clone(),
+        },
     };
     let shape: Vec<Json> = a.shape.iter().map(|&d| Json::from(d)).collect();
     let body = Json::Array(vec![
@@ -286,9 +328,19 @@ fn tagged_array_json(key: &str, a: &NdArray) -> Result<Json> {
         Json::String(a.dtype.to_little_endian().as_str().to_string()),
         array_json(key, &flat)?,
     ]);
-    Ok(Json::Object(
-        [(NDARRAY_TAG.to_string(), body)].into_iter().collect(),
-    ))
+    Ok(tagged(NDARRAY_TAG, body))
+}
+
+/// The little-endian float parts (`W` bytes each) of a complex array, interleaved.
+fn le_floats<const W: usize>(a: &NdArray) -> Vec<f64> {
+    a.to_little_endian()
+        .data
+        .chunks_exact(W)
+        .map(|c| match W {
+            4 => f64::from(f32::from_le_bytes(c.try_into().unwrap_or([0; 4]))),
+            _ => f64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+        })
+        .collect()
 }
 
 /// The array an ASE-form `{"__ndarray__": [shape, dtype, items]}` object stands for, or
@@ -308,15 +360,20 @@ fn tagged_array(m: &serde_json::Map<String, Json>) -> Option<Value> {
     let cdt = codec::DType::parse(dtype.as_str()?).ok()?;
     let d = engine_dtype(&cdt)?;
     let items = items.as_array()?;
-    if codec::value::element_count(&shape)? != items.len() as u64 {
+    let parts = if matches!(d, DType::C64 | DType::C128) {
+        2
+    } else {
+        1
+    };
+    if codec::value::element_count(&shape)? * parts != items.len() as u64 {
         return None;
     }
     let mut data = Vec::with_capacity(items.len() * d.itemsize());
     for item in items {
         match d {
             DType::Bool => data.push(u8::from(item.as_bool()?)),
-            DType::F32 => data.extend((item.as_f64()? as f32).to_le_bytes()),
-            DType::F64 => data.extend(item.as_f64()?.to_le_bytes()),
+            DType::F32 | DType::C64 => data.extend((float_item(item)? as f32).to_le_bytes()),
+            DType::F64 | DType::C128 => data.extend(float_item(item)?.to_le_bytes()),
             DType::U8 | DType::U16 | DType::U32 | DType::U64 => {
                 data.extend(&item.as_u64()?.to_le_bytes()[..d.itemsize()]);
             }
@@ -334,6 +391,38 @@ fn tagged_array(m: &serde_json::Map<String, Json>) -> Option<Value> {
     })
 }
 
+/// A float element of an ASE-form array: a number, or `"nan"` / `"inf"` / `"-inf"`.
+fn float_item(item: &Json) -> Option<f64> {
+    match item {
+        Json::String(s) => match s.as_str() {
+            "nan" => Some(f64::NAN),
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => item.as_f64(),
+    }
+}
+
+/// A float array element as JSON: non-finite values as the strings numpy parses.
+fn float_element(x: f64) -> Json {
+    serde_json::Number::from_f64(x).map_or_else(
+        || {
+            Json::String(
+                if x.is_nan() {
+                    "nan"
+                } else if x > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                }
+                .into(),
+            )
+        },
+        Json::Number,
+    )
+}
+
 /// A numpy array as nested JSON lists (a 0-d array as its item).
 fn array_json(key: &str, a: &NdArray) -> Result<Json> {
     let d = engine_dtype(&a.dtype).ok_or_else(|| {
@@ -342,26 +431,20 @@ fn array_json(key: &str, a: &NdArray) -> Result<Json> {
             format!("dtype {} cannot be stored as JSON", a.dtype.as_str()),
         )
     })?;
-    if matches!(d, DType::C64 | DType::C128) {
-        return Err(type_err(
-            key,
-            "complex arrays inside a str/list/dict column cannot be stored as JSON",
-        ));
-    }
     let le = a.to_little_endian();
     let n = d.itemsize();
     let items: Vec<Json> = le
         .data
         .chunks_exact(n.max(1))
-        .map(|b| element_json(key, d, b))
-        .collect::<Result<_>>()?;
+        .map(|b| element_json(d, b))
+        .collect();
     Ok(nest(&a.shape, &mut items.into_iter()))
 }
 
-fn element_json(key: &str, d: DType, b: &[u8]) -> Result<Json> {
+fn element_json(d: DType, b: &[u8]) -> Json {
     let mut w = [0u8; 8];
     w[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
-    Ok(match d {
+    match d {
         DType::Bool => Json::Bool(b[0] != 0),
         DType::I8 => Json::from(b[0] as i8),
         DType::I16 => Json::from(i16::from_le_bytes([b[0], b[1]])),
@@ -371,9 +454,9 @@ fn element_json(key: &str, d: DType, b: &[u8]) -> Result<Json> {
         DType::U16 => Json::from(u16::from_le_bytes([b[0], b[1]])),
         DType::U32 => Json::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         DType::U64 => Json::from(u64::from_le_bytes(w)),
-        DType::F32 => finite(key, f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))?,
-        _ => finite(key, f64::from_le_bytes(w))?,
-    })
+        DType::F32 => float_element(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        _ => float_element(f64::from_le_bytes(w)),
+    }
 }
 
 fn nest(shape: &[u64], items: &mut impl Iterator<Item = Json>) -> Json {
@@ -407,7 +490,7 @@ fn from_json(j: Json) -> Value {
         }
         Json::String(s) => Value::Str(s),
         Json::Array(items) => Value::List(items.into_iter().map(from_json).collect()),
-        Json::Object(m) => match tagged_array(&m) {
+        Json::Object(m) => match untag(&m) {
             Some(array) => array,
             None => Value::Map(m.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
         },

@@ -194,31 +194,20 @@ pub fn infer_column(key: &str, values: &[(&Value, u64)]) -> Result<Column> {
             _ => json,
         });
     }
-    let mismatch = || {
-        Error::new(
-            ErrorKind::TypeMismatch,
-            format!(
-                "key '{key}': values of one batch must share one numpy type to form a column, got {classes:?}"
-            ),
-        )
-    };
+    // Values that do not share one numpy type form a JSON column, which keeps each
+    // value's type (see `convert`).
     match first {
-        Class::Np(d) => {
-            if classes.iter().any(|c| c != first) {
-                return Err(mismatch());
-            }
-            Ok(Column {
-                dtype: *d,
-                kind: Kind::Np,
-                ..json
-            })
-        }
+        Class::Np(d) if classes.iter().all(|c| c == first) => Ok(Column {
+            dtype: *d,
+            kind: Kind::Np,
+            ..json
+        }),
         Class::Nd(d, shape) => {
             let mut shapes = Vec::with_capacity(classes.len());
             for c in &classes {
                 match c {
                     Class::Nd(cd, s) if cd == d => shapes.push(s),
-                    _ => return Err(mismatch()),
+                    _ => return Ok(json),
                 }
             }
             let per_atom = per_atom_name(key)
@@ -236,13 +225,8 @@ pub fn infer_column(key: &str, values: &[(&Value, u64)]) -> Result<Column> {
                     ..json
                 });
             }
-            if let Some(s) = shapes.iter().find(|s| **s != shape) {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "key '{key}': per-frame values must share one shape, got {shape:?} and {s:?}"
-                    ),
-                ));
+            if shapes.iter().any(|s| *s != shape) {
+                return Ok(json);
             }
             Ok(Column {
                 dtype: *d,
@@ -251,7 +235,7 @@ pub fn infer_column(key: &str, values: &[(&Value, u64)]) -> Result<Column> {
                 ..json
             })
         }
-        _ => Err(mismatch()),
+        _ => Ok(json),
     }
 }
 
@@ -290,11 +274,16 @@ mod tests {
     }
 
     #[test]
-    fn per_frame_shape_change_and_bytes_are_refused() {
+    fn shape_or_type_changes_and_bytes_make_a_json_column() {
         let (a, b) = (f64s(vec![2]), f64s(vec![3]));
-        let e = infer_column("info.v", &[(&a, 0), (&b, 0)]).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidArgument);
-        let e = infer_column("info.b", &[(&Value::Bin(vec![1]), 0)]).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::TypeMismatch);
+        let c = infer_column("info.v", &[(&a, 0), (&b, 0)]).unwrap();
+        assert_eq!(c.kind, Kind::Json);
+        let c = infer_column("info.b", &[(&Value::Bin(vec![1]), 0)]).unwrap();
+        assert_eq!(c.kind, Kind::Json);
+        let c = infer_column("info.m", &[(&a, 0), (&Value::Int(1), 0)]).unwrap();
+        assert_eq!(c.kind, Kind::Json);
+        let (p2, p3) = (f64s(vec![2, 3]), f64s(vec![3, 3]));
+        let c = infer_column("arrays.positions", &[(&p2, 2), (&p3, 2)]).unwrap();
+        assert_eq!((c.kind, c.per_atom), (Kind::Json, false));
     }
 }

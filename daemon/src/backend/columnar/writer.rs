@@ -7,11 +7,14 @@
 //! - `extend` and `set` write whole rows: keys a row lacks read as missing afterwards.
 //! - `update` and column writes touch only the given keys.
 //! - Unseen keys add a column (earlier frames read them as missing).
-//! - A ragged frame keeps its atom count; a frame with 0 atoms (a placeholder) gets new
+//! - `update` keeps a frame's atom count; a frame with 0 atoms (a placeholder) gets new
 //!   atoms appended at the end of the flat arrays; setting a row without atoms gives 0.
-//! - A value whose type does not fit its column is a `TypeMismatch` (no silent promotion,
-//!   except Python `int`/`bool` into a Python-`float` column, which is what the reference
-//!   writes for every Python number).
+//! - A value whose type or shape does not fit its column turns the column into a JSON
+//!   column ([`Tx`] rewrites it in the same transaction), which keeps every value's type;
+//!   no silent promotion, except Python `int`/`bool` into a Python-`float` column, which is
+//!   what the reference writes for every Python number.
+//! - A `set` that changes a ragged frame's atom count moves the frame's atoms to the end
+//!   of the flat arrays (the reference refuses it); the old slice stays unused.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,9 +22,10 @@ use asebytes_protocol::codec::{self, Value};
 
 use super::apply::{self, Change};
 use super::convert::{self, Cell};
-use super::engine::Engine;
+use super::engine::{DType, Engine};
 use super::layout::{Frame, Layout, State};
-use super::schema::{self, Column};
+use super::reader::View;
+use super::schema::{self, Column, Kind};
 use crate::backend::{Error, ErrorKind, Result};
 
 /// One decoded row: `(key, value)` in the order given, keys unique.
@@ -72,8 +76,15 @@ fn invalid(msg: String) -> Error {
     Error::new(ErrorKind::InvalidArgument, msg)
 }
 
+/// What planning found: a change ready to apply, or columns that must first become JSON
+/// columns because some value does not fit them.
+enum Planned {
+    Ready(Change),
+    Widen(Vec<String>),
+}
+
 /// Plans writing `targets` (frames ascending and unique; appended frames follow `n_frames`).
-fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
+fn plan(st: &State, targets: &[Target]) -> Result<Planned> {
     let mut ch = Change {
         n_frames: st.n_frames,
         flat_len: st.flat_len,
@@ -87,7 +98,7 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
     // Atom counts and frame locations.
     let mut atoms = Vec::with_capacity(targets.len());
     let mut relocated = Vec::with_capacity(targets.len());
-    for t in &targets {
+    for t in targets {
         let fields: &[(String, Value)] = t.fields.as_deref().unwrap_or(&[]);
         let appended = t.frame >= st.n_frames;
         let cur = if appended {
@@ -109,7 +120,17 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
         }
         let mut moved = appended;
         let frame = match st.layout {
-            Layout::Ragged if appended || (cur.len == 0 && n > 0) => {
+            Layout::Ragged if !appended && n == cur.len => cur,
+            Layout::Ragged if !appended && n == 0 => {
+                moved = true;
+                Frame {
+                    offset: cur.offset,
+                    len: 0,
+                }
+            }
+            // New atoms, or a new atom count: the frame's atoms go to the end of the flat
+            // arrays (its old slice stays unused until `clear`).
+            Layout::Ragged => {
                 let f = Frame {
                     offset: ch.flat_len,
                     len: n,
@@ -117,20 +138,6 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
                 ch.flat_len += n;
                 moved = true;
                 f
-            }
-            Layout::Ragged if n == cur.len => cur,
-            Layout::Ragged if n == 0 => {
-                moved = true;
-                Frame {
-                    offset: cur.offset,
-                    len: 0,
-                }
-            }
-            Layout::Ragged => {
-                return Err(invalid(format!(
-                    "Cannot change atom count of frame {} from {} to {n}: a ragged store keeps each frame's atom count",
-                    t.frame, cur.len
-                )));
             }
             Layout::Padded => {
                 ch.max_atoms = ch.max_atoms.max(n);
@@ -150,7 +157,7 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
     // Columns for keys never seen, from all their values in this change.
     let mut new_keys: Vec<&str> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
-    for t in &targets {
+    for t in targets {
         for (k, _) in t.fields.as_deref().unwrap_or(&[]) {
             if st.column(k).is_none() && seen.insert(k) {
                 new_keys.push(k);
@@ -172,7 +179,8 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
     }
     // Cells, column by column.
     let columns: Vec<&Column> = st.columns.iter().chain(&ch.new_columns).collect();
-    for c in columns {
+    let mut widen = Vec::new();
+    'columns: for c in columns {
         let mut cells: Vec<(u64, Option<Cell>)> = Vec::new();
         for ((t, n), moved) in targets.iter().zip(&atoms).zip(&relocated) {
             let value = t
@@ -180,8 +188,15 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
                 .as_deref()
                 .and_then(|f| f.iter().find(|(k, _)| *k == c.name))
                 .map(|(_, v)| v);
-            let cell = match value {
-                Some(v) => Some(convert::to_cell(c, v, *n)?),
+            let cell = match value.map(|v| (v, convert::to_cell(c, v, *n))) {
+                Some((_, Ok(cell))) => Some(cell),
+                Some((v, Err(e))) => {
+                    if c.kind != Kind::Json && convert::to_json_text(&c.name, v).is_ok() {
+                        widen.push(c.name.clone());
+                        continue 'columns;
+                    }
+                    return Err(e);
+                }
                 None => None,
             };
             let wanted = t.mode == Mode::Replace || value.is_some() || (c.per_atom && *moved);
@@ -193,7 +208,11 @@ fn plan(st: &State, targets: Vec<Target>) -> Result<Change> {
             ch.cells.push((c.name.clone(), cells));
         }
     }
-    Ok(ch)
+    Ok(if widen.is_empty() {
+        Planned::Ready(ch)
+    } else {
+        Planned::Widen(widen)
+    })
 }
 
 /// A write transaction's view of the layout: the working state and the engine.
@@ -218,10 +237,87 @@ impl std::fmt::Debug for Tx<'_> {
 
 impl Tx<'_> {
     fn run(&mut self, targets: Vec<Target>) -> Result<()> {
-        let ch = plan(self.st, targets)?;
+        let ch = match plan(self.st, &targets)? {
+            Planned::Ready(ch) => ch,
+            Planned::Widen(names) => {
+                // Encode every stored value first: a value JSON cannot hold refuses the
+                // write before the store changes.
+                let rewrites = names
+                    .iter()
+                    .map(|name| self.json_cells(name))
+                    .collect::<Result<Vec<_>>>()?;
+                let r = rewrites
+                    .into_iter()
+                    .try_for_each(|(pos, cells)| self.rewrite_as_json(pos, cells));
+                self.failed |= r.is_err();
+                r?;
+                match plan(self.st, &targets)? {
+                    Planned::Ready(ch) => ch,
+                    Planned::Widen(names) => {
+                        return Err(Error::corrupt(format!(
+                            "columns {names:?} still refuse values after becoming JSON columns"
+                        )));
+                    }
+                }
+            }
+        };
         let r = apply::apply(self.st, self.eng, ch);
         self.failed |= r.is_err();
         r
+    }
+
+    /// The position of column `name` and every present value of it as a JSON cell.
+    fn json_cells(&self, name: &str) -> Result<(usize, Vec<(u64, Option<Cell>)>)> {
+        let Some(pos) = self.st.columns.iter().position(|c| c.name == name) else {
+            return Err(Error::corrupt(format!("column {name} is unknown")));
+        };
+        let c = &self.st.columns[pos];
+        let view = View {
+            st: self.st,
+            eng: self.eng,
+            cache: None,
+        };
+        let mut cells = Vec::new();
+        for i in 0..self.st.n_frames {
+            if let Some(v) = view.cell(c, i)? {
+                cells.push((i, Some(Cell::Text(convert::to_json_text(name, &v)?))));
+            }
+        }
+        Ok((pos, cells))
+    }
+
+    /// Replaces the column at `pos` by a JSON column holding `cells`, in the same place of
+    /// the column order.
+    fn rewrite_as_json(&mut self, pos: usize, cells: Vec<(u64, Option<Cell>)>) -> Result<()> {
+        let old = self.st.columns.remove(pos);
+        self.st.arrays.remove(&old.name);
+        self.eng.delete_array(&old.name)?;
+        if old.mask {
+            let m = schema::mask_name(&old.name);
+            self.st.arrays.remove(&m);
+            self.eng.delete_array(&m)?;
+        }
+        let json = Column {
+            name: old.name.clone(),
+            dtype: DType::Str,
+            shape: Vec::new(),
+            per_atom: false,
+            kind: Kind::Json,
+            mask: false,
+        };
+        let ch = Change {
+            new_columns: vec![json],
+            n_frames: self.st.n_frames,
+            flat_len: self.st.flat_len,
+            max_atoms: self.st.max_atoms,
+            cells: vec![(old.name, cells)],
+            ..Change::default()
+        };
+        apply::apply(self.st, self.eng, ch)?;
+        if let Some(c) = self.st.columns.pop() {
+            self.st.columns.insert(pos, c);
+        }
+        Ok(())
     }
 
     /// Appends rows (`None` = placeholder); returns the new frame count.

@@ -251,24 +251,20 @@ fn test_bad_input_is_refused_and_changes_nothing() {
     write(&mut *b, |w| w.extend(vec![Some(frame(3, 1.0))]).map(|_| ())).unwrap();
     let before = get(&*b, 0);
     let e = write(&mut *b, |w| {
-        w.extend(vec![Some(row(&[("calc.stress", f64s(&[7], 0.0))]))])
-            .map(|_| ())
+        w.extend(vec![Some(row(&[
+            ("calc.stress", f64s(&[7], 0.0)),
+            ("_offsets", Value::Int(1)),
+        ]))])
+        .map(|_| ())
     })
     .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
-    let e = write(&mut *b, |w| w.set(0, Some(frame(4, 1.0)))).unwrap_err();
+    let e = write(&mut *b, |w| {
+        w.update(0, row(&[("calc.energy", Value::Str("x".into()))]))?;
+        w.update(0, row(&[("calc.energy", Value::Float(f64::NAN))]))
+    })
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e}");
-    let e = write(&mut *b, |w| {
-        w.extend(vec![Some(row(&[("info.b", Value::Bin(vec![1]))]))])
-            .map(|_| ())
-    })
-    .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TypeMismatch, "{e}");
-    let e = write(&mut *b, |w| {
-        w.update(0, row(&[("calc.energy", Value::Str("x".into()))]))
-    })
-    .unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TypeMismatch, "{e}");
     assert_eq!(b.reader().snapshot().unwrap().len().unwrap(), 1);
     assert_eq!(get(&*b, 0), before);
 }
@@ -378,4 +374,90 @@ fn test_list_groups_lists_padded_groups_too() {
         list_groups(&fx.opts.path).unwrap(),
         vec!["default".to_string()]
     );
+}
+
+/// Values that do not fit their column turn it into a JSON column, in the same
+/// transaction: every value, old and new, keeps its type, also after reopening.
+fn type_changes_widen_the_column(ext: &str) {
+    let fx = Fixture::new(ext);
+    let mut b = fx.open();
+    write(&mut *b, |w| {
+        w.extend(vec![Some(frame(3, 1.0)), Some(frame(2, 2.0)), None])
+            .map(|_| ())
+    })
+    .unwrap();
+    let int8 = Value::Array(NdArray::from_elements(vec![2], &[1i8, -2]).unwrap());
+    let nan = Value::Array(NdArray::from_f64s(vec![2], &[f64::NAN, f64::INFINITY]).unwrap());
+    let cplx = Value::Array(
+        NdArray::new(
+            codec::DType::parse("<c16").unwrap(),
+            vec![1],
+            [1.5f64.to_le_bytes(), (-2.0f64).to_le_bytes()].concat(),
+        )
+        .unwrap(),
+    );
+    write(&mut *b, |w| {
+        w.update(0, row(&[("calc.stress", int8.clone())]))?;
+        w.update(1, row(&[("info.step", Value::Str("two".into()))]))?;
+        w.update(1, row(&[("calc.stress", nan.clone())]))?;
+        w.extend(vec![Some(row(&[
+            ("info.flag", Value::Bin(vec![0, 255])),
+            ("info.c", Value::Complex(1.0, -1.0)),
+            ("info.ca", cplx.clone()),
+            ("arrays.positions", f64s(&[2, 3], 0.0)),
+        ]))])
+        .map(|_| ())
+    })
+    .unwrap();
+    for b in [b, fx.open()] {
+        let at = |i: u64, key: &str| {
+            get(&*b, i).and_then(|r| r.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+        };
+        assert_eq!(at(0, "calc.stress"), Some(int8.clone()));
+        let Some(Value::Array(a)) = at(1, "calc.stress") else {
+            panic!("stress of frame 1");
+        };
+        assert_eq!(a.dtype.as_str(), "<f8");
+        assert!(a.to_f64s().unwrap()[0].is_nan());
+        assert_eq!(at(2, "calc.stress"), None);
+        assert_eq!(at(0, "info.step"), Some(Value::Int(1)));
+        assert_eq!(at(1, "info.step"), Some(Value::Str("two".into())));
+        assert_eq!(at(0, "info.flag"), Some(Value::Bool(true)));
+        assert_eq!(at(3, "info.flag"), Some(Value::Bin(vec![0, 255])));
+        assert_eq!(at(3, "info.c"), Some(Value::Complex(1.0, -1.0)));
+        assert_eq!(at(3, "info.ca"), Some(cplx.clone()));
+        assert_eq!(at(1, "calc.energy"), Some(Value::Float(2.0)));
+        assert_eq!(get(&*b, 2), None);
+    }
+}
+
+#[test]
+fn test_type_changes_widen_the_column_ragged() {
+    type_changes_widen_the_column("zarr");
+}
+
+#[test]
+fn test_type_changes_widen_the_column_padded() {
+    type_changes_widen_the_column("zarrp");
+}
+
+#[test]
+fn test_set_with_a_new_atom_count_moves_the_frame() {
+    let fx = Fixture::new("zarr");
+    let mut b = fx.open();
+    let rows = [frame(3, 1.0), frame(2, 2.0), frame(4, 3.0)];
+    write(&mut *b, |w| {
+        w.extend(rows.iter().cloned().map(Some).collect())
+            .map(|_| ())
+    })
+    .unwrap();
+    write(&mut *b, |w| w.set(1, Some(frame(5, 9.0)))).unwrap();
+    for b in [b, fx.open()] {
+        assert_eq!(get(&*b, 0).map(sorted), Some(sorted(decoded(&rows[0]))));
+        assert_eq!(
+            get(&*b, 1).map(sorted),
+            Some(sorted(decoded(&frame(5, 9.0))))
+        );
+        assert_eq!(get(&*b, 2).map(sorted), Some(sorted(decoded(&rows[2]))));
+    }
 }
