@@ -168,6 +168,16 @@ class FacadeCore:
             raise AsebytesTypeError(f"update() needs a dict, got {type(data)}")
         return {self._normalize_key(k): v for k, v in data.items()}
 
+    def _prepare_column_values(
+        self, key: Any, values: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        """The values of a one-key column write -> ``(key, values)`` in the backend's form;
+        the key is checked once, not once per value."""
+        if not values:
+            return self._normalize_key(key), []
+        ((k, first),) = self._prepare_update({key: values[0]}).items()
+        return k, [first, *values[1:]]
+
     def _build_result(self, row: Any) -> Any:
         return row
 
@@ -467,10 +477,10 @@ class FacadeCore:
                 f"Length mismatch: the view has {len(indices)} rows, got {len(values)} values"
             )
         if single:
-            checked = [self._prepare_update({keys[0]: v})[keys[0]] for v in values]
+            key, checked = self._prepare_column_values(keys[0], values)
             if indices:
                 indices = yield from self._op_positions(indices)
-                yield ("set_column_rows", (keys[0], indices, checked))
+                yield ("set_column_rows", (key, indices, checked))
             return
         data = []
         for row in values:

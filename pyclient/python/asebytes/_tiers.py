@@ -81,6 +81,12 @@ class BlobTier(FacadeCore):
         partial = super()._prepare_update(data)
         return {k: _blob_value(k, v) for k, v in partial.items()}
 
+    def _prepare_column_values(
+        self, key: Any, values: list[Any]
+    ) -> tuple[Any, list[Any]]:
+        k, _ = super()._prepare_column_values(key, values[:1])
+        return k, [_blob_value(k, v) for v in values]
+
 
 def _blob_value(key: bytes, value: Any) -> bytes:
     if not isinstance(value, (bytes, bytearray, memoryview)):

@@ -170,6 +170,14 @@ impl View<'_> {
         Ok(out)
     }
 
+    /// The bytes of one missing per-frame item in a packed column: the fill value.
+    fn fill_item(&self, c: &Column, item: usize) -> Vec<u8> {
+        let fill = c.dtype.fill_bytes();
+        let mut out: Vec<u8> = fill.iter().copied().cycle().take(item).collect();
+        out.truncate(item);
+        out
+    }
+
     /// Mask codes of frames `start..start+count` (all "by value" without a mask).
     fn masks(&self, c: &Column, start: u64, count: u64) -> Result<Vec<u8>> {
         if !c.mask {
@@ -265,16 +273,15 @@ impl View<'_> {
         }
         let item_elems: u64 = c.shape.iter().product();
         let item = item_elems as usize * c.dtype.itemsize();
-        let fill = c.dtype.fill_bytes();
         let mut data = Vec::new();
         let mut present = Vec::with_capacity(indices.len());
         let mut offsets = c.per_atom.then(|| vec![0u64]);
         let mut total = 0u64;
-        for &i in indices {
-            let v = self.cell(c, i)?;
-            let ok = v.is_some();
-            present.push(u8::from(ok));
-            if c.per_atom {
+        if c.per_atom {
+            for &i in indices {
+                let v = self.cell(c, i)?;
+                let ok = v.is_some();
+                present.push(u8::from(ok));
                 if ok {
                     let (b, atoms) = self.raw(c, i)?;
                     total += atoms.unwrap_or(0);
@@ -283,13 +290,28 @@ impl View<'_> {
                 if let Some(o) = offsets.as_mut() {
                     o.push(total);
                 }
-            } else if ok {
-                data.extend_from_slice(&self.raw(c, i)?.0);
-            } else {
-                for _ in 0..item_elems.max(1) {
-                    data.extend_from_slice(&fill);
+            }
+        } else {
+            // Per-frame: one read per run of consecutive frames (a whole column is one).
+            data.reserve(item * indices.len());
+            let fill = self.fill_item(c, item);
+            for run in runs(indices) {
+                let (start, count) = (run[0], run.len() as u64);
+                let bytes = self.rows(&c.name, start, count)?;
+                let masks = self.masks(c, start, count)?;
+                for (j, m) in masks.iter().enumerate() {
+                    let b = bytes
+                        .get(j * item..(j + 1) * item)
+                        .ok_or_else(|| Error::corrupt(format!("short rows in {}", c.name)))?;
+                    // As `cell` decides.
+                    let ok = match *m {
+                        mask::MISSING => false,
+                        mask::BY_VALUE => !convert::all_nan(c.dtype, b),
+                        _ => true,
+                    };
+                    present.push(u8::from(ok));
+                    data.extend_from_slice(if ok { b } else { &fill });
                 }
-                data.truncate(data.len() - (item_elems.max(1) as usize * fill.len() - item));
             }
         }
         let mut shape = vec![if c.per_atom {
@@ -307,4 +329,9 @@ impl View<'_> {
             offsets,
         }))
     }
+}
+
+/// `indices` split into runs of consecutive ascending frames.
+fn runs(indices: &[u64]) -> impl Iterator<Item = &[u64]> {
+    indices.chunk_by(|a, b| a.checked_add(1) == Some(*b))
 }

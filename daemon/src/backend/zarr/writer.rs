@@ -3,7 +3,8 @@
 //!
 //! Layer: under the Zarr engine ([`super::layout`]), which builds its zarrs arrays for
 //! writing on a [`StagedStore`]. `commit` is:
-//! 1. every staged file is written under `.asebytes-staging/<n>` (fsynced);
+//! 1. every staged file is written under `.asebytes-staging/<n>` (flushed with one
+//!    `syncfs`);
 //! 2. the journal `.asebytes-journal` (what to erase, which staged file goes where) is
 //!    written to a temporary name, fsynced and renamed into place: **the commit point**;
 //! 3. the journal is applied (erases, then renames; the group `zarr.json` last), then
@@ -127,11 +128,13 @@ impl StagedStore {
         let mut sets: Vec<(String, Bytes)> = staged.sets.into_iter().collect();
         sets.sort_by_key(|(k, _)| k == "zarr.json");
         for (n, (key, bytes)) in sets.into_iter().enumerate() {
-            write_file(&staging.join(n.to_string()), &bytes, self.fsync)?;
+            write_file(&staging.join(n.to_string()), &bytes, false)?;
             journal.sets.push((n as u64, key));
         }
         if self.fsync {
-            sync_dir(&staging)?;
+            // One flush for every staged file and the staging directory (a commit stages
+            // one file per changed chunk: an fsync each cost one device flush each).
+            sync_filesystem(&staging)?;
         }
         let text = serde_json::to_vec(&journal).map_err(std::io::Error::other)?;
         let tmp = self.root.join(format!("{JOURNAL}.tmp"));
@@ -147,6 +150,18 @@ fn write_file(path: &Path, bytes: &[u8], fsync: bool) -> std::io::Result<()> {
     f.write_all(bytes)?;
     if fsync {
         f.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Flushes the whole filesystem that holds `path` (`syncfs`): the staged files of a
+/// commit in one device flush instead of one per file.
+fn sync_filesystem(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = fs::File::open(path)?;
+    // SAFETY: `dir` is an open file descriptor for the duration of the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
