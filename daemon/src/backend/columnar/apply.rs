@@ -116,22 +116,15 @@ fn create_column(st: &mut State, eng: &dyn Engine, c: &Column, old_n: u64) -> Re
     let shape = st.array_shape(c);
     let item: u64 = c.shape.iter().product::<u64>() * (c.dtype.itemsize().max(8) as u64);
     let mut chunks = shape.clone();
-    let rows_wanted = match (c.per_atom, st.layout) {
-        (true, Layout::Ragged) => {
-            let atoms = if st.n_frames == 0 {
-                1
-            } else {
-                st.flat_len.div_ceil(st.n_frames).max(1)
-            };
-            st.chunk_frames * atoms
-        }
-        _ => st.chunk_frames,
+    let rows_per_frame = match (c.per_atom, st.layout) {
+        (true, Layout::Ragged) if st.n_frames > 0 => st.flat_len.div_ceil(st.n_frames).max(1),
+        _ => 1,
     };
     let row_bytes = match (c.per_atom, st.layout) {
         (true, Layout::Padded) => item * st.max_atoms.max(1),
         _ => item,
     };
-    chunks[0] = st.chunk_rows(row_bytes, rows_wanted);
+    chunks[0] = st.chunk_rows(row_bytes, rows_per_frame);
     for d in chunks.iter_mut().skip(1) {
         *d = (*d).max(1);
     }

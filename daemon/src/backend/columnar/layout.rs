@@ -36,6 +36,10 @@ pub const OUR_ATTR: &str = "asebytes_rs";
 pub const INDEX_CHUNK: u64 = 4096;
 /// Target size of one chunk of a data column.
 pub const CHUNK_BYTES: u64 = 4 << 20;
+/// Frames per chunk at least, when `chunk_frames` is not given (the reference's default).
+pub const DEFAULT_CHUNK_FRAMES: u64 = 64;
+/// Uncompressed bytes per chunk at least, when `chunk_frames` is not given.
+pub const MIN_CHUNK_BYTES: u64 = 64 << 10;
 
 /// Where one frame's atoms are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,8 +123,8 @@ pub struct State {
     pub arrays: HashMap<String, ArrayMeta>,
     /// Attributes we do not own, kept as they were.
     pub extra: Map<String, Json>,
-    /// Frames per chunk of new columns (`chunk_frames`).
-    pub chunk_frames: u64,
+    /// Frames per chunk of new columns (`chunk_frames`); `None`: sized by bytes.
+    pub chunk_frames: Option<u64>,
     /// Every key ever written, kept through `drop` and `clear` (the `schema()` answer, as
     /// every other backend gives it).
     pub known: BTreeSet<String>,
@@ -128,7 +132,7 @@ pub struct State {
 
 impl State {
     /// An empty store.
-    pub fn empty(layout: Layout, chunk_frames: u64) -> Self {
+    pub fn empty(layout: Layout, chunk_frames: Option<u64>) -> Self {
         Self {
             layout,
             n_frames: 0,
@@ -138,7 +142,7 @@ impl State {
             max_atoms: 0,
             arrays: HashMap::new(),
             extra: Map::new(),
-            chunk_frames: chunk_frames.max(1),
+            chunk_frames: chunk_frames.map(|n| n.max(1)),
             known: BTreeSet::new(),
         }
     }
@@ -149,7 +153,11 @@ impl State {
     }
 
     /// Reads the committed state of a group (empty if the group does not exist).
-    pub fn load(engine: &dyn EngineRead, layout: Layout, chunk_frames: u64) -> Result<Self> {
+    pub fn load(
+        engine: &dyn EngineRead,
+        layout: Layout,
+        chunk_frames: Option<u64>,
+    ) -> Result<Self> {
         let mut st = Self::empty(layout, chunk_frames);
         let Some(mut attrs) = engine.read_attrs()? else {
             return Ok(st);
@@ -292,9 +300,20 @@ impl State {
         m
     }
 
-    /// Rows one chunk of a column holds along axis 0, given the bytes of one row.
-    pub fn chunk_rows(&self, row_bytes: u64, rows_wanted: u64) -> u64 {
-        (CHUNK_BYTES / row_bytes.max(1)).clamp(1, rows_wanted.max(1))
+    /// Rows one chunk of a column holds along axis 0, given the bytes of one row and the
+    /// rows `chunk_frames` frames take. With `chunk_frames` given, those rows; by default
+    /// at least [`DEFAULT_CHUNK_FRAMES`] frames and at least [`MIN_CHUNK_BYTES`], so small
+    /// columns (energies: 8 bytes a frame) are not split into thousands of tiny chunks
+    /// (files, for Zarr). Never more than [`CHUNK_BYTES`].
+    pub fn chunk_rows(&self, row_bytes: u64, rows_per_frame: u64) -> u64 {
+        let row_bytes = row_bytes.max(1);
+        let most = (CHUNK_BYTES / row_bytes).max(1);
+        match self.chunk_frames {
+            Some(n) => (n * rows_per_frame.max(1)).clamp(1, most),
+            None => (DEFAULT_CHUNK_FRAMES * rows_per_frame.max(1))
+                .max(MIN_CHUNK_BYTES / row_bytes)
+                .clamp(1, most),
+        }
     }
 
     /// The full array shape of a column for the current frame count / flat length.

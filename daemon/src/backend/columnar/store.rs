@@ -54,7 +54,7 @@ impl<E: Engine + 'static> ColumnarBackend<E> {
         info: BackendInfo,
         engine: E,
         layout: Layout,
-        chunk_frames: u64,
+        chunk_frames: Option<u64>,
         cache_bytes: usize,
     ) -> Result<Self> {
         let engine = Arc::new(engine);

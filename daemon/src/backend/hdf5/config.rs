@@ -15,26 +15,24 @@ pub const OPTIONS: &[&str] = &["compression", "compression_opts", "chunk_frames"
 /// h5py's gzip level when `compression_opts` is not given.
 pub const DEFAULT_GZIP_LEVEL: u8 = 4;
 
-/// Frames per chunk along axis 0 unless `chunk_frames` says otherwise.
-pub const DEFAULT_CHUNK_FRAMES: usize = 64;
-
 /// Largest accepted `chunk_frames` (a chunk must stay well below HDF5's 4 GiB limit).
-pub const MAX_CHUNK_FRAMES: usize = 1 << 20;
+pub const MAX_CHUNK_FRAMES: u64 = 1 << 20;
 
 /// Parsed options of one open store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hdf5Config {
     /// Filter for new numeric columns.
     pub compression: Compression,
-    /// Frames (or, for flat per-atom columns, atoms) per chunk along axis 0.
-    pub chunk_frames: usize,
+    /// Frames per chunk of new columns when given; `None` (the default) sizes chunks by
+    /// bytes (see `columnar::layout`).
+    pub chunk_frames: Option<u64>,
 }
 
 impl Default for Hdf5Config {
     fn default() -> Self {
         Self {
             compression: Compression::Gzip(DEFAULT_GZIP_LEVEL),
-            chunk_frames: DEFAULT_CHUNK_FRAMES,
+            chunk_frames: None,
         }
     }
 }
@@ -107,18 +105,16 @@ impl Hdf5Config {
             }
         };
         let chunk_frames = match chunk_frames {
-            None => DEFAULT_CHUNK_FRAMES,
-            Some(n) => usize::try_from(n)
-                .ok()
-                .filter(|n| (1..=MAX_CHUNK_FRAMES).contains(n))
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::InvalidArgument,
-                        format!(
-                            "option chunk_frames={n} is not valid: expected an int from 1 to {MAX_CHUNK_FRAMES}"
-                        ),
-                    )
-                })?,
+            None => None,
+            Some(n) if (1..=MAX_CHUNK_FRAMES).contains(&n) => Some(n),
+            Some(n) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "option chunk_frames={n} is not valid: expected an int from 1 to {MAX_CHUNK_FRAMES}"
+                    ),
+                ));
+            }
         };
         Ok(Self {
             compression,
@@ -148,7 +144,7 @@ mod tests {
             c,
             Hdf5Config {
                 compression: Compression::Gzip(1),
-                chunk_frames: 16
+                chunk_frames: Some(16)
             }
         );
         let e = Hdf5Config::from_options(&o("compression", OptionValue::Float(1.0))).unwrap_err();
@@ -162,7 +158,7 @@ mod tests {
         let c = Hdf5Config::from_parts(None, None, None).unwrap();
         assert_eq!(c, Hdf5Config::default());
         assert_eq!(c.compression, Compression::Gzip(4));
-        assert_eq!(c.chunk_frames, 64);
+        assert_eq!(c.chunk_frames, None);
     }
 
     #[test]
@@ -178,7 +174,7 @@ mod tests {
             Hdf5Config::from_parts(Some("none"), None, Some(8)).unwrap(),
             Hdf5Config {
                 compression: Compression::None,
-                chunk_frames: 8
+                chunk_frames: Some(8)
             }
         );
     }

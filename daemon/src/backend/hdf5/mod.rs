@@ -86,13 +86,7 @@ impl Hdf5Backend {
             canonical: format!("{scheme}://{}#{}", opts.path, opts.group),
             caps: crate::backend::columnar::capabilities(false, opts.readonly),
         };
-        ColumnarBackend::new(
-            info,
-            engine,
-            layout,
-            cfg.chunk_frames as u64,
-            cache::DEFAULT_BYTES,
-        )
+        ColumnarBackend::new(info, engine, layout, cfg.chunk_frames, cache::DEFAULT_BYTES)
     }
 }
 

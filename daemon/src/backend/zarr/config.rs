@@ -48,9 +48,10 @@ pub struct ZarrConfig {
     pub clevel: u8,
     /// Blosc byte shuffle (default on).
     pub shuffle: bool,
-    /// Frames per chunk of new per-frame columns (default 64; capped so a chunk stays
-    /// near 4 MiB). Never taken from the size of the first write.
-    pub chunk_frames: u64,
+    /// Frames per chunk of new columns when given (capped so a chunk stays near 4 MiB);
+    /// `None` (the default) sizes chunks by bytes (see `columnar::layout`). Never taken
+    /// from the size of the first write.
+    pub chunk_frames: Option<u64>,
     /// fsync staged files before the commit point (default on: survives power loss, not
     /// only `kill -9`).
     pub fsync: bool,
@@ -62,7 +63,7 @@ impl Default for ZarrConfig {
             compressor: Compressor::Blosc(BloscCompressor::LZ4),
             clevel: 5,
             shuffle: true,
-            chunk_frames: 64,
+            chunk_frames: None,
             fsync: true,
         }
     }
@@ -90,7 +91,7 @@ impl ZarrConfig {
                     ),
                 ));
             }
-            cfg.chunk_frames = n;
+            cfg.chunk_frames = Some(n);
         }
         if let Some(f) = opts.bool("fsync")? {
             cfg.fsync = f;
@@ -113,7 +114,7 @@ mod tests {
             .with("chunk_frames", OptionValue::Int(256));
         let c = ZarrConfig::from_options(&o).unwrap();
         assert_eq!(c.compressor, Compressor::Blosc(BloscCompressor::Zstd));
-        assert_eq!((c.clevel, c.chunk_frames), (9, 256));
+        assert_eq!((c.clevel, c.chunk_frames), (9, Some(256)));
         let bad = Options::default().with("compressor", OptionValue::Str("xz".into()));
         let e = ZarrConfig::from_options(&bad).unwrap_err();
         assert!(e.message.contains("lz4"), "{}", e.message);

@@ -279,11 +279,31 @@ fn test_first_one_frame_extend_does_not_fix_one_frame_chunks() {
     )
     .unwrap();
     let doc: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    // By default a chunk holds at least 64 KiB: 8192 energies (8 bytes each).
     assert_eq!(
         doc.pointer("/chunk_grid/configuration/chunk_shape/0")
             .and_then(|v| v.as_u64()),
-        Some(64)
+        Some(8192)
     );
+}
+
+#[test]
+fn test_chunk_frames_when_given_is_the_chunk_size() {
+    let mut fx = Fixture::new("zarr");
+    fx.opts.options = crate::backend::Options::default()
+        .with("chunk_frames", asebytes_protocol::OptionValue::Int(16));
+    let dir = std::path::PathBuf::from(&fx.opts.path);
+    let cfg = ZarrConfig::from_options(&fx.opts.options).unwrap();
+    let mut b = ZarrBackend::open_with(&fx.opts, cfg, Layout::Ragged).unwrap();
+    write(&mut b, |w| w.extend(vec![Some(frame(3, 1.0))]).map(|_| ())).unwrap();
+    let chunk0 = |array: &str| {
+        let meta = std::fs::read_to_string(dir.join(format!("default/{array}/zarr.json"))).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        doc.pointer("/chunk_grid/configuration/chunk_shape/0")
+            .and_then(|v| v.as_u64())
+    };
+    assert_eq!(chunk0("calc.energy"), Some(16));
+    assert_eq!(chunk0("arrays.positions"), Some(16 * 3));
 }
 
 #[test]
