@@ -114,7 +114,7 @@ pub fn child_main() {
     let socket = PathBuf::from(var("ABT_KILL9_SOCKET"));
     let location = var("ABT_KILL9_LOCATION");
     let w: u64 = var("ABT_KILL9_W").parse().unwrap();
-    let mut seq: u64 = var("ABT_KILL9_SEQ").parse().unwrap();
+    let first_seq: u64 = var("ABT_KILL9_SEQ").parse().unwrap();
     let Ok((stream, welcome)) = launcher::connect(&socket) else {
         return;
     };
@@ -130,19 +130,18 @@ pub fn child_main() {
         })
     };
     if role == "partial" {
-        let frame = frame::encode(2, &extend(seq)).unwrap();
+        let frame = frame::encode(2, &extend(first_seq)).unwrap();
         let mut sock = c.stream.socket();
         sock.write_all(&frame[..frame.len() / 2]).unwrap();
         println!("partial");
         std::thread::park(); // until SIGKILL
         return;
     }
-    for id in 2.. {
+    for (id, seq) in (2..).zip(first_seq..) {
         match try_call(&mut c, id, &extend(seq)) {
             Some(Response::Len(_)) => println!("ack {w} {seq}"),
             _ => return,
         }
-        seq += 1;
     }
 }
 
