@@ -111,10 +111,12 @@ fn systemd_analyze_verify_accepts_the_generated_units() {
             .unwrap()
     };
     let out = verify(&dir);
+    let said = String::from_utf8_lossy(&out.stderr);
+    // Warnings about our units (an unknown key, a bad value) only print; anything else on
+    // stderr is about the machine (no user bus in a container) and not ours to judge.
     assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}",
-        String::from_utf8_lossy(&out.stderr)
+        out.status.success() && !said.contains("asebytesd."),
+        "systemd-analyze verify: {said}"
     );
     // The check has teeth: a service whose command does not exist is refused.
     let bad = user.data.join("bad");
