@@ -80,10 +80,12 @@ def foreign() -> Iterator[ForeignListener]:
     # In /tmp itself: pytest's own temporary directories are private to us.
     home = Path(tempfile.mkdtemp(prefix="abt-foreign-"))
     os.chown(home, _FOREIGN_UID, _FOREIGN_UID)
-    listener = ForeignListener(home)
-    yield listener
-    listener.close()
-    shutil.rmtree(home, ignore_errors=True)
+    try:
+        listener = ForeignListener(home)
+        yield listener
+        listener.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_a_socket_served_by_another_uid_is_refused_before_the_handshake(
