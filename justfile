@@ -49,7 +49,9 @@ test-py: develop ref-venv
 [group('lint')]
 lint: venv
     cargo fmt --all --check
+    cargo fmt --manifest-path fuzz/Cargo.toml --check
     cargo clippy --locked {{rust_pkgs}} -p asebytes-py -p asebytes-benches --all-targets -- -D warnings
+    cargo clippy --locked --manifest-path fuzz/Cargo.toml --bins -- -D warnings
     {{venv}}/bin/ruff check pyclient/python pyclient/tests tests/python benches/python examples protocol/tests
     {{venv}}/bin/ruff format --check pyclient/python pyclient/tests tests/python benches/python examples protocol/tests
     {{venv}}/bin/python -m mypy --strict pyclient/python/asebytes
@@ -59,9 +61,21 @@ lint: venv
 stubtest: develop
     {{py}} -m mypy.stubtest asebytes._native --allowlist pyclient/.stubtest-allowlist
 
-# Everything: lint, Rust tests, Python tests (what CI runs).
+# Coverage-guided fuzzing of the protocol with libFuzzer on the stable toolchain: the frame
+# stream and handshake as the daemon reads a connection, request decoding, the value codec;
+# RUNS inputs per target, failing on a panic or a heap beyond the input's limit (fuzz/run).
 [group('test')]
-test: lint stubtest test-rs test-py
+fuzz RUNS="1000000":
+    fuzz/run {{RUNS}}
+
+# A short fuzzing pass (15 s per target) for CI.
+[group('test')]
+fuzz-smoke:
+    fuzz/run --time 15
+
+# Everything: lint, Rust tests, Python tests, a short fuzzing pass (what CI runs).
+[group('test')]
+test: lint stubtest test-rs test-py fuzz-smoke
 
 # Alias of `test`, the name CI uses.
 [group('test')]

@@ -20,6 +20,7 @@ pub mod lmdb;
 pub mod memory;
 pub mod options;
 pub mod row;
+pub mod space;
 pub mod table;
 #[cfg(feature = "zarr")]
 pub mod zarr;

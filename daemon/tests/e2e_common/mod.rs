@@ -101,6 +101,8 @@ impl Drop for TestServer {
     }
 }
 
+pub mod kill9;
+
 /// A protocol client over one connection.
 pub struct Client {
     pub stream: FrameStream,
@@ -176,4 +178,28 @@ pub fn closed_by_peer(sock: &mut UnixStream) -> bool {
         Ok(_) => true,
         Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
     }
+}
+
+/// Whether this runs in CI (`CI` set, as `.ci/run` does): there a missing tool or
+/// privilege is a failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Skips the calling test with `why` outside CI (returns so it can `return`), and fails it
+/// with `why` in CI, where `.ci/run` provides everything the tests need.
+pub fn skip_unless_ci(why: &str) {
+    assert!(!in_ci(), "{why} (CI must provide it: see .ci/run)");
+    eprintln!("skipped: {why}");
+}
+
+/// The path of program `name` on `PATH`, if any.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }

@@ -10,6 +10,8 @@ share the connection; none of them blocks the loop.
 The connection opens lazily on first use in a loop (spawning the daemon in a worker thread
 if it is not running, once), closes when the loop shuts down its async generators
 (``asyncio.run`` does), and is replaced by a fresh one after the daemon went away.
+Like the sync client, it talks only to a daemon running as its own user: before the
+handshake it reads the peer's credentials (``SO_PEERCRED``) and refuses any other uid.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import socket as _socket
+import struct
 import weakref
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
@@ -136,6 +141,11 @@ class Connection:
                     "log (ASEBYTES_LOG) or run `asebytesd status`"
                 ) from exc
         conn._transport = transport
+        try:
+            _check_owner(transport, socket)
+        except DaemonUnavailableError:
+            transport.close()
+            raise
         await conn._handshake()
         conn._lifetime = conn._close_with_loop()
         await conn._lifetime.__anext__()
@@ -236,6 +246,30 @@ class Connection:
         if self._transport is not None:
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
                 self._transport.close()
+
+
+def peer_uid(transport: asyncio.BaseTransport) -> int:
+    """The uid of the process on the other end of a connected Unix-socket transport."""
+    sock = transport.get_extra_info("socket")
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED.size)
+    _pid, uid, _gid = _UCRED.unpack(creds)
+    return int(uid)
+
+
+#: ``struct ucred``: pid, uid, gid.
+_UCRED = struct.Struct("iII")
+
+
+def _check_owner(transport: asyncio.BaseTransport, socket: str) -> None:
+    """Refuses a daemon that runs as another user, as the sync client does: it would read
+    and write our stores with its permissions, and see what we send."""
+    peer, ours = peer_uid(transport), os.geteuid()
+    if peer != ours:
+        raise DaemonUnavailableError(
+            f"cannot connect to the asebytes daemon at {socket}: the socket is served by "
+            f"uid {peer}, not by you (uid {ours}). Start your own with `asebytesd run`, "
+            "or set ASEBYTES_SOCKET to your daemon's socket"
+        )
 
 
 def _unusable(fut: asyncio.Future[Connection]) -> bool:

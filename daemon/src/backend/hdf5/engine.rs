@@ -28,6 +28,7 @@ use super::attrs;
 use super::config::Hdf5Config;
 use super::dataset::{Column, Compression, CreateSpec};
 use super::file::{self, H5File, h5err};
+use super::room;
 use super::undo::{Stage, Touched, Tx, Undo, clip};
 use crate::backend::columnar::engine::{ArrayMeta, ArraySpec, DType, Engine, EngineRead, Slab};
 use crate::backend::{Error, ErrorKind, Result};
@@ -441,6 +442,8 @@ impl Engine for Hdf5Engine {
         self.writable()?;
         let (start, count) = (to_usize(slab.start)?, to_usize(slab.count)?);
         let mut inner = lock(&self.inner);
+        inner.tx.written += data.len() as u64;
+        room::ensure_room(&self.path, inner.tx.written)?;
         let col = inner.column(name)?;
         inner.save(name, &col, &start, &count)?;
         col.write_raw(&start, &count, data)
@@ -451,6 +454,8 @@ impl Engine for Hdf5Engine {
         let start = to_usize(&[start])?;
         let count = [values.len()];
         let mut inner = lock(&self.inner);
+        inner.tx.written += values.iter().map(|v| v.len() as u64 + 16).sum::<u64>();
+        room::ensure_room(&self.path, inner.tx.written)?;
         let col = inner.column(name)?;
         inner.save(name, &col, &start, &count)?;
         col.write_strings(&start, &count, values)

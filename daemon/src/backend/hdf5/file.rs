@@ -42,6 +42,14 @@ pub fn h5err(what: &str) -> impl Fn(hdf5::Error) -> Error + '_ {
                 ErrorKind::Unavailable,
                 " (this daemon has the file open in another mode; close the other store first)",
             )
+        } else if lower.contains("no space left on device")
+            || lower.contains("errno = 28,")
+            || lower.contains("disk quota exceeded")
+        {
+            (
+                ErrorKind::DiskFull,
+                " (the disk is full: ENOSPC; free some space and retry)",
+            )
         } else if lower.contains("file signature not found") {
             (ErrorKind::Corrupt, " (not an HDF5 file)")
         } else if lower.contains("inflate() failed") {

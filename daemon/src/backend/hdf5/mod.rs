@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod dtype;
 pub mod engine;
 pub mod file;
+mod room;
 mod undo;
 
 use std::path::Path;

@@ -43,6 +43,8 @@ pub(crate) struct Tx {
     /// `(trash name, original name, its undo record)`.
     pub(crate) trashed: Vec<(String, String, Touched)>,
     pub(crate) trash_seq: u64,
+    /// Bytes of data the transaction has written so far (see [`super::room`]).
+    pub(crate) written: u64,
 }
 
 impl Touched {

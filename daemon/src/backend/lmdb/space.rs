@@ -15,7 +15,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -121,18 +120,7 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
-/// Bytes an unprivileged user may still write on the filesystem holding `path`.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs is plain data; zeroed is a valid value to be overwritten.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
+pub use crate::backend::space::free_bytes;
 
 /// The OS error number somewhere in `e`'s chain of causes.
 fn errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {

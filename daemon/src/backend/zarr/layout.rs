@@ -25,15 +25,43 @@ use super::writer::{self, StagedStore};
 use crate::backend::columnar::engine::{ArrayMeta, ArraySpec, DType, Engine, EngineRead, Slab};
 use crate::backend::{Error, ErrorKind, Result};
 
-/// A zarrs failure as a backend error.
+/// A zarrs failure as a backend error. zarrs passes file errors on as text, so a full
+/// disk is recognised by the OS's words for it.
 pub fn zarr_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Unexpected, format!("zarr {what}: {e}"))
+    let text = e.to_string();
+    if says_disk_full(&text) {
+        return Error::new(
+            ErrorKind::DiskFull,
+            format!("the disk is full (ENOSPC): zarr {what}: {text}; {DISK_FULL_HINT}"),
+        );
+    }
+    Error::new(ErrorKind::Unexpected, format!("zarr {what}: {text}"))
+}
+
+/// What a user is told after a full disk stopped a write: the commit protocol left the
+/// store as it was before the write.
+const DISK_FULL_HINT: &str = "rows written before are intact. Free some space and retry";
+
+fn says_disk_full(text: &str) -> bool {
+    // ENOSPC and EDQUOT as std prints them.
+    ["(os error 28)", "(os error 122)"]
+        .iter()
+        .any(|code| text.contains(code))
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
         std::io::ErrorKind::PermissionDenied => ErrorKind::ReadOnly,
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            return Error::new(
+                ErrorKind::DiskFull,
+                format!(
+                    "the disk holding {} is full (ENOSPC): {what} it: {e}; {DISK_FULL_HINT}",
+                    path.display()
+                ),
+            );
+        }
         _ => ErrorKind::Unexpected,
     };
     Error::new(kind, format!("{what} {}: {e}", path.display()))

@@ -1,0 +1,11 @@
+//! Fuzz target `request`: see [`asebytes_fuzz::request`].
+#![no_main]
+
+use asebytes_fuzz::alloc::{Limited, within_limit};
+
+#[global_allocator]
+static ALLOC: Limited = Limited;
+
+libfuzzer_sys::fuzz_target!(init: asebytes_fuzz::init("request"), |data: &[u8]| {
+    within_limit(data.len(), || asebytes_fuzz::request(data));
+});
