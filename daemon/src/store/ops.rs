@@ -260,6 +260,14 @@ pub(crate) fn apply(
             w.insert(clamp(*index, len), row.clone())?;
             Response::Len(len + 1)
         }
+        // `db[len(db)] = row` appends (CONTRACT "Indexing"); only a one-row set, so a
+        // view's write-back (always inside the store) never grows it.
+        WriteOp::Set { indices, rows }
+            if rows.len() == 1 && u64::try_from(indices[0]).is_ok_and(|i| i == len) =>
+        {
+            w.extend(rows.clone())?;
+            Response::Ok
+        }
         WriteOp::Set { indices, rows } => {
             let at = match normalise_all(indices, len) {
                 Ok(at) => at,

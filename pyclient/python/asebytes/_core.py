@@ -333,12 +333,19 @@ class FacadeCore:
     # ------------------------------------------------------------------ writes
 
     def _op_set(self, index: Any, value: Any, *, view: bool = False) -> Op[None]:
-        """``db[i] = row``; ``view`` for ``adb[i].set(row)`` (ASE also takes dicts)."""
+        """``db[i] = row``; ``view`` for ``adb[i].set(row)`` (ASE also takes dicts).
+        ``i == len`` appends; beyond is ``IndexError``."""
         i = int_index(index, "Item assignment")
         self._check_writable()
         row = self._prepare_view_row(value) if view else self._prepare_row(value)
-        pos = yield from self._op_index(i)
-        yield ("set", (pos, row))
+        if self._neg:  # the backend appends at len itself, in its own transaction
+            yield ("set", (i, row))
+            return
+        n = yield (LEN, ())
+        if i == n:  # `db[len(db)] = row` appends (`io[0] = atoms` on a new file)
+            yield ("extend", ([row],))
+            return
+        yield ("set", (check_index(i, n), row))
 
     def _op_delete(self, index: Any) -> Op[None]:
         self._check_writable()
