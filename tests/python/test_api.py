@@ -11,6 +11,8 @@ EXPORTED = [
     "ASEIO",
     "ASEColumnView",
     "AsebytesError",
+    "AtomsDecoder",
+    "AtomsEncoder",
     "BlobIO",
     "ColumnView",
     "ObjectIO",

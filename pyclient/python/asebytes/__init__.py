@@ -60,6 +60,7 @@ from ._columnar import (
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
 from ._io import ASEIO, BlobIO, ObjectIO
+from ._json import AtomsDecoder, AtomsEncoder
 from ._schema import SchemaEntry
 from ._stores import (
     LMDBBlobBackend,
@@ -82,6 +83,8 @@ __all__ = [
     "ASEIO",
     "ASEColumnView",
     "AsebytesError",
+    "AtomsDecoder",
+    "AtomsEncoder",
     "AsyncASEColumnView",
     "AsyncASEIO",
     "AsyncBlobIO",
@@ -143,9 +146,6 @@ __all__ = [
 NOT_YET_AVAILABLE: frozenset[str] = frozenset(
     {
         "ConcatView",
-        # JSON envelope
-        "AtomsEncoder",
-        "AtomsDecoder",
         # backend classes and hub mappings
         "ASEReadOnlyBackend",
         "HuggingFaceBackend",
