@@ -203,6 +203,10 @@ fn test_set_at_len_appends_beyond_is_out_of_range(fx: &BackendFixture) -> Result
     check_eq("message", e.message.as_str(), "Index 4 out of range [0, 3)")?;
     h.err(set(10, Some(tagged("d"))), ErrorCode::IndexOutOfRange)?;
     h.err(set(-4, None), ErrorCode::IndexOutOfRange)?;
+    h.err(
+        set_many(vec![3], vec![Some(tagged("d"))]),
+        ErrorCode::IndexOutOfRange,
+    )?;
     check_eq("len unchanged (no gap fill)", h.len()?, 3)?;
     h.ok(set(3, Some(tagged("d"))))?;
     check_eq(

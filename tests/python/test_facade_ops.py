@@ -233,6 +233,8 @@ def test_setitem_at_len_appends(any_backend: Backend) -> None:
     assert [None if r is None else r["i"] for r in db] == [0, 1, None]
     with pytest.raises(IndexError, match=r"Index 4 out of range \[0, 3\)"):
         db[4] = {"i": 4}
+    with pytest.raises(IndexError):  # only item assignment appends, never a view
+        db[[3]].set([{"i": 3}])
     assert len(db) == 3
 
 
