@@ -57,6 +57,7 @@ from ._columnar import (
     RaggedColumnarBackend,
     ZarrBackend,
 )
+from ._concat import ConcatView
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
 from ._io import ASEIO, BlobIO, ObjectIO
@@ -83,8 +84,6 @@ __all__ = [
     "ASEIO",
     "ASEColumnView",
     "AsebytesError",
-    "AtomsDecoder",
-    "AtomsEncoder",
     "AsyncASEColumnView",
     "AsyncASEIO",
     "AsyncBlobIO",
@@ -104,6 +103,8 @@ __all__ = [
     "AsyncSingleColumnView",
     "AsyncSingleRowView",
     "AsyncViewParent",
+    "AtomsDecoder",
+    "AtomsEncoder",
     "BaseColumnarBackend",
     "BlobIO",
     "BlobReadBackend",
@@ -112,6 +113,7 @@ __all__ = [
     "BlobToObjectReadWriteAdapter",
     "ColumnView",
     "ColumnarBackend",
+    "ConcatView",
     "LMDBBlobBackend",
     "LMDBObjectBackend",
     "LMDBObjectReadBackend",
@@ -145,7 +147,6 @@ __all__ = [
 #: Public names of the reference ``asebytes`` 0.3.x that later versions of this package add.
 NOT_YET_AVAILABLE: frozenset[str] = frozenset(
     {
-        "ConcatView",
         # backend classes and hub mappings
         "ASEReadOnlyBackend",
         "HuggingFaceBackend",

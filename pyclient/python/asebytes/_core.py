@@ -23,6 +23,7 @@ import numpy as np
 
 from ._abc import AsyncReadWriteBackend, ReadWriteBackend, contiguous_start
 from ._index import IntIndex, RowSelector, check_index, parse_index, select
+from ._progress import track
 from ._schema import SchemaEntry
 from .exceptions import (
     AsebytesTypeError,
@@ -371,9 +372,12 @@ class FacadeCore:
             i = min(max(i + n if i < 0 else i, 0), n)
         yield ("insert", (i, row))
 
-    def _op_extend(self, values: Iterable[Any]) -> Op[int]:
+    def _op_extend(
+        self, values: Iterable[Any], progress: bool | None = None
+    ) -> Op[int]:
         self._check_writable()
-        rows = [self._prepare_row(v) for v in values]
+        prepare = self._prepare_row
+        rows = [prepare(v) for v in track(values, desc="extend", progress=progress)]
         new_len: int = yield ("extend", (rows,))
         return new_len
 
