@@ -118,3 +118,13 @@ def test_unreadable_store_renders_a_note_instead_of_raising(tmp_path: Path) -> N
     assert "length:   0" in text
     db.extend([None, {"a": 1}])
     assert "placeholder" in _display.text_of(db)
+
+
+def test_async_facade_over_a_sync_backend_renders(tmp_path: Path) -> None:
+    from _custom_backends import object_backend
+    from asebytes import AsyncObjectIO
+
+    location = str(tmp_path / "custom")
+    ObjectIO(object_backend("custom", location)).extend([{"a": 1}, {"a": 2}])
+    text = _display.text_of(AsyncObjectIO(object_backend("custom", location)))
+    assert "length:   2" in text and "int64" in text

@@ -46,6 +46,7 @@ class Summary:
 def _sync_backend(backend: Any) -> Any:
     """A backend the summary can call synchronously (``None`` when there is none)."""
     from ._abc import AsyncReadBackend
+    from ._adapters import SyncToAsyncReadAdapter
     from ._stores import AsyncDaemonBackend, DaemonReadBackend
 
     if isinstance(backend, AsyncDaemonBackend):
@@ -55,9 +56,10 @@ def _sync_backend(backend: Any) -> Any:
             readonly=backend.readonly,
             tier=backend.tier,  # type: ignore[arg-type]
         )
+    if isinstance(backend, SyncToAsyncReadAdapter):
+        return backend.backend  # a sync backend the async facade runs in threads
     if isinstance(backend, AsyncReadBackend):
-        inner = getattr(backend, "_backend", None)  # the sync_to_async adapters
-        return None if inner is None or isinstance(inner, AsyncReadBackend) else inner
+        return None  # a native async backend: its reads need an event loop
     return backend
 
 
