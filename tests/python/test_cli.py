@@ -114,6 +114,9 @@ def test_convert_group_and_ase_file_source(
     assert ObjectIO(str(tmp_path / "g.lmdb"), group="extra")[0] == {"x": 1.0}
     xyz = str(tmp_path / "frames.extxyz")
     ase.io.write(xyz, frames[:5], format="extxyz")
+    info = cli("info", xyz).stdout
+    assert "ase.io (read-only, format extxyz)" in info and "\n5 rows" in info
+    assert "arrays.positions  float64  (2, 3)  per-atom" in info
     cli("convert", xyz, str(tmp_path / "from_xyz.lmdb"))
     back = ASEIO(str(tmp_path / "from_xyz.lmdb"))
     assert len(back) == 5

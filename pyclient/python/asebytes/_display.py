@@ -110,6 +110,11 @@ def schema_table(
         keys: list[Any] = run(facade._op_keys(index), backend)
         return [(_key_text(k), "bytes", "", "frame") for k in keys]
     schema: dict[str, Any] = run(facade._op_schema(index), backend)
+    return schema_rows(schema)
+
+
+def schema_rows(schema: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(key, dtype, shape, per) of a row's ``{key: SchemaEntry}``."""
     n_atoms = None
     for key in ("arrays.numbers", "arrays.positions"):
         entry = schema.get(key)

@@ -27,7 +27,14 @@ from ._io import ObjectIO
 from ._progress import bar
 from .exceptions import AsebytesValueError
 
-__all__ = ["ASE_FILE_SUFFIXES", "Source", "TransferResult", "convert", "open_source"]
+__all__ = [
+    "ASE_FILE_SUFFIXES",
+    "Source",
+    "TransferResult",
+    "ase_file",
+    "convert",
+    "open_source",
+]
 
 #: Files read through ``ase.io`` when the daemon serves no backend for them.
 ASE_FILE_SUFFIXES = (
@@ -56,7 +63,8 @@ class Source:
     iterate: Callable[[int], Iterator[dict[str, Any] | None]]
 
 
-def _ase_file(path: str) -> bool:
+def ase_file(path: str) -> bool:
+    """``path`` is an existing file of a format ``ase.io`` reads (by its suffix)."""
     return path.lower().endswith(ASE_FILE_SUFFIXES) and os.path.exists(path)
 
 
@@ -65,7 +73,7 @@ def open_source(location: str, group: str | None = None) -> Source:
     try:
         db = ObjectIO(location, readonly=True, group=group)
     except (KeyError, NotImplementedError):
-        if not _ase_file(location):
+        if not ase_file(location):
             raise
         return _ase_source(location)
     n = len(db)

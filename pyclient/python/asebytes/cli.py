@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from . import __version__, _native
-from ._display import schema_table
+from ._convert import atoms_to_dict
+from ._display import schema_rows, schema_table
 from ._io import ObjectIO
-from ._transfer import convert, open_source
+from ._schema import infer_schema
+from ._transfer import ase_file, convert, open_source
 from .exceptions import AsebytesError
 
 __all__ = ["main"]
@@ -71,12 +73,38 @@ def _groups(location: str) -> list[str | None]:
     return groups or [None]
 
 
+def _ase_file_info(path: str) -> dict[str, Any]:
+    """``info`` of a file only ASE reads: every frame is read to count them."""
+    import ase.io
+
+    frames = ase.io.iread(path, index=":")
+    first = next(frames, None)
+    n = 0 if first is None else 1 + sum(1 for _ in frames)
+    schema = [] if first is None else schema_rows(infer_schema(atoms_to_dict(first)))
+    return {
+        "backend": f"ase.io (read-only, format {ase.io.formats.filetype(path)})",
+        "groups": [
+            {
+                "group": None,
+                "length": n,
+                "schema": [
+                    {"key": k, "dtype": d, "shape": sh, "per": p}
+                    for k, d, sh, p in schema
+                ],
+            }
+        ],
+    }
+
+
 def _info(args: argparse.Namespace) -> int:
     location = args.location
     groups = [args.group] if args.group is not None else _groups(location)
     report: dict[str, Any] = {"location": location, "groups": []}
     size = _size_on_disk(location)
     report["size_on_disk"] = size
+    if args.group is None and ase_file(location):
+        report.update(_ase_file_info(location))
+        groups = []
     for group in groups:
         db = ObjectIO(location, readonly=True, group=group)
         backend = db._backend
@@ -97,29 +125,28 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     print(f"location: {location}")
     print(f"backend:  {report.get('backend')}")
-    print(f"groups:   {', '.join(str(g['group']) for g in report['groups'])}")
+    named = [str(g["group"]) for g in report["groups"] if g["group"] is not None]
+    if named:
+        print(f"groups:   {', '.join(named)}")
     if size is not None:
         print(f"size:     {_human(size)} on disk")
     for g in report["groups"]:
-        print(f"\ngroup {g['group']!r}: {g['length']} rows")
+        where = "" if g["group"] is None else f"group {g['group']!r}: "
+        print(f"\n{where}{g['length']} rows")
         if not g["schema"]:
             continue
         rows = [
-            (c["key"], c["dtype"], c["shape"], "per-" + c["per"]) for c in g["schema"]
+            [c["key"], c["dtype"], c["shape"], "per-" + c["per"]] for c in g["schema"]
         ]
-        widths = [
-            max(len(h), *(len(r[j]) for r in rows))
-            for j, h in enumerate(("key", "dtype", "shape", "per"))
-        ]
-        print(
-            "  "
-            + "  ".join(
-                h.ljust(w) for h, w in zip(("key", "dtype", "shape", "per"), widths)
-            )
-        )
-        for r in rows:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        _table(["key", "dtype", "shape", "per"], rows, indent="  ")
     return 0
+
+
+def _table(head: list[str], rows: list[list[str]], indent: str = "") -> None:
+    """Print ``rows`` under ``head`` in aligned columns."""
+    widths = [max([len(h), *(len(r[j]) for r in rows)]) for j, h in enumerate(head)]
+    for line in (head, *rows):
+        print(indent + "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
 
 
 def _cell(value: Any) -> str:
@@ -175,13 +202,7 @@ def _head(args: argparse.Namespace) -> int:
             line += [_formula(r), "" if numbers is None else str(len(numbers))]
         line += [_cell(r.get(k)) for k in keys]
         table.append(line)
-    widths = [
-        max(len(h), *(len(t[j]) for t in table)) if table else len(h)
-        for j, h in enumerate(head)
-    ]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-    for t in table:
-        print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+    _table(head, table)
     if source.length is not None and source.length > stop:
         print(f"... {source.length - stop} more rows")
     return 0
@@ -263,10 +284,7 @@ def _ls(args: argparse.Namespace) -> int:
         ]
         for s in stores
     ]
-    widths = [max(len(h), *(len(t[j]) for t in table)) for j, h in enumerate(head)]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-    for t in table:
-        print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+    _table(head, table)
     return 0
 
 
