@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, Self, TypeVar
 
-__all__ = ["DELAY", "ENV", "Bar", "bar", "enabled", "track"]
+__all__ = ["DELAY", "ENV", "FEW", "Bar", "bar", "enabled", "track"]
 
 T = TypeVar("T")
 
@@ -24,6 +24,9 @@ T = TypeVar("T")
 ENV = "ASEBYTES_PROGRESS"
 #: Seconds of work before a bar appears.
 DELAY = 0.5
+#: Lists and tuples shorter than this are quick: no bar, no check.
+FEW = 64
+_QUICK = (list, tuple)
 
 _OFF = {"0", "false", "off", "no"}
 _ON = {"1", "true", "on", "yes"}
@@ -118,7 +121,11 @@ def track(
     items: Iterable[T], *, desc: str, progress: bool | None = None, unit: str = "row"
 ) -> Iterable[T]:
     """``items``, counted on a bar while consumed (total = ``len(items)`` when it has
-    one); ``items`` itself when no bar is shown (nothing added to a hot loop)."""
+    one); ``items`` itself when no bar is shown (nothing added to a hot loop). Fewer than
+    :data:`FEW` items in a list or tuple never get a bar unless asked for, and cost no
+    check at all (``db.extend([atoms])`` in a loop)."""
+    if progress is None and type(items) in _QUICK and len(items) < FEW:  # type: ignore[arg-type]
+        return items
     if not enabled(progress):
         return items
     return _counted(items, desc, progress, unit)
