@@ -11,6 +11,7 @@ Jupyter (``tqdm.auto``), text elsewhere, always on stderr.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -105,13 +106,12 @@ def bar(
         "dynamic_ncols": True,
         "unit_scale": True,
     }
-    if _in_kernel():
-        try:
-            from tqdm.auto import tqdm as auto_tqdm  # type: ignore[import-untyped]
+    if _in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+        # The widget needs ipywidgets; without it tqdm.auto would warn and fall back to
+        # the text bar, which renders in a notebook too.
+        from tqdm.auto import tqdm as auto_tqdm  # type: ignore[import-untyped]
 
-            return auto_tqdm(**kwargs)
-        except ImportError:  # no ipywidgets: the text bar works in a notebook too
-            pass
+        return auto_tqdm(**kwargs)
     from tqdm import tqdm  # type: ignore[import-untyped]
 
     return tqdm(**kwargs)
