@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _custom_backends import object_backend
 from _helpers import assert_same, make_atoms
-from asebytes import ASEIO, BlobIO, ConcatView, ObjectIO, RowView
+from asebytes import ASEIO, AsyncObjectIO, BlobIO, ConcatView, ObjectIO, RowView
 from conftest import Backend
 
 
@@ -121,3 +121,5 @@ def test_mixed_facade_classes_are_type_error(
         (a + a) + blob  # type: ignore[operator]
     with pytest.raises(ValueError, match="at least one source"):
         ConcatView([])
+    with pytest.raises(TypeError, match="sync facades or their row views"):
+        ConcatView([AsyncObjectIO(a._backend)])

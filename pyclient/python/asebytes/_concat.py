@@ -254,7 +254,12 @@ def _facade_of(source: Any) -> Any:
     """The facade behind a source (itself, or a sync ``RowView``'s parent)."""
     if isinstance(source, RowView):
         source = source._parent
-    if isinstance(source, ConcatView) or not isinstance(source, FacadeCore):
+    asynchronous = hasattr(source, "_arun")  # an async facade: its reads are awaited
+    if (
+        isinstance(source, ConcatView)
+        or not isinstance(source, FacadeCore)
+        or asynchronous
+    ):
         raise AsebytesTypeError(
             f"ConcatView sources are sync facades or their row views, got "
             f"{type(source).__name__}"
