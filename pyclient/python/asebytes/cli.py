@@ -190,7 +190,7 @@ def _head(args: argparse.Namespace) -> int:
                 not ase_like or (scalar and not k.startswith("arrays."))
             ):
                 keys.append(k)
-    head = ["#", *(("formula", "atoms") if ase_like else ()), *keys]
+    head = ["#", *(("formula", "atoms") if ase_like else ()), *(keys or ["row"])]
     table = []
     for i, r in enumerate(rows):
         if r is None:
