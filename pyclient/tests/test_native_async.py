@@ -258,7 +258,7 @@ ERRORS = [
     ("get_column_numpy", ("nope",)),
     ("get_column_numpy", ("ragged",)),
     ("get_column_numpy", ("a",)),
-    ("set", (3, {"a": 1})),
+    ("set", (4, {"a": 1})),  # 3 == len appends
     ("set_many", ([0, 9], [{"a": 1}, {"a": 2}])),
     ("set_column", ("a", 2, [1, 2])),
     ("delete_range", (1, 9)),

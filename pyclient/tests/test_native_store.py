@@ -165,7 +165,7 @@ def test_writes():
     with pytest.raises(AsebytesValueError, match="2 indices but 1 rows"):
         s.set_many([0, 1], [{"i": 1}])
     with pytest.raises(IndexOutOfRangeError):
-        s.set(4, {"i": 1})
+        s.set(5, {"i": 1})  # 4 == len appends; beyond is out of range
     with pytest.raises(IndexOutOfRangeError, match="non-negative"):
         s.delete_range(-1, 2)
     with pytest.raises(AsebytesValueError):

@@ -139,7 +139,7 @@ fn test_capability_honesty(fx: &BackendFixture) -> Result<(), Failed> {
 /// backend has the capability.
 fn failing() -> Vec<(Request, ErrorCode)> {
     vec![
-        (set(5, Some(r(&[("a", "1")]))), ErrorCode::IndexOutOfRange),
+        (set(6, Some(r(&[("a", "1")]))), ErrorCode::IndexOutOfRange),
         (set(-6, None), ErrorCode::IndexOutOfRange),
         (set_many(vec![0, 1], vec![None]), ErrorCode::InvalidArgument),
         (

@@ -18,7 +18,7 @@ pub fn trials(fx: &BackendFixture, out: &mut Vec<Trial>) {
         test_insert_placeholder needs write_can_insert;
         test_set_replaces_a_row needs write_can_set;
         test_set_negative_index needs write_can_set;
-        test_set_at_len_is_out_of_range needs write_can_set;
+        test_set_at_len_appends_beyond_is_out_of_range needs write_can_set;
         test_set_none_or_empty_makes_a_placeholder needs write_can_set;
         test_set_many_replaces_rows needs write_can_set;
         test_update_merges_keys needs write_can_update;
@@ -196,17 +196,29 @@ fn test_set_negative_index(fx: &BackendFixture) -> Result<(), Failed> {
     check_eq("order", tags(&h)?, vec![t("A"), t("b"), t("C")])
 }
 
-fn test_set_at_len_is_out_of_range(fx: &BackendFixture) -> Result<(), Failed> {
+fn test_set_at_len_appends_beyond_is_out_of_range(fx: &BackendFixture) -> Result<(), Failed> {
     let h = Harness::new(fx)?;
     abc(&h)?;
-    let e = h.err(set(3, Some(tagged("d"))), ErrorCode::IndexOutOfRange)?;
-    check_eq("message", e.message.as_str(), "Index 3 out of range [0, 3)")?;
+    let e = h.err(set(4, Some(tagged("d"))), ErrorCode::IndexOutOfRange)?;
+    check_eq("message", e.message.as_str(), "Index 4 out of range [0, 3)")?;
     h.err(set(10, Some(tagged("d"))), ErrorCode::IndexOutOfRange)?;
     h.err(set(-4, None), ErrorCode::IndexOutOfRange)?;
-    check_eq("len unchanged (no append, no gap fill)", h.len()?, 3)?;
+    h.err(
+        set_many(vec![3], vec![Some(tagged("d"))]),
+        ErrorCode::IndexOutOfRange,
+    )?;
+    check_eq("len unchanged (no gap fill)", h.len()?, 3)?;
+    h.ok(set(3, Some(tagged("d"))))?;
+    check_eq(
+        "set at len appends",
+        tags(&h)?,
+        vec![t("a"), t("b"), t("c"), t("d")],
+    )?;
     let empty = Harness::new(fx)?;
-    empty.err(set(0, Some(tagged("d"))), ErrorCode::IndexOutOfRange)?;
-    check_eq("empty store stays empty", empty.len()?, 0)
+    empty.ok(set(0, None))?;
+    check_eq("set(0) on an empty store appends", empty.len()?, 1)?;
+    empty.err(set(2, None), ErrorCode::IndexOutOfRange)?;
+    check_eq("nothing gap-filled", empty.len()?, 1)
 }
 
 fn test_set_none_or_empty_makes_a_placeholder(fx: &BackendFixture) -> Result<(), Failed> {

@@ -233,6 +233,9 @@ class Store(ReadWriteBackend[Any, Any]):
         enc = self._enc(row)
         with _LOCK:
             table = self._w()
+            if index == len(table):  # as the daemon: set at len appends
+                table.append(enc)
+                return
             table[self._norm(index, len(table))] = enc
 
     def set_many(

@@ -271,15 +271,45 @@ def test_dict_to_atoms_copy_never_shares_memory_with_the_dict() -> None:
                     assert not np.shares_memory(array, value), key
 
 
-def test_dict_to_atoms_read_only_input_arrays_are_copied_even_without_copy() -> None:
+def test_dict_to_atoms_copy_false_is_zero_copy_and_keeps_read_only() -> None:
     data = atoms_to_dict(make_atoms(3))
     for value in data.values():
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
     atoms = dict_to_atoms(data, copy=False)
-    atoms[0].symbol = "C"
-    atoms.positions[0] = 0.0
-    atoms.cell[0, 0] = 1.0
+    assert np.shares_memory(atoms.positions, data["arrays.positions"])
+    assert np.shares_memory(atoms.numbers, data["arrays.numbers"])
+    assert np.shares_memory(atoms.cell.array, data["cell"])
+    assert np.shares_memory(atoms.calc.results["forces"], data["calc.forces"])
+    with pytest.raises(ValueError, match="read-only"):
+        atoms.positions[0] = 0.0
+    owned = dict_to_atoms(data)  # the default stays writable copies
+    owned[0].symbol = "C"
+    owned.positions[0] = 0.0
+    owned.cell[0, 0] = 1.0
+    assert not np.shares_memory(owned.positions, data["arrays.positions"])
+
+
+def test_decode_copy_false_gives_read_only_views_of_the_bytes() -> None:
+    atoms = rich_atoms()
+    data = encode(atoms)
+    shared = decode(data, copy=False)
+    assert shared == atoms
+    for name, array in [
+        ("positions", shared.positions),
+        ("numbers", shared.numbers),
+        ("cell", shared.cell.array),
+        ("forces", shared.calc.results["forces"]),
+    ]:
+        assert not array.flags.writeable, name
+        assert not array.flags.owndata, name  # a view of the encoded bytes
+    with pytest.raises(ValueError, match="read-only"):
+        shared.positions[0] = 0.0
+    owned = decode(data)
+    assert owned == atoms
+    owned.positions[0] = 0.0
+    owned.numbers[0] = 1
+    owned.cell[0, 0] = 2.0
 
 
 def test_dict_to_atoms_defaults_for_missing_keys() -> None:

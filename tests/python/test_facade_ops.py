@@ -215,14 +215,36 @@ def test_setitem_replaces_row_any_index_sign(
     assert len(db) == 5
 
 
-@pytest.mark.parametrize("index", [5, 6, -6])
-def test_setitem_at_or_beyond_len_is_index_error_and_writes_nothing(
+@pytest.mark.parametrize("index", [6, 100, -6])
+def test_setitem_beyond_len_is_index_error_and_writes_nothing(
     any_backend: Backend, db: ObjectIO, index: int
 ) -> None:
     before = contents(any_backend)
     with pytest.raises(IndexError, match=rf"Index {index} out of range \[0, 5\)"):
         db[index] = {"new": True}
     assert_same(contents(any_backend), before)
+
+
+def test_setitem_at_len_appends(any_backend: Backend) -> None:
+    db = any_backend.open(ObjectIO)
+    db[0] = {"i": 0}  # `io[0] = atoms` on a new store
+    db[len(db)] = {"i": 1}
+    db[np.int64(2)] = None
+    assert [None if r is None else r["i"] for r in db] == [0, 1, None]
+    with pytest.raises(IndexError, match=r"Index 4 out of range \[0, 3\)"):
+        db[4] = {"i": 4}
+    with pytest.raises(IndexError):  # only item assignment appends, never a view
+        db[[3]].set([{"i": 3}])
+    assert len(db) == 3
+
+
+def test_aseio_setitem_at_len_appends_atoms(any_backend: Backend) -> None:
+    db = any_backend.open(ASEIO)
+    first, second = make_atoms(0), make_atoms(1)
+    db[0] = first
+    db[1] = second
+    assert len(db) == 2
+    assert db[1].get_chemical_symbols() == second.get_chemical_symbols()
 
 
 def test_setitem_none_makes_a_placeholder(db: ObjectIO) -> None:

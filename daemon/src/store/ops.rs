@@ -113,10 +113,12 @@ pub(crate) enum WriteOp {
     Extend { rows: Vec<Option<Row>> },
     /// Insert one row (clamped like `list.insert`).
     Insert { index: i64, row: Option<Row> },
-    /// Replace rows (`Set` is the one-row case).
+    /// Replace rows (`Set` is the one-row case, which appends when its index is the
+    /// length: `db[len(db)] = row`).
     Set {
         indices: Vec<i64>,
         rows: Vec<Option<Row>>,
+        append_at_len: bool,
     },
     /// Merge keys into rows (`Update` is the one-row case).
     Update { indices: Vec<i64>, data: Vec<Row> },
@@ -150,6 +152,7 @@ impl WriteOp {
             Request::Set(x) => WriteOp::Set {
                 indices: vec![x.index],
                 rows: vec![stored_row(x.row)],
+                append_at_len: true,
             },
             Request::SetMany(x) => {
                 if x.indices.len() != x.rows.len() {
@@ -163,6 +166,7 @@ impl WriteOp {
                 WriteOp::Set {
                     indices: x.indices,
                     rows: x.rows.into_iter().map(stored_row).collect(),
+                    append_at_len: false,
                 }
             }
             Request::Update(x) => WriteOp::Update {
@@ -260,7 +264,17 @@ pub(crate) fn apply(
             w.insert(clamp(*index, len), row.clone())?;
             Response::Len(len + 1)
         }
-        WriteOp::Set { indices, rows } => {
+        // `db[len(db)] = row` appends (CONTRACT "Indexing"); only the one-row `Set`, so a
+        // view's write-back (`SetMany`) never grows the store.
+        WriteOp::Set {
+            indices,
+            rows,
+            append_at_len: true,
+        } if u64::try_from(indices[0]).is_ok_and(|i| i == len) => {
+            w.extend(rows.clone())?;
+            Response::Ok
+        }
+        WriteOp::Set { indices, rows, .. } => {
             let at = match normalise_all(indices, len) {
                 Ok(at) => at,
                 Err(e) => return Ok(Err(e)),

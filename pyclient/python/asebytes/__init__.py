@@ -57,9 +57,11 @@ from ._columnar import (
     RaggedColumnarBackend,
     ZarrBackend,
 )
+from ._concat import ConcatView
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
 from ._io import ASEIO, BlobIO, ObjectIO
+from ._json import AtomsDecoder, AtomsEncoder
 from ._schema import SchemaEntry
 from ._stores import (
     LMDBBlobBackend,
@@ -101,6 +103,8 @@ __all__ = [
     "AsyncSingleColumnView",
     "AsyncSingleRowView",
     "AsyncViewParent",
+    "AtomsDecoder",
+    "AtomsEncoder",
     "BaseColumnarBackend",
     "BlobIO",
     "BlobReadBackend",
@@ -109,6 +113,7 @@ __all__ = [
     "BlobToObjectReadWriteAdapter",
     "ColumnView",
     "ColumnarBackend",
+    "ConcatView",
     "LMDBBlobBackend",
     "LMDBObjectBackend",
     "LMDBObjectReadBackend",
@@ -142,10 +147,6 @@ __all__ = [
 #: Public names of the reference ``asebytes`` 0.3.x that later versions of this package add.
 NOT_YET_AVAILABLE: frozenset[str] = frozenset(
     {
-        "ConcatView",
-        # JSON envelope
-        "AtomsEncoder",
-        "AtomsDecoder",
         # backend classes and hub mappings
         "ASEReadOnlyBackend",
         "HuggingFaceBackend",

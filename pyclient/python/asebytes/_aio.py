@@ -30,6 +30,7 @@ from ._aviews import (
     AsyncSingleRowView,
 )
 from ._core import ITER_CHUNK, FacadeCore, InRange, Op, arun, chunks
+from ._display import Displayable
 from ._index import ColumnSelector, IntIndex, RowSelector, parse_index
 from ._schema import SchemaEntry
 from ._tiers import ASETier, BlobTier, ObjectTier, flatten_update
@@ -42,7 +43,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
-class _AsyncFacade(FacadeCore, Generic[R]):
+class _AsyncFacade(Displayable, FacadeCore, Generic[R]):
     """Behaviour shared by the three async facades; the tier mixin sets the row types."""
 
     _column_view_cls: ClassVar[type[AsyncColumnView]] = AsyncColumnView
@@ -111,9 +112,12 @@ class _AsyncFacade(FacadeCore, Generic[R]):
 
     # ------------------------------------------------------------------ writes
 
-    async def extend(self, values: Iterable[Any]) -> int:
-        """Append rows atomically (all or none) and return the new length."""
-        return await self._arun(self._op_extend(values))
+    async def extend(
+        self, values: Iterable[Any], *, progress: bool | None = None
+    ) -> int:
+        """Append rows atomically (all or none) and return the new length (a progress bar
+        for long work, as ``ObjectIO.extend``)."""
+        return await self._arun(self._op_extend(values, progress))
 
     async def insert(self, index: Any, value: Any) -> None:
         """Insert ``value`` before ``index`` (clamped like ``list.insert``)."""

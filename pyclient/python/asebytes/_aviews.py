@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ._core import ITER_CHUNK, FacadeCore, Op, chunks
+from ._display import Displayable
 from ._index import IntIndex, RowSelector
 from ._views import _ASEColumns, _ColumnViewBase, _Rows, _RowViewBase
 from .exceptions import AsebytesTypeError
@@ -152,7 +153,7 @@ class _AsyncSized:
         return count
 
 
-class AsyncRowView(_AsyncSized, _RowViewBase[R]):
+class AsyncRowView(Displayable, _AsyncSized, _RowViewBase[R]):
     """A lazy selection of rows, awaited: ``await view.to_list()``, ``async for``,
     ``chunked(n)``, ``view[i]`` (awaitable), narrower views, column views, and the
     write-backs ``set``, ``update``, ``delete``, ``drop``."""
@@ -208,7 +209,7 @@ class AsyncRowView(_AsyncSized, _RowViewBase[R]):
         return f"AsyncRowView(len={'?' if known is None else known})"
 
 
-class AsyncColumnView(_AsyncSized, _ColumnViewBase):
+class AsyncColumnView(Displayable, _AsyncSized, _ColumnViewBase):
     """A lazy view of one key or several keys, awaited: ``to_list``, ``to_dict``,
     ``to_numpy``, ``async for``, ``view[i]`` (awaitable), sub-views, ``set``."""
 

@@ -116,16 +116,28 @@ def atoms_to_dict(atoms: ase.Atoms, *, sep: str = ".") -> dict[str, Any]:
 # --------------------------------------------------------------------------- dict -> Atoms
 
 
-def _owned(value: Any, dtype: np.dtype[Any], copy: bool) -> np.ndarray | None:
-    """``value`` as a writable C-contiguous array of ``dtype`` we may keep, or ``None`` when
-    it needs the public path's conversion."""
+#: How :func:`dict_to_atoms` treats the dict's arrays: ``COPY`` copies every one (the
+#: default), ``SHARE`` keeps every one as it is (``copy=False``: zero-copy, read-only
+#: arrays stay read-only), ``OWN`` keeps the writable C-contiguous ones and copies the rest
+#: (the facades, whose rows are already the caller's own: results are always writable).
+COPY, SHARE, OWN = "copy", "share", "own"
+
+
+def _owned(value: Any, dtype: np.dtype[Any], mode: str) -> np.ndarray | None:
+    """``value`` as an array of ``dtype`` treated by ``mode``, or ``None`` when it needs the
+    public path's conversion."""
     if type(value) is not np.ndarray or value.dtype != dtype:
         return None
-    if copy:
-        return value.copy()
-    flags = value.flags
-    if flags.writeable and flags.c_contiguous:
+    return _kept(value, mode)
+
+
+def _kept(value: np.ndarray, mode: str) -> np.ndarray:
+    if mode == SHARE:
         return value
+    if mode == OWN:
+        flags = value.flags
+        if flags.writeable and flags.c_contiguous:
+            return value
     return value.copy()
 
 
@@ -172,19 +184,27 @@ def dict_to_atoms(
     Missing numbers give an empty Atoms, missing positions zeros, missing cell zeros, missing
     pbc ``[False] * 3``; unknown keys are ignored. Any ``calc.*`` key attaches a
     ``SinglePointCalculator`` holding those results for *these* positions. ``copy=True``
-    copies every array taken from ``data`` (numbers, cell and pbc too), so the Atoms never
-    shares memory with the dict; ``copy=False`` keeps writable arrays of the right dtype as
-    they are. ``fast=False`` uses ASE's public constructors (same result, ~10x slower).
+    copies every array taken from ``data`` (numbers, cell and pbc too), so the Atoms is
+    writable and never shares memory with the dict; ``copy=False`` is zero-copy: arrays of
+    the right dtype are used as they are (a read-only array stays read-only, as in the
+    reference). ``fast=False`` uses ASE's public constructors (same result, ~10x slower).
     """
+    return _dict_to_atoms(data, sep=sep, fast=fast, mode=COPY if copy else SHARE)
+
+
+def _dict_to_atoms(
+    data: Mapping[str, Any], *, sep: str = ".", fast: bool = True, mode: str = OWN
+) -> ase.Atoms:
+    """:func:`dict_to_atoms` with the array treatment ``mode`` (``COPY``/``SHARE``/``OWN``)."""
     if fast:
-        atoms = _fast_dict_to_atoms(data, sep, copy)
+        atoms = _fast_dict_to_atoms(data, sep, mode)
         if atoms is not None:
             return atoms
-    return _public_dict_to_atoms(data, sep, copy)
+    return _public_dict_to_atoms(data, sep, mode == COPY)
 
 
 def _fast_dict_to_atoms(
-    data: Mapping[str, Any], sep: str, copy: bool
+    data: Mapping[str, Any], sep: str, mode: str
 ) -> ase.Atoms | None:
     """The fast path, or ``None`` when ``data`` needs the public path's conversions."""
     if sep == ".":
@@ -210,35 +230,33 @@ def _fast_dict_to_atoms(
         if key.startswith(arrays_prefix):
             name = key[n_arrays:]
             if name == "numbers":
-                numbers = _owned(value, _INT, copy)
+                numbers = _owned(value, _INT, mode)
                 if numbers is None or numbers.ndim != 1:
                     return None
             elif name == "positions":
-                positions = _owned(value, _FLOAT, copy)
+                positions = _owned(value, _FLOAT, mode)
                 if positions is None or positions.ndim != 2 or positions.shape[1] != 3:
                     return None
             else:
                 if type(value) is not np.ndarray or value.ndim == 0:
                     return None
-                if copy or not (value.flags.writeable and value.flags.c_contiguous):
-                    value = value.copy()
-                arrays[name] = value
+                arrays[name] = _kept(value, mode)
         elif key.startswith(info_prefix):
             info[key[n_info:]] = (
-                value.copy() if copy and type(value) is np.ndarray else value
+                value.copy() if mode == COPY and type(value) is np.ndarray else value
             )
         elif key.startswith(calc_prefix):
             if results is None:
                 results = {}
             results[key[n_calc:]] = (
-                value.copy() if copy and type(value) is np.ndarray else value
+                value.copy() if mode == COPY and type(value) is np.ndarray else value
             )
         elif key == "cell":
-            cell_array = _owned(value, _FLOAT, copy)
+            cell_array = _owned(value, _FLOAT, mode)
             if cell_array is None or cell_array.shape != (3, 3):
                 return None
         elif key == "pbc":
-            pbc = _owned(value, _BOOL, copy)
+            pbc = _owned(value, _BOOL, mode)
             if pbc is None or pbc.shape != (3,):
                 return None
         elif key == "constraints":
@@ -352,20 +370,66 @@ def _check_known_keys(data: Mapping[bytes, bytes]) -> None:
 def decode(
     data: Mapping[bytes, bytes], fast: bool = True, copy: bool = True
 ) -> ase.Atoms:
-    """Inverse of :func:`encode`. Every array of the result is writable and owned by it
-    (``copy`` is accepted for compatibility; decoding always yields fresh arrays). A key
-    outside the convention raises ``ValueError("Unknown key in data: b'...'")``; ``pbc``
-    stored as a plain list becomes a bool array.
+    """Inverse of :func:`encode`. With ``copy=True`` (the default) every array of the
+    result is writable and its own; ``copy=False`` is zero-copy as in the reference: the
+    arrays of numbers, positions, cell, pbc, ``arrays.*`` and top-level ``info.*`` /
+    ``calc.*`` values are read-only views of ``data``'s bytes. A key outside the convention
+    raises ``ValueError("Unknown key in data: b'...'")``; ``pbc`` stored as a plain list
+    becomes a bool array.
     """
     _check_known_keys(data)
     if fast:
         atoms: ase.Atoms = _native().decode_atoms(dict(data))
-        return atoms
-    row: dict[str, Any] = _native().decode_row(dict(data))
-    pbc = row.get("pbc")
-    if pbc is not None and not isinstance(pbc, np.ndarray):
-        row["pbc"] = np.asarray(pbc, dtype=bool)
-    return dict_to_atoms(row, fast=fast, copy=False)
+    else:
+        row: dict[str, Any] = _native().decode_row(dict(data))
+        pbc = row.get("pbc")
+        if pbc is not None and not isinstance(pbc, np.ndarray):
+            row["pbc"] = np.asarray(pbc, dtype=bool)
+        atoms = _dict_to_atoms(row, fast=False)
+    if not copy:
+        _share_buffers(atoms, data)
+    return atoms
+
+
+def _share_buffers(atoms: ase.Atoms, data: Mapping[bytes, bytes]) -> None:
+    """Point ``atoms``' decoded arrays at the bytes they came from (read-only views)."""
+    d = atoms.__dict__
+    cell = d["_cellobj"]
+    cell.array = _buffer_view(data.get(b"cell"), cell.array)
+    d["_pbc"] = _buffer_view(data.get(b"pbc"), d["_pbc"])
+    arrays = d["arrays"]
+    for name, value in arrays.items():
+        arrays[name] = _buffer_view(data.get(b"arrays." + name.encode()), value)
+    info = d["info"]
+    for name, value in info.items():
+        if isinstance(value, np.ndarray):
+            info[name] = _buffer_view(data.get(b"info." + str(name).encode()), value)
+    calc = d.get("_calc")
+    if calc is not None:
+        results = calc.results
+        for name, value in results.items():
+            if isinstance(value, np.ndarray):
+                results[name] = _buffer_view(data.get(b"calc." + name.encode()), value)
+
+
+def _buffer_view(raw: bytes | None, decoded: np.ndarray) -> np.ndarray:
+    """A read-only array over ``raw`` equal to ``decoded``: in the msgpack-numpy layout an
+    array's raw bytes close its encoded value. Values without such bytes (defaults, a
+    ``pbc`` stored as a list) stay as decoded, made read-only."""
+    nbytes = decoded.nbytes
+    if raw is not None and nbytes and len(raw) >= nbytes and decoded.flags.c_contiguous:
+        view = np.frombuffer(
+            raw, dtype=decoded.dtype, count=decoded.size, offset=len(raw) - nbytes
+        ).reshape(decoded.shape)
+        try:
+            as_bytes: Any = memoryview  # numpy arrays are buffers; the stubs disagree
+            same = as_bytes(view).cast("B") == as_bytes(decoded).cast("B")
+        except (TypeError, ValueError):  # a dtype memoryview cannot express
+            same = False
+        if same:
+            return view
+    decoded.flags.writeable = False
+    return decoded
 
 
 def _value_metadata(value: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ._abc import AsyncReadWriteBackend, ReadWriteBackend, contiguous_start
 from ._index import IntIndex, RowSelector, check_index, parse_index, select
+from ._progress import track
 from ._schema import SchemaEntry
 from .exceptions import (
     AsebytesTypeError,
@@ -343,12 +344,19 @@ class FacadeCore:
     # ------------------------------------------------------------------ writes
 
     def _op_set(self, index: Any, value: Any, *, view: bool = False) -> Op[None]:
-        """``db[i] = row``; ``view`` for ``adb[i].set(row)`` (ASE also takes dicts)."""
+        """``db[i] = row``; ``view`` for ``adb[i].set(row)`` (ASE also takes dicts).
+        ``i == len`` appends; beyond is ``IndexError``."""
         i = int_index(index, "Item assignment")
         self._check_writable()
         row = self._prepare_view_row(value) if view else self._prepare_row(value)
-        pos = yield from self._op_index(i)
-        yield ("set", (pos, row))
+        if self._neg:  # the backend appends at len itself, in its own transaction
+            yield ("set", (i, row))
+            return
+        n = yield (LEN, ())
+        if i == n:  # `db[len(db)] = row` appends (`io[0] = atoms` on a new file)
+            yield ("extend", ([row],))
+            return
+        yield ("set", (check_index(i, n), row))
 
     def _op_delete(self, index: Any) -> Op[None]:
         self._check_writable()
@@ -374,9 +382,12 @@ class FacadeCore:
             i = min(max(i + n if i < 0 else i, 0), n)
         yield ("insert", (i, row))
 
-    def _op_extend(self, values: Iterable[Any]) -> Op[int]:
+    def _op_extend(
+        self, values: Iterable[Any], progress: bool | None = None
+    ) -> Op[int]:
         self._check_writable()
-        rows = [self._prepare_row(v) for v in values]
+        prepare = self._prepare_row
+        rows = [prepare(v) for v in track(values, desc="extend", progress=progress)]
         new_len: int = yield ("extend", (rows,))
         return new_len
 

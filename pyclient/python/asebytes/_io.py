@@ -19,7 +19,9 @@ import ase
 import numpy as np
 
 from . import _registry
+from ._concat import ConcatView, concat
 from ._core import ITER_CHUNK, FacadeCore, InRange, Op, chunks, run
+from ._display import Displayable
 from ._index import ColumnSelector, IntIndex, RowSelector, parse_index
 from ._schema import SchemaEntry
 from ._tiers import ASETier, BlobTier, ObjectTier, flatten_update
@@ -35,7 +37,7 @@ T = TypeVar("T")
 Index = int | np.integer[Any]
 
 
-class _Facade(FacadeCore, MutableSequence[R], Generic[R]):
+class _Facade(Displayable, FacadeCore, MutableSequence[R], Generic[R]):
     """Behaviour shared by the three sync facades; the tier mixin sets the row types."""
 
     _column_view_cls: ClassVar[type[ColumnView]] = ColumnView
@@ -126,11 +128,15 @@ class _Facade(FacadeCore, MutableSequence[R], Generic[R]):
         """Append one row (one atomic call; never a read-then-insert race)."""
         self.extend([value])
 
-    def extend(self, values: Iterable[Any]) -> int:  # type: ignore[override]
-        """Append rows atomically (all or none) and return the new length."""
-        return self._run(self._op_extend(values))
+    def extend(  # type: ignore[override]
+        self, values: Iterable[Any], *, progress: bool | None = None
+    ) -> int:
+        """Append rows atomically (all or none) and return the new length. A long extend
+        (a big list or a generator) shows a progress bar where someone watches (terminal,
+        notebook); ``progress=False`` or ``ASEBYTES_PROGRESS=0`` turns it off."""
+        return self._run(self._op_extend(values, progress))
 
-    def __iadd__(self, values: Iterable[Any]) -> Self:
+    def __iadd__(self, values: Iterable[Any]) -> Self:  # type: ignore[misc]
         self.extend(values)
         return self
 
@@ -170,6 +176,16 @@ class _Facade(FacadeCore, MutableSequence[R], Generic[R]):
             close = getattr(self._backend, "close", None)
             if close is not None:
                 close()
+
+    def __add__(self, other: Any) -> ConcatView[R]:
+        """``db_a + db_b``: a lazy, read-only :class:`~asebytes.ConcatView` (same facade
+        class only; ``TypeError("Cannot concat X with Y")`` otherwise)."""
+        return concat(self, other)
+
+    def __radd__(self, other: Any) -> ConcatView[R]:
+        if isinstance(other, list) and not other:  # sum([a, b], [])
+            return ConcatView([self])
+        return NotImplemented
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(backend={self._backend!r})"

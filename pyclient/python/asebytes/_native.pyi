@@ -60,7 +60,8 @@ class Store:
         at index i: [...]")`` (``missing_ok=False``, as ``get`` does)."""
     def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> Atoms | None:
         """Row ``index`` as ``ase.Atoms`` built natively (``None`` for a placeholder): the
-        same result as ``dict_to_atoms(self.get(index, keys), copy=False)``."""
+        same Atoms as ``dict_to_atoms(self.get(index, keys))``, with writable arrays the
+        caller owns."""
     def get_atoms_many(
         self,
         indices: Sequence[int],

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import ase
 
-from ._convert import _atoms_to_dict, dict_to_atoms, validate_update_keys
+from ._convert import _atoms_to_dict, _dict_to_atoms, validate_update_keys
 from ._core import FacadeCore
 from .exceptions import AsebytesTypeError
 
@@ -127,10 +127,10 @@ class ASETier(ObjectTier):
     def _build_result(self, row: Any) -> ase.Atoms | None:
         if row is None:
             return None
-        return dict_to_atoms(row, copy=False)
+        return _dict_to_atoms(row)
 
     def _build_partial(self, row: dict[Any, Any]) -> ase.Atoms:
-        return dict_to_atoms(row, copy=False)
+        return _dict_to_atoms(row)
 
 
 def flatten_update(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import numpy as np
 
 from ._core import ITER_CHUNK, FacadeCore, Op, chunks, resolve
+from ._display import Displayable
 from ._index import (
     ColumnSelector,
     IntIndex,
@@ -158,7 +159,7 @@ class _RowViewBase(Generic[R]):
             raise AsebytesValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
 
-class RowView(_RowViewBase[R]):
+class RowView(Displayable, _RowViewBase[R]):
     """A lazy selection of rows: ``db[2:10]``, ``db[[0, 5, -1]]``, ``db[mask]``.
 
     ``len``, ``bool``, ``view[i]`` (a row), ``view[slice | ints | mask]`` (a narrower view),
@@ -227,6 +228,13 @@ class RowView(_RowViewBase[R]):
     def drop(self, keys: Sequence[Any]) -> None:
         """Remove ``keys`` from every row of the view, in one call."""
         self._run(self._op_drop(keys))
+
+    def __add__(self, other: Any) -> Any:
+        """``db[a:b] + other[c:d]``: a read-only :class:`~asebytes.ConcatView` of row
+        views (or facades) of one facade class."""
+        from ._concat import concat
+
+        return concat(self, other)
 
     def __repr__(self) -> str:
         return f"RowView(len={len(self)})"
@@ -354,7 +362,7 @@ class _ASEColumns:
         yield  # pragma: no cover - makes this an operation
 
 
-class ColumnView(_ColumnViewBase):
+class ColumnView(Displayable, _ColumnViewBase):
     """A lazy view of one key (``db["calc.energy"]``) or several keys (``db[["a", "b"]]``).
 
     Single key: values (``None`` where a row lacks the key or is a placeholder).
