@@ -45,6 +45,14 @@ test-py: develop ref-venv
     {{py}} -m pytest -q pyclient/tests
     {{py}} -m pytest -q tests/python
 
+# The PyTorch dataset with a real DataLoader (fork, spawn, forkserver workers). Installs
+# torch into .venv first (several GB from PyPI with its CUDA libraries, a few minutes
+# once), which is why CI does not run it; elsewhere these tests skip.
+[group('test')]
+test-torch: develop
+    {{py}} -m pip install -q --disable-pip-version-check -r requirements-torch.txt
+    {{py}} -m pytest -q tests/python/test_torch.py tests/python/test_readme_examples.py
+
 # Format check, clippy -D warnings, ruff, mypy --strict of the package.
 [group('lint')]
 lint: venv
