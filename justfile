@@ -106,6 +106,14 @@ bench-quick: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --quick --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_concurrency.py --quick --ref-python {{ref_py}}
 
+# DataLoader samples/s with 0, 2 and 4 workers: asebytes.torch.AtomsDataset against
+# aselmdb read the fairchem way (ase.db per worker). Installs torch into .venv-bench first
+# (several GB, once), so it is not part of `bench`. Results: benches/results/torch.{json,md}.
+[group('bench')]
+bench-torch *ARGS: bench-venv
+    {{bench_py}} -m pip install -q --disable-pip-version-check -r requirements-torch.txt
+    {{bench_py}} benches/python/bench_torch.py {{ARGS}}
+
 # Criterion benches (codec, daemon round trip).
 [group('bench')]
 bench-rs:
