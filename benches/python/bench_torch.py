@@ -5,7 +5,8 @@ batch) against aselmdb read the way fairchem's ``AseDBDataset`` does it (an
 ``_get_row_by_index(i).toatoms()`` per sample).
 
 Both store the same ethanol-sized frames (9 atoms, energy, forces); both loaders use the
-same sampler (shuffled, seeded), batch size and collate (a list of ``Atoms``), so the
+same sampler (shuffled, seeded), batch size, transform (``Atoms`` -> arrays, in the worker)
+and collate (per-atom arrays concatenated into tensors, as graph models batch), so the
 numbers compare reading and decoding, not model code. Each configuration runs one untimed
 warm-up epoch (workers start, files open), then ``--epochs`` timed epochs; the best epoch
 is reported. Results: ``benches/results/torch.{json,md}``.
@@ -68,7 +69,7 @@ class AseLmdbDataset:
     def __getitem__(self, i: int) -> Any:
         if self._db is None:
             self._db = self._connect()
-        return self._db._get_row_by_index(i).toatoms()
+        return to_sample(self._db._get_row_by_index(i).toatoms())
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_db": None}
@@ -79,8 +80,31 @@ class AseLmdbDataset:
             self._db = None
 
 
-def _collate(batch: list[Any]) -> list[Any]:
-    return batch
+def to_sample(atoms: Any) -> dict[str, Any]:
+    """What a training step needs of a frame (the same transform for both loaders). The
+    calculator's results are read directly: ``get_potential_energy()`` would compare the
+    atoms with the calculator's copy first, which costs more than the read itself."""
+    results = atoms.calc.results
+    return {
+        "numbers": atoms.numbers,
+        "positions": atoms.positions,
+        "energy": results["energy"],
+        "forces": results["forces"],
+    }
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """A graph-style batch: per-atom arrays concatenated, one tensor per key (tensors
+    leave a worker through shared memory, not pickled element by element)."""
+    import torch
+
+    return {
+        "numbers": torch.from_numpy(np.concatenate([s["numbers"] for s in batch])),
+        "positions": torch.from_numpy(np.concatenate([s["positions"] for s in batch])),
+        "forces": torch.from_numpy(np.concatenate([s["forces"] for s in batch])),
+        "energy": torch.tensor([s["energy"] for s in batch]),
+        "n": len(batch),
+    }
 
 
 def measure(dataset: Any, workers: int, batch_size: int, epochs: int) -> float:
@@ -94,16 +118,16 @@ def measure(dataset: Any, workers: int, batch_size: int, epochs: int) -> float:
         generator=torch.Generator().manual_seed(0),
         num_workers=workers,
         persistent_workers=workers > 0,
-        collate_fn=_collate,
+        collate_fn=collate,
     )
     n = 0
     for batch in loader:  # warm-up: workers start, stores open
-        n += len(batch)
+        n += batch["n"]
     assert n == len(dataset)
     best = float("inf")
     for _ in range(epochs):
         t = time.perf_counter()
-        seen = sum(len(batch) for batch in loader)
+        seen = sum(batch["n"] for batch in loader)
         best = min(best, time.perf_counter() - t)
         assert seen == len(dataset)
     return len(dataset) / best
@@ -132,7 +156,7 @@ def main() -> None:
             for atoms in data:
                 db.write(atoms)
         make = {
-            "asebytes-rs": lambda: AtomsDataset(ours),
+            "asebytes-rs": lambda: AtomsDataset(ours, transform=to_sample),
             "aselmdb": lambda: AseLmdbDataset(theirs),
         }
         for workers in a.workers:
