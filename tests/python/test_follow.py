@@ -230,3 +230,14 @@ def test_follow_checks_its_arguments(backend: Backend) -> None:
         db.follow(batch=0)
     with pytest.raises(TypeError, match="stop"):
         db.follow(stop=3)
+
+
+def test_follow_is_never_sent_to_a_daemon_older_than_protocol_3() -> None:
+    from asebytes import _native
+
+    call = _native.AsyncStore("memory://old-daemon").follow_wait(0, 0.1)
+    call.check_protocol(3)
+    with pytest.raises(UnsupportedOperationError, match="asebytesd stop"):
+        call.check_protocol(2)
+    with pytest.raises(ValueError, match="timeout"):
+        _native.AsyncStore("memory://old-daemon").follow_wait(0, -1.0)
