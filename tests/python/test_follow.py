@@ -170,18 +170,28 @@ def test_async_follow_on_every_tier(location: str) -> None:
 
 
 @pytest.mark.multiprocess
-def test_follow_goes_on_across_a_daemon_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_follow_goes_on_across_a_daemon_restart(tmp_path: Path, mode: str) -> None:
     location = str(tmp_path / "restart.lmdb")
     db = ObjectIO(location)
     db.extend([{"i": 0}])
     got: list[int] = []
     done = threading.Event()
 
-    def follow() -> None:
-        for row in ObjectIO(location).follow(timeout=10):
+    async def afollow() -> None:
+        async for row in AsyncObjectIO(location).follow(timeout=10):
             got.append(row["i"])
             if row["i"] == 3:
                 break
+
+    def follow() -> None:
+        if mode == "async":
+            asyncio.run(afollow())
+        else:
+            for row in ObjectIO(location).follow(timeout=10):
+                got.append(row["i"])
+                if row["i"] == 3:
+                    break
         done.set()
 
     t = threading.Thread(target=follow)
