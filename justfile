@@ -45,6 +45,14 @@ test-py: develop ref-venv
     {{py}} -m pytest -q pyclient/tests
     {{py}} -m pytest -q tests/python
 
+# The PyTorch dataset with a real DataLoader (fork, spawn, forkserver workers). Installs
+# torch into .venv first (several GB from PyPI with its CUDA libraries, a few minutes
+# once), which is why CI does not run it; elsewhere these tests skip.
+[group('test')]
+test-torch: develop
+    {{py}} -m pip install -q --disable-pip-version-check -r requirements-torch.txt
+    {{py}} -m pytest -q tests/python/test_torch.py tests/python/test_readme_examples.py
+
 # Format check, clippy -D warnings, ruff, mypy --strict of the package.
 [group('lint')]
 lint: venv
@@ -111,6 +119,14 @@ bench *ARGS: bench-venv ref-venv
 bench-quick: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --quick --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_concurrency.py --quick --ref-python {{ref_py}}
+
+# DataLoader samples/s with 0, 2 and 4 workers: asebytes.torch.AtomsDataset against
+# aselmdb read the fairchem way (ase.db per worker). Installs torch into .venv-bench first
+# (several GB, once), so it is not part of `bench`. Results: benches/results/torch.{json,md}.
+[group('bench')]
+bench-torch *ARGS: bench-venv
+    {{bench_py}} -m pip install -q --disable-pip-version-check -r requirements-torch.txt
+    {{bench_py}} benches/python/bench_torch.py {{ARGS}}
 
 # Criterion benches (codec, daemon round trip).
 [group('bench')]

@@ -374,6 +374,7 @@ fn store_of(req: &Request) -> Option<StoreId> {
         Request::DeleteRange(r) => r.store,
         Request::DropKeys(r) => r.store,
         Request::Reserve(r) => r.store,
+        Request::Follow(r) => r.store,
         Request::Ping
         | Request::Status
         | Request::Shutdown

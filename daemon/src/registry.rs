@@ -18,6 +18,7 @@
 //! actor down happen outside it, while the key's slot is marked busy so a concurrent open
 //! of the same key waits instead of opening the same file twice.
 
+mod follow;
 mod location;
 mod release;
 mod status;

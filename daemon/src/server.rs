@@ -7,9 +7,9 @@
 //!
 //! Shutdown (a `Shutdown` request, the idle timer, SIGTERM/SIGINT) goes: stop accepting
 //! (the listener is closed, so new connects are refused), shut the read side of every
-//! connection so idle ones wake up while busy ones finish their current request, wait for
-//! the connection threads (bounded by [`Config::drain_timeout`]), commit and close every
-//! store, remove the socket file.
+//! connection so idle ones wake up while busy ones finish their current request, wake the
+//! followers waiting for commits, wait for the connection threads (bounded by
+//! [`Config::drain_timeout`]), commit and close every store, remove the socket file.
 
 use std::collections::HashMap;
 use std::io;
@@ -89,6 +89,7 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
     }
 
     conns.wake_all();
+    ctx.registry.stop_followers();
     if !conns.wait_empty(config.drain_timeout) {
         log::warn!(
             "connections still busy after {:?}; closing the stores anyway",

@@ -64,6 +64,10 @@ pub enum Request {
     Remove(StoreRef),
     /// Groups that exist at a location; answered with `Groups`.
     ListGroups(ListGroups),
+    /// Wait until the store has more than `from` rows; answered with `Committed` as soon as
+    /// a commit makes it so, or when `timeout_ms` passed. Since protocol 3
+    /// ([`crate::version::FOLLOW`]).
+    Follow(Follow),
 }
 
 impl Request {
@@ -94,6 +98,7 @@ impl Request {
             Request::Clear(_) => "clear",
             Request::Remove(_) => "remove",
             Request::ListGroups(_) => "list_groups",
+            Request::Follow(_) => "follow",
         }
     }
 }
@@ -283,6 +288,21 @@ pub struct Reserve {
     pub store: StoreId,
     /// How many.
     pub n: u64,
+}
+
+/// Wait for a store to grow past `from` rows (live follow). The daemon keeps nothing per
+/// follower but the wait itself: the client reads the new rows with ordinary requests, in
+/// batches of its choosing, and then asks again with the length it has seen. Since
+/// protocol 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Follow {
+    /// Store.
+    pub store: StoreId,
+    /// Rows the client has seen: answered once the store has more.
+    pub from: u64,
+    /// Longest wait in milliseconds; `0` answers at once with the current state. The
+    /// daemon caps it (a minute), so a follower that vanished holds nothing for long.
+    pub timeout_ms: u64,
 }
 
 /// List groups at a location.

@@ -33,6 +33,8 @@ pub enum Response {
     Groups(Vec<String>),
     /// Daemon status.
     Status(Status),
+    /// The state after a store's latest commit (answer to `Follow`). Since protocol 3.
+    Committed(Committed),
     /// The request failed; nothing was changed.
     Error(WireError),
 }
@@ -49,6 +51,16 @@ pub struct Opened {
     /// What this store can do (write flags off for read-only opens).
     pub caps: Capabilities,
     /// Current number of rows.
+    pub len: u64,
+}
+
+/// Where a store stands (answer to [`crate::request::Follow`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// Write transactions committed since the daemon opened the store (starts again when
+    /// the store is re-opened): tells the client that something changed, not what.
+    pub generation: u64,
+    /// Rows after that commit; not more than `from` when the wait timed out.
     pub len: u64,
 }
 

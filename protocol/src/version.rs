@@ -8,8 +8,12 @@ pub const HANDSHAKE: u32 = 1;
 /// `Response::Packed`), capability flags `atomic_batches` and `packed_columns`.
 pub const OPTIONS_AND_PACKED: u32 = 2;
 
+/// Live follow: `Request::Follow` (wait until a store has more rows than the client has
+/// seen) answered with `Response::Committed` as soon as a commit makes it grow.
+pub const FOLLOW: u32 = 3;
+
 /// The newest protocol this build speaks.
-pub const CURRENT: u32 = OPTIONS_AND_PACKED;
+pub const CURRENT: u32 = FOLLOW;
 
 /// The oldest protocol this build still accepts from a peer.
 pub const MIN_SUPPORTED: u32 = HANDSHAKE;
@@ -34,6 +38,7 @@ mod tests {
     fn negotiate_picks_highest_common_version() {
         assert_eq!(negotiate(1, 1), Some(1));
         assert_eq!(negotiate(1, 2), Some(2));
+        assert_eq!(negotiate(1, 3), Some(FOLLOW));
         assert_eq!(negotiate(1, 9), Some(CURRENT));
         assert_eq!(negotiate(CURRENT + 1, CURRENT + 5), None);
     }

@@ -6,7 +6,7 @@ use asebytes_protocol::error::{ErrorCode, WireError};
 use asebytes_protocol::frame::{self, Envelope, HEADER_LEN, RowsFrame};
 use asebytes_protocol::handshake::{Hello, HelloReply, Welcome};
 use asebytes_protocol::request::*;
-use asebytes_protocol::response::{ClientStatus, Opened, Response, Status, StoreStatus};
+use asebytes_protocol::response::{ClientStatus, Committed, Opened, Response, Status, StoreStatus};
 use asebytes_protocol::value::{FieldRef, key, row};
 use asebytes_protocol::version;
 use asebytes_protocol::{OptionValue, PackedColumn};
@@ -132,6 +132,11 @@ fn all_requests() -> Vec<Request> {
         Request::ListGroups(ListGroups {
             location: "/tmp/x.lmdb".into(),
         }),
+        Request::Follow(Follow {
+            store,
+            from: 12,
+            timeout_ms: 500,
+        }),
     ]
 }
 
@@ -189,6 +194,10 @@ fn all_responses() -> Vec<Response> {
                 since: 1_700_000_000,
                 stores: 1,
             }],
+        }),
+        Response::Committed(Committed {
+            generation: 4,
+            len: 13,
         }),
         Response::Error(WireError::index_out_of_range(5, 3)),
         Response::Error(WireError::not_found(
@@ -522,4 +531,27 @@ fn status_from_an_older_daemon_decodes_with_defaults() {
     assert!(s.connections.is_empty());
     assert_eq!(s.stores[0].len, 3);
     assert!(!s.stores[0].released);
+}
+
+/// Protocol 3's `Follow` and `Committed` travel as maps keyed by field name, like every
+/// other message (pinned so a later client can speak to this daemon byte for byte).
+#[test]
+fn follow_and_committed_encode_as_named_maps() {
+    let follow = Request::Follow(Follow {
+        store: 1,
+        from: 2,
+        timeout_ms: 3,
+    });
+    let bytes = frame::encode(5, &follow).unwrap();
+    let body = &bytes[HEADER_LEN..];
+    let want: &[u8] =
+        b"\x82\xa2id\x05\xa4body\x81\xa6Follow\x83\xa5store\x01\xa4from\x02\xaatimeout_ms\x03";
+    assert_eq!(body, want);
+    let committed = Response::Committed(Committed {
+        generation: 1,
+        len: 2,
+    });
+    let bytes = frame::encode(5, &committed).unwrap();
+    let want: &[u8] = b"\x82\xa2id\x05\xa4body\x81\xa9Committed\x82\xaageneration\x01\xa3len\x02";
+    assert_eq!(&bytes[HEADER_LEN..], want);
 }

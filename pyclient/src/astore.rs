@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use crate::args;
 use crate::client::{self, Reply};
 use crate::errors::ClientError;
+use crate::follow;
 use crate::ops::{self, Finish, Plan, Spec, Tier};
 use crate::pool;
 
@@ -94,6 +95,10 @@ impl AsyncStore {
 
     fn len(&self) -> Call {
         self.call(self.spec.len())
+    }
+
+    fn follow_wait(&self, seen: u64, timeout: f64) -> PyResult<Call> {
+        Ok(self.call(self.spec.follow(seen, timeout)?))
     }
 
     #[pyo3(signature = (index, keys=None))]
@@ -283,6 +288,15 @@ impl Call {
     #[getter]
     fn is_read(&self) -> bool {
         client::is_read(&self.req.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Raises `UnsupportedOperationError` unless a daemon that negotiated `protocol`
+    /// understands this request (checked by the transport before sending).
+    fn check_protocol(&self, protocol: u32) -> PyResult<()> {
+        follow::check_protocol(
+            &self.req.lock().unwrap_or_else(|p| p.into_inner()),
+            protocol,
+        )
     }
 
     /// The request's name (`get_many`, `extend`, ...), for messages.

@@ -251,6 +251,11 @@ impl Session {
         self.conn.as_ref().expect("live session").epoch
     }
 
+    /// The protocol negotiated with that daemon.
+    pub fn protocol(&self) -> u32 {
+        self.conn.as_ref().expect("live session").protocol
+    }
+
     /// Sends `req` and waits (GIL released) for its reply.
     pub fn exchange<'s>(&'s mut self, py: Python<'_>, req: &Request) -> Result<Reply<'s>, Failure> {
         let conn = self.conn.as_mut().expect("live session");
@@ -430,6 +435,7 @@ pub fn is_read(req: &Request) -> bool {
             | Request::Keys(_)
             | Request::Schema(_)
             | Request::ListGroups(_)
+            | Request::Follow(_)
     )
 }
 

@@ -8,6 +8,7 @@
 //! - [`codec`]: the msgpack-numpy field codec (byte-compatible with the reference).
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
+//! - [`follow`]: the live-follow request and its protocol check.
 //! - [`errors`]: the one mapping from failures to the exceptions of `asebytes.exceptions`.
 //! - [`detach`]: GIL release around blocking I/O.
 //!
@@ -22,6 +23,7 @@ pub mod codec;
 pub mod column;
 pub mod detach;
 pub mod errors;
+pub mod follow;
 pub mod ops;
 pub mod pool;
 pub mod store;

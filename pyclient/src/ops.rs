@@ -123,6 +123,8 @@ pub enum Finish {
     Keys,
     /// `Opened` → `dict(store, canonical, backend, capabilities)`.
     Opened,
+    /// `Committed` → `(generation, len)` (live follow, see [`crate::follow`]).
+    Committed,
 }
 
 /// Points a request at a store id (after a re-open the id changes).
@@ -147,6 +149,7 @@ pub fn set_store(req: &mut Request, id: StoreId) {
         Request::DeleteRange(r) => r.store = id,
         Request::DropKeys(r) => r.store = id,
         Request::Reserve(r) => r.store = id,
+        Request::Follow(r) => r.store = id,
         Request::Ping
         | Request::Status
         | Request::Shutdown
@@ -685,6 +688,9 @@ impl Finish {
                 Ok(list.into_any())
             }
             (Finish::Opened, reply) => Ok(opened_dict(py, expect_opened(reply)?)?.into_any()),
+            (Finish::Committed, Reply::Other(Response::Committed(c))) => {
+                Ok((c.generation, c.len).into_pyobject(py)?.into_any())
+            }
             (_, other) => Err(unexpected(&other).into()),
         }
     }

@@ -52,6 +52,8 @@ pub struct Conn {
     pub wbuf: Vec<u8>,
     /// Cap on a frame in either direction (`ASEBYTES_MAX_FRAME`).
     pub max_frame: usize,
+    /// The protocol negotiated in the handshake: requests newer than it are not sent.
+    pub protocol: u32,
     next_id: u64,
     generation: u64,
 }
@@ -253,6 +255,7 @@ fn connect(py: Python<'_>, t: Target) -> Result<Conn, ClientError> {
     let (stream, welcome) = result.map_err(launch_error)?;
     Ok(Conn {
         stream,
+        protocol: welcome.protocol,
         epoch: Epoch::of(&welcome),
         wbuf: Vec::with_capacity(256),
         max_frame,

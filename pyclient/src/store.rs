@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::client::{self, Reply, Session, is_unknown_store, retriable};
+use crate::follow;
 use crate::ops::{self, Plan, Spec};
 use crate::pool::Epoch;
 
@@ -116,6 +117,7 @@ impl Store {
                 Err(OpenFail::Py(e)) => return Err(e),
             };
             ops::set_store(&mut req, st.id);
+            follow::check_protocol(&req, session.protocol())?;
             match session.exchange(py, &req) {
                 Ok(Reply::Error(e)) if is_unknown_store(&e) && !reopened => {
                     reopened = true;
@@ -411,6 +413,18 @@ impl Store {
             self.forget(st.id);
         }
         Ok(done)
+    }
+
+    /// Waits up to `timeout` seconds (at most a minute, the daemon's cap) for the store to
+    /// have more than `seen` rows; returns `(generation, len)` as soon as a commit makes it
+    /// so, or at the timeout (then `len <= seen`). One `Follow` request.
+    fn follow_wait<'py>(
+        &self,
+        py: Python<'py>,
+        seen: u64,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run(py, self.spec.follow(seen, timeout)?)
     }
 
     /// Tells the daemon this handle is done (best effort: a daemon that is gone has

@@ -11,15 +11,18 @@
 
 mod command;
 mod ops;
+mod watch;
 mod writer;
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use asebytes_protocol::frame;
-use asebytes_protocol::request::StoreRef;
+use asebytes_protocol::request::{Follow, StoreRef};
+use asebytes_protocol::response::Committed;
 use asebytes_protocol::{ErrorCode, Request, Response, WireError};
 
 use crate::backend::{Backend, BackendInfo, Reader};
@@ -29,6 +32,10 @@ use writer::{CLOSING, FAILED, OPEN, REMOVED, Shared, WriterActor, guarded, into_
 
 /// Commands that may wait for the actor before senders block (backpressure).
 const QUEUE_CAPACITY: usize = 1024;
+
+/// Longest one `Follow` waits, whatever the client asked: a follower that vanished holds
+/// its connection thread no longer than this.
+pub const MAX_FOLLOW_WAIT: Duration = Duration::from_secs(60);
 
 /// A handle on one open store. Clones share the same actor; when the last clone is dropped
 /// the actor commits, closes the backend and its thread is joined.
@@ -116,6 +123,31 @@ impl StoreHandle {
         }
     }
 
+    /// Live follow: waits until the store has more than `from` rows, a commit at a time,
+    /// for at most `timeout` (capped at [`MAX_FOLLOW_WAIT`]); returns the state then (a
+    /// `len` not above `from` means the wait timed out or the store stopped taking
+    /// commits). A commit wakes the wait at once; nothing is kept per follower.
+    pub fn follow(&self, from: u64, timeout: Duration) -> Result<Committed, WireError> {
+        let deadline = Instant::now() + timeout.min(MAX_FOLLOW_WAIT);
+        let watch = &self.inner.shared.watch;
+        loop {
+            // The generation is read before the length: a commit in between makes the
+            // wait below return at once instead of being missed.
+            let generation = watch.generation();
+            let len = self.len()?;
+            if len > from || watch.is_stopped() || Instant::now() >= deadline {
+                return Ok(Committed { generation, len });
+            }
+            watch.wait_past(generation, deadline);
+        }
+    }
+
+    /// Wakes every follower of this store now and makes later waits return at once (the
+    /// daemon is stopping).
+    pub fn stop_followers(&self) {
+        self.inner.shared.watch.stop();
+    }
+
     /// Whether the store has no rows.
     pub fn is_empty(&self) -> Result<bool, WireError> {
         Ok(self.len()? == 0)
@@ -123,7 +155,8 @@ impl StoreHandle {
 
     /// Executes one store request. Handles exactly these variants: Len, Get, GetMany,
     /// GetColumn, Keys, Schema, Extend, Insert, Set, SetMany, Update, UpdateMany, Delete,
-    /// DeleteRange, DropKeys, Reserve, Clear, Remove. `readonly` = this client opened
+    /// DeleteRange, DropKeys, Reserve, Clear, Remove, Follow (which blocks the caller until
+    /// the store grows or the wait times out). `readonly` = this client opened
     /// read-only: every write is refused with code ReadOnly, message "Backend is read-only",
     /// before anything is queued. Any other variant → `Response::Error(BadRequest)`.
     /// Never panics on any input.
@@ -177,7 +210,7 @@ impl StoreHandle {
             ));
         }
         self.inner.check_open()?;
-        if readonly && route != Route::Read {
+        if readonly && matches!(route, Route::Write | Route::Remove) {
             return Err(ops::read_only());
         }
         ops::check_capabilities(req, &self.inner.info)?;
@@ -199,6 +232,17 @@ impl StoreHandle {
                     self.inner.call(|reply| Command::Write { op, reply })
                 }
                 None => Err(WireError::new(ErrorCode::BadRequest, "not a write request")),
+            },
+            Route::Follow => match req {
+                Request::Follow(Follow {
+                    from, timeout_ms, ..
+                }) => self
+                    .follow(from, Duration::from_millis(timeout_ms))
+                    .map(Response::Committed),
+                _ => Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    "not a follow request",
+                )),
             },
             Route::Remove => {
                 let resp = self.inner.call(|reply| Command::Remove { reply });

@@ -30,6 +30,8 @@ pub(crate) enum Route {
     Write,
     /// Deletes the container; runs on the actor outside any write transaction.
     Remove,
+    /// Waits on the connection's thread for the store to grow (live follow).
+    Follow,
     /// Not a store request.
     Other,
 }
@@ -55,6 +57,7 @@ pub(crate) fn route(req: &Request) -> Route {
         | Request::Reserve(_)
         | Request::Clear(_) => Route::Write,
         Request::Remove(_) => Route::Remove,
+        Request::Follow(_) => Route::Follow,
         _ => Route::Other,
     }
 }

@@ -17,6 +17,7 @@ use asebytes_protocol::{ErrorCode, Response, WireError};
 
 use super::command::{Command, Reply};
 use super::ops::{self, WriteOp};
+use super::watch::CommitWatch;
 use crate::backend::{self, Backend, ErrorKind, Reader};
 
 /// Most commands one group commit holds.
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) commits: AtomicU64,
     /// Commands sent to the actor and not yet answered (for `status`).
     pub(crate) queued: AtomicU64,
+    /// Bumped after every commit; followers wait on it.
+    pub(crate) watch: CommitWatch,
 }
 
 /// The actor's state on its thread.
@@ -71,6 +74,7 @@ impl WriterActor {
                     Err(mpsc::RecvError) => {
                         let _ = self.backend.close();
                         self.shared.state.store(CLOSING, Ordering::Release);
+                        self.shared.watch.stop();
                         return;
                     }
                 },
@@ -94,6 +98,7 @@ impl WriterActor {
                             // Whatever is still queued is dropped with the receiver; those
                             // callers see the REMOVED state and are told to re-open.
                             self.shared.state.store(REMOVED, Ordering::Release);
+                            self.shared.watch.stop();
                             let _ = reply.send(Response::Ok);
                             return;
                         }
@@ -104,6 +109,7 @@ impl WriterActor {
                 }
                 Command::Shutdown { reply } => {
                     self.shared.state.store(CLOSING, Ordering::Release);
+                    self.shared.watch.stop();
                     let _ = reply.send(guarded(|| self.backend.close().map_err(ops::wire)));
                     return;
                 }
@@ -186,6 +192,8 @@ impl WriterActor {
         match outcome {
             Ok(()) => {
                 self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                // Followers wake now; the writers of the batch are answered right after.
+                self.shared.watch.bump();
                 Ok(results)
             }
             Err(_) if all_rejected => Ok(results),

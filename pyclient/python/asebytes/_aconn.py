@@ -110,6 +110,7 @@ class Connection:
     def __init__(self, socket: str) -> None:
         self.socket = socket
         self.max_frame: int | None = None
+        self.protocol = 0
         self.closed = False
         self._transport: asyncio.Transport | None = None
         self._ids = itertools.count(1)
@@ -157,6 +158,7 @@ class Connection:
         self._transport.write(_native.hello_frame())
         info = _native.finish_hello(await self._hello)
         self.max_frame = int(info["max_frame"])
+        self.protocol = int(info["protocol"])
 
     async def _close_with_loop(self) -> AsyncIterator[None]:
         """Parked after its first step; the loop's ``shutdown_asyncgens`` (run by
@@ -175,6 +177,7 @@ class Connection:
         connection is lost."""
         if self.closed or self._transport is None:
             raise self._gone(None)
+        call.check_protocol(self.protocol)
         rid = next(self._ids)
         frame = call.frame(rid, store, self.max_frame)
         fut: asyncio.Future[bytes | bytearray] = (

@@ -31,6 +31,7 @@ from ._aviews import (
 )
 from ._core import ITER_CHUNK, FacadeCore, InRange, Op, arun, chunks
 from ._display import Displayable
+from ._follow import FollowCursor, Stop
 from ._index import ColumnSelector, IntIndex, RowSelector, parse_index
 from ._schema import SchemaEntry
 from ._tiers import ASETier, BlobTier, ObjectTier, flatten_update
@@ -108,6 +109,26 @@ class _AsyncFacade(Displayable, FacadeCore, Generic[R]):
         n = await self.len()
         for chunk in chunks(InRange(range(n)), ITER_CHUNK):
             for row in await self._arun(self._op_rows(chunk)):
+                yield row
+
+    def follow(
+        self,
+        start: int = 0,
+        *,
+        timeout: float | None = None,
+        stop: Stop | None = None,
+        batch: int = ITER_CHUNK,
+    ) -> AsyncIterator[R]:
+        """``async for row in db.follow():`` the rows from ``start`` on, then each row
+        other processes append, as the daemon reports their commits (see the sync
+        ``follow``). The waits use a connection of their own, so other requests of the
+        event loop never queue behind them."""
+        cursor = FollowCursor(self, start, timeout=timeout, stop=stop, batch=batch)
+        return self._follow(cursor)
+
+    async def _follow(self, cursor: FollowCursor) -> AsyncIterator[R]:
+        while (rows := await self._arun(cursor.op_next())) is not None:
+            for row in rows:
                 yield row
 
     # ------------------------------------------------------------------ writes

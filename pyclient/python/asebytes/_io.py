@@ -22,6 +22,7 @@ from . import _registry
 from ._concat import ConcatView, concat
 from ._core import ITER_CHUNK, FacadeCore, InRange, Op, chunks, run
 from ._display import Displayable
+from ._follow import FollowCursor, Stop
 from ._index import ColumnSelector, IntIndex, RowSelector, parse_index
 from ._schema import SchemaEntry
 from ._tiers import ASETier, BlobTier, ObjectTier, flatten_update
@@ -111,6 +112,27 @@ class _Facade(Displayable, FacadeCore, MutableSequence[R], Generic[R]):
     def _iter_range(self, indices: range) -> Iterator[R]:
         for chunk in chunks(InRange(indices), ITER_CHUNK):
             yield from self._run(self._op_rows(chunk))
+
+    def follow(
+        self,
+        start: Index = 0,
+        *,
+        timeout: float | None = None,
+        stop: Stop | None = None,
+        batch: int = ITER_CHUNK,
+    ) -> Iterator[R]:
+        """Rows from ``start`` on (negative counts from the end), then each row other
+        processes append, as the daemon reports their commits; runs until ``stop`` is set
+        (an event or a callable), no row came for ``timeout`` seconds, or the loop
+        breaks. ``follow(start=len(db))`` yields only new rows. Rows are read ``batch``
+        per request. ``UnsupportedOperationError`` for a backend that cannot grow or is
+        not served by the daemon."""
+        cursor = FollowCursor(self, start, timeout=timeout, stop=stop, batch=batch)
+        return self._follow(cursor)
+
+    def _follow(self, cursor: FollowCursor) -> Iterator[R]:
+        while (rows := self._run(cursor.op_next())) is not None:
+            yield from rows
 
     # ------------------------------------------------------------------ writes
 

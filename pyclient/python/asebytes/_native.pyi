@@ -46,6 +46,11 @@ class Store:
     def capabilities(self) -> dict[str, bool]: ...
     def __len__(self) -> int: ...
     def len(self) -> int: ...
+    def follow_wait(self, seen: int, timeout: float) -> tuple[int, int]:
+        """Waits up to ``timeout`` seconds (the daemon caps it at a minute) for the store
+        to have more than ``seen`` rows; ``(generation, len)`` as soon as a commit makes it
+        so, or at the timeout (then ``len <= seen``). One ``Follow`` request (protocol 3;
+        ``UnsupportedOperationError`` from an older daemon)."""
     def get(
         self, index: int, keys: Sequence[Any] | None = None
     ) -> dict[Any, Any] | None: ...
@@ -152,6 +157,7 @@ class AsyncStore:
         with (valid on every connection to the same daemon epoch)."""
     def close(self) -> Call: ...
     def len(self) -> Call: ...
+    def follow_wait(self, seen: int, timeout: float) -> Call: ...
     def get(self, index: int, keys: Sequence[Any] | None = None) -> Call: ...
     def get_many(
         self,
@@ -216,6 +222,9 @@ class Call:
     @property
     def is_read(self) -> bool:
         """The request changes nothing: safe to resend after a lost connection."""
+    def check_protocol(self, protocol: int) -> None:
+        """``UnsupportedOperationError`` unless a daemon that negotiated ``protocol``
+        understands this request (the transport checks before sending)."""
     @property
     def name(self) -> str:
         """The request's name (``get_many``, ``extend``, ...), for messages."""

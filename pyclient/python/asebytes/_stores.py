@@ -12,7 +12,9 @@ decodes each request, :mod:`asebytes._aconn` carries it over the event loop's co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar
 
 from . import _aconn, _native
@@ -206,6 +208,12 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
         )
         self._options = dict(options or {})
         self._key = (self._plan.location, group, readonly, tier)
+        # Live follow waits on a connection of its own (one per event loop): the loop's
+        # shared connection is answered in order, so a wait there would hold up every
+        # other request.
+        self._follow_conns: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, _aconn.Connection
+        ] = weakref.WeakKeyDictionary()
 
     @property
     def location(self) -> str:
@@ -227,13 +235,18 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
     def list_groups(path: str, **kwargs: Any) -> list[str]:
         return DaemonReadBackend.list_groups(path, **kwargs)
 
-    async def _call(self, call: Any) -> Any:
-        """Send ``call``: re-open once if the daemon forgot the store; resend once on a
-        fresh connection when the daemon refused it while shutting down, or when the
-        connection was lost during a read."""
+    async def _call(
+        self,
+        call: Any,
+        connect: Callable[[], Awaitable[_aconn.Connection]] = _aconn.connection,
+    ) -> Any:
+        """Send ``call`` (over the loop's connection unless ``connect`` gives another):
+        re-open once if the daemon forgot the store; resend once on a fresh connection
+        when the daemon refused it while shutting down, or when the connection was lost
+        during a read."""
         reopened = reconnected = False
         while True:
-            conn = await _aconn.connection()
+            conn = await connect()
             try:
                 store = await conn.store_id(self._key, self._plan.open())
                 return await conn.request(call, store)
@@ -251,6 +264,22 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
                 if reconnected or not (refused or call.is_read):
                     raise
                 reconnected = True
+
+    async def follow_wait(self, seen: int, timeout: float) -> tuple[int, int]:
+        """Wait up to ``timeout`` seconds for more than ``seen`` rows: ``(generation,
+        len)``, answered by the daemon as soon as a commit makes the store grow."""
+        result: tuple[int, int] = await self._call(
+            self._plan.follow_wait(seen, timeout), self._follow_connection
+        )
+        return result
+
+    async def _follow_connection(self) -> _aconn.Connection:
+        loop = asyncio.get_running_loop()
+        conn = self._follow_conns.get(loop)
+        if conn is None or conn.closed:
+            conn = await _aconn.Connection.open()
+            self._follow_conns[loop] = conn
+        return conn
 
     async def aclose(self) -> None:
         """Nothing to release: the connection belongs to the event loop and the daemon
