@@ -124,7 +124,10 @@ fn create_column(st: &mut State, eng: &dyn Engine, c: &Column, old_n: u64) -> Re
         (true, Layout::Padded) => item * st.max_atoms.max(1),
         _ => item,
     };
-    chunks[0] = st.chunk_rows(row_bytes, rows_per_frame);
+    // Bool and string arrays are stored uncompressed by HDF5 (the reference's layout): a
+    // chunk there costs its full size on disk, so only numeric chunks are made large.
+    let numeric = !matches!(c.dtype, DType::Bool | DType::Str);
+    chunks[0] = st.chunk_rows(row_bytes, rows_per_frame, numeric);
     for d in chunks.iter_mut().skip(1) {
         *d = (*d).max(1);
     }

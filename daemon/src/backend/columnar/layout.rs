@@ -302,17 +302,18 @@ impl State {
 
     /// Rows one chunk of a column holds along axis 0, given the bytes of one row and the
     /// rows `chunk_frames` frames take. With `chunk_frames` given, those rows; by default
-    /// at least [`DEFAULT_CHUNK_FRAMES`] frames and at least [`MIN_CHUNK_BYTES`], so small
-    /// columns (energies: 8 bytes a frame) are not split into thousands of tiny chunks
-    /// (files, for Zarr). Never more than [`CHUNK_BYTES`].
-    pub fn chunk_rows(&self, row_bytes: u64, rows_per_frame: u64) -> u64 {
+    /// [`DEFAULT_CHUNK_FRAMES`] frames, and for `numeric` (compressed) columns at least
+    /// [`MIN_CHUNK_BYTES`], so small columns (energies: 8 bytes a frame) are not split into
+    /// thousands of tiny chunks (files, for Zarr). Never more than [`CHUNK_BYTES`].
+    pub fn chunk_rows(&self, row_bytes: u64, rows_per_frame: u64, numeric: bool) -> u64 {
         let row_bytes = row_bytes.max(1);
         let most = (CHUNK_BYTES / row_bytes).max(1);
         match self.chunk_frames {
             Some(n) => (n * rows_per_frame.max(1)).clamp(1, most),
-            None => (DEFAULT_CHUNK_FRAMES * rows_per_frame.max(1))
+            None if numeric => (DEFAULT_CHUNK_FRAMES * rows_per_frame.max(1))
                 .max(MIN_CHUNK_BYTES / row_bytes)
                 .clamp(1, most),
+            None => (DEFAULT_CHUNK_FRAMES * rows_per_frame.max(1)).clamp(1, most),
         }
     }
 
