@@ -11,8 +11,11 @@ use super::layout::{self, Frame, INDEX_CHUNK, Layout, State};
 use super::schema::{self, Column, mask};
 use crate::backend::{Error, Result};
 
-/// One column's cells to write: `(frame, cell or None = missing)`, frames ascending, unique.
-pub type ColumnCells = (String, Vec<(u64, Option<Cell>)>);
+/// Cells to write: `(frame, cell or None = missing)`, frames ascending, unique.
+pub type FrameCells = Vec<(u64, Option<Cell>)>;
+
+/// One column's cells to write.
+pub type ColumnCells = (String, FrameCells);
 
 /// Everything one write operation changes, fully validated.
 #[derive(Debug, Default)]

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use asebytes_protocol::codec::{self, Value};
 
-use super::apply::{self, Change};
+use super::apply::{self, Change, FrameCells};
 use super::convert::{self, Cell};
 use super::engine::{DType, Engine};
 use super::layout::{Frame, Layout, State};
@@ -267,7 +267,7 @@ impl Tx<'_> {
     }
 
     /// The position of column `name` and every present value of it as a JSON cell.
-    fn json_cells(&self, name: &str) -> Result<(usize, Vec<(u64, Option<Cell>)>)> {
+    fn json_cells(&self, name: &str) -> Result<(usize, FrameCells)> {
         let Some(pos) = self.st.columns.iter().position(|c| c.name == name) else {
             return Err(Error::corrupt(format!("column {name} is unknown")));
         };
@@ -288,7 +288,7 @@ impl Tx<'_> {
 
     /// Replaces the column at `pos` by a JSON column holding `cells`, in the same place of
     /// the column order.
-    fn rewrite_as_json(&mut self, pos: usize, cells: Vec<(u64, Option<Cell>)>) -> Result<()> {
+    fn rewrite_as_json(&mut self, pos: usize, cells: FrameCells) -> Result<()> {
         let old = self.st.columns.remove(pos);
         self.st.arrays.remove(&old.name);
         self.eng.delete_array(&old.name)?;
