@@ -30,9 +30,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+/// The counters are global: tests of this binary measure one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Peak bytes allocated while decoding `bytes` (the result is dropped).
 fn peak_of(bytes: &[u8]) -> usize {
     peak_while(|| drop(decode(bytes)))
+}
+
+/// Runs one test alone among this binary's tests.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Peak bytes allocated while `f` runs.
@@ -45,6 +53,7 @@ fn peak_while(f: impl FnOnce()) -> usize {
 
 #[test]
 fn nested_containers_announcing_huge_lengths_allocate_little() {
+    let _alone = alone();
     // 500 nested array32 / map32 headers, each announcing as many items as bytes remain,
     // then 64 KiB of nils: every level's claim passes the "enough bytes left" check.
     for is_map in [false, true] {
@@ -74,6 +83,7 @@ fn nested_containers_announcing_huge_lengths_allocate_little() {
 
 #[test]
 fn an_open_request_with_nested_arrays_as_an_option_value_allocates_little() {
+    let _alone = alone();
     // Found by fuzz/ (target `request`): an option whose value is 500 nested array16
     // headers, each announcing 56 540 items. serde's `untagged` buffered it first, with a
     // megabyte preallocated per level (half a gigabyte from 1.5 KB).
