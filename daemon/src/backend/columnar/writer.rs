@@ -28,6 +28,9 @@ use super::reader::View;
 use super::schema::{self, Column, Kind};
 use crate::backend::{Error, ErrorKind, Result};
 
+/// One column's cells: `(frame, cell or None = missing)`, as in [`apply::ColumnCells`].
+type Cells = Vec<(u64, Option<Cell>)>;
+
 /// One decoded row: `(key, value)` in the order given, keys unique.
 pub type Fields = Vec<(String, Value)>;
 
@@ -181,7 +184,7 @@ fn plan(st: &State, targets: &[Target]) -> Result<Planned> {
     let columns: Vec<&Column> = st.columns.iter().chain(&ch.new_columns).collect();
     let mut widen = Vec::new();
     'columns: for c in columns {
-        let mut cells: Vec<(u64, Option<Cell>)> = Vec::new();
+        let mut cells: Cells = Vec::new();
         for ((t, n), moved) in targets.iter().zip(&atoms).zip(&relocated) {
             let value = t
                 .fields
@@ -267,7 +270,7 @@ impl Tx<'_> {
     }
 
     /// The position of column `name` and every present value of it as a JSON cell.
-    fn json_cells(&self, name: &str) -> Result<(usize, Vec<(u64, Option<Cell>)>)> {
+    fn json_cells(&self, name: &str) -> Result<(usize, Cells)> {
         let Some(pos) = self.st.columns.iter().position(|c| c.name == name) else {
             return Err(Error::corrupt(format!("column {name} is unknown")));
         };
@@ -288,7 +291,7 @@ impl Tx<'_> {
 
     /// Replaces the column at `pos` by a JSON column holding `cells`, in the same place of
     /// the column order.
-    fn rewrite_as_json(&mut self, pos: usize, cells: Vec<(u64, Option<Cell>)>) -> Result<()> {
+    fn rewrite_as_json(&mut self, pos: usize, cells: Cells) -> Result<()> {
         let old = self.st.columns.remove(pos);
         self.st.arrays.remove(&old.name);
         self.eng.delete_array(&old.name)?;
