@@ -512,6 +512,7 @@ fn test_canonical_location_and_capabilities() {
     assert_eq!(b.info().scheme, lmdb::SCHEME);
     let want = asebytes_protocol::Capabilities {
         packed_columns: false,
+        typed_values: false,
         ..asebytes_protocol::Capabilities::all()
     };
     assert_eq!(b.info().caps, want);

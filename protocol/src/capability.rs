@@ -39,10 +39,17 @@ pub struct Capabilities {
     pub atomic_batches: bool,
     /// Column reads can be answered as one array (`GetColumn::packed`). Since protocol 2.
     pub packed_columns: bool,
+    /// Values are decoded by the backend (msgpack-numpy), not stored as given: a value
+    /// must be msgpack-numpy, and reads return the backend's encoding of what it decoded.
+    /// A client storing raw bytes (the blob tier) wraps each as a msgpack bin. A property
+    /// rather than an ability, so [`Capabilities::all`] leaves it off. Added without a
+    /// protocol bump: a daemon that does not send it reads as false (stored as given).
+    pub typed_values: bool,
 }
 
 impl Capabilities {
-    /// Every capability: what the memory reference backend offers.
+    /// Every capability: what the memory reference backend offers (values stored as given,
+    /// so `typed_values` is off).
     pub fn all() -> Self {
         Self {
             read: true,
@@ -59,6 +66,7 @@ impl Capabilities {
             persistent: true,
             atomic_batches: true,
             packed_columns: true,
+            typed_values: false,
         }
     }
 
@@ -72,5 +80,52 @@ impl Capabilities {
         self.write_can_drop_keys = false;
         self.write_can_remove = false;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capabilities;
+
+    fn encode(caps: &impl serde::Serialize) -> Vec<u8> {
+        rmp_serde::to_vec_named(caps).expect("encode")
+    }
+
+    #[test]
+    fn typed_values_round_trips() {
+        let caps = Capabilities {
+            typed_values: true,
+            ..Capabilities::read_only(Capabilities::all())
+        };
+        let back: Capabilities = rmp_serde::from_slice(&encode(&caps)).expect("decode");
+        assert_eq!(back, caps);
+    }
+
+    #[test]
+    fn a_peer_without_typed_values_reads_as_stored_as_given() {
+        /// The flags as a daemon before `typed_values` sent them.
+        #[derive(serde::Serialize)]
+        struct Older {
+            read: bool,
+            packed_columns: bool,
+        }
+        let older = Older {
+            read: true,
+            packed_columns: true,
+        };
+        let caps: Capabilities = rmp_serde::from_slice(&encode(&older)).expect("decode");
+        assert!(caps.read && caps.packed_columns);
+        assert!(!caps.typed_values);
+        // And an older peer reading ours ignores the flag it does not know.
+        let ours = encode(&Capabilities {
+            typed_values: true,
+            ..Capabilities::all()
+        });
+        #[derive(serde::Deserialize)]
+        struct OlderIn {
+            read: bool,
+        }
+        let seen: OlderIn = rmp_serde::from_slice(&ours).expect("older peer decodes");
+        assert!(seen.read);
     }
 }

@@ -9,7 +9,6 @@
 
 use std::sync::Mutex;
 
-use asebytes_protocol::Request;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
@@ -17,8 +16,9 @@ use crate::args;
 use crate::client::{self, Reply};
 use crate::errors::ClientError;
 use crate::follow;
-use crate::ops::{self, Finish, Plan, Spec, Tier};
+use crate::ops::{self, Finish, Plan, Spec};
 use crate::pool;
+use crate::tier::Outgoing;
 
 /// A handle on one store for the asyncio client: `Store`'s operations as `Call`s.
 #[pyclass(frozen, subclass, module = "asebytes._native", name = "AsyncStore")]
@@ -31,19 +31,17 @@ pub struct AsyncStore {
 #[pyclass(frozen, module = "asebytes._native", name = "Call")]
 #[derive(Debug)]
 pub struct Call {
-    /// Behind a lock only because `frame` aims it at a store id before encoding; a call
+    /// Behind a lock only because `frame` aims it at a store before encoding; a call
     /// may be framed again (after a reconnect, with a new id and store).
-    req: Mutex<Request>,
+    out: Mutex<Outgoing>,
     finish: Finish,
-    tier: Tier,
 }
 
 impl AsyncStore {
     fn call(&self, plan: Plan) -> Call {
         Call {
-            req: Mutex::new(plan.req),
+            out: Mutex::new(Outgoing::new(plan.req, self.spec.tier)),
             finish: plan.finish,
-            tier: self.spec.tier,
         }
     }
 }
@@ -248,21 +246,25 @@ impl AsyncStore {
 #[pymethods]
 impl Call {
     /// The complete wire frame (length prefix included) of this request with envelope id
-    /// `id`, aimed at store `store` (ignored by `open`). Refused with the sync client's
+    /// `id`, aimed at store `store` (ignored by `open`) whose capabilities say
+    /// `typed_values` (blob values then travel as bins). Refused with the sync client's
     /// `ValueError` if its body is over `max_frame` (default: this process's limit).
-    #[pyo3(signature = (id, store, max_frame=None))]
+    #[pyo3(signature = (id, store, max_frame=None, typed_values=false))]
     fn frame<'py>(
         &self,
         py: Python<'py>,
         id: u64,
         store: u64,
         max_frame: Option<usize>,
+        typed_values: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let max = max_frame.unwrap_or_else(pool::max_frame);
-        let mut req = self.req.lock().unwrap_or_else(|p| p.into_inner());
-        ops::set_store(&mut req, store);
+        let mut pending = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        pending.aim(typed_values)?;
+        let req = pending.req_mut();
+        ops::set_store(req, store);
         let mut out = Vec::new();
-        client::encode_request(&mut out, id, &req, max)?;
+        client::encode_request(&mut out, id, req, max)?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -280,21 +282,22 @@ impl Call {
                 Reply::Error(e) => return Err(client::error_reply(e).into()),
                 other => other,
             };
-            self.finish.run(py, self.tier, reply)
+            let tier = self.out.lock().unwrap_or_else(|p| p.into_inner()).tier();
+            self.finish.run(py, tier, reply)
         })
     }
 
     /// Whether the request changes nothing, so resending it after a lost reply is safe.
     #[getter]
     fn is_read(&self) -> bool {
-        client::is_read(&self.req.lock().unwrap_or_else(|p| p.into_inner()))
+        client::is_read(self.out.lock().unwrap_or_else(|p| p.into_inner()).req())
     }
 
     /// Raises `UnsupportedOperationError` unless a daemon that negotiated `protocol`
     /// understands this request (checked by the transport before sending).
     fn check_protocol(&self, protocol: u32) -> PyResult<()> {
         follow::check_protocol(
-            &self.req.lock().unwrap_or_else(|p| p.into_inner()),
+            self.out.lock().unwrap_or_else(|p| p.into_inner()).req(),
             protocol,
         )
     }
@@ -302,7 +305,11 @@ impl Call {
     /// The request's name (`get_many`, `extend`, ...), for messages.
     #[getter]
     fn name(&self) -> &'static str {
-        self.req.lock().unwrap_or_else(|p| p.into_inner()).name()
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .req()
+            .name()
     }
 
     fn __repr__(&self) -> String {

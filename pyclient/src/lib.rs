@@ -5,6 +5,7 @@
 //!   client (plans and decodes; the asyncio transport does the I/O).
 //! - [`ops`]: every operation as plan (arguments → request) and finish (reply → result),
 //!   shared by both; [`args`] parses arguments, [`column`] packs columns for `to_numpy()`.
+//! - [`tier`]: object and blob rows, and the blob tier on stores that decode values.
 //! - [`codec`]: the msgpack-numpy field codec (byte-compatible with the reference).
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
@@ -27,6 +28,7 @@ pub mod follow;
 pub mod ops;
 pub mod pool;
 pub mod store;
+pub mod tier;
 pub mod transport;
 
 use std::borrow::Cow;

@@ -25,36 +25,8 @@ use crate::column::Column;
 use crate::errors::{
     AsebytesTypeError, AsebytesValueError, ClientError, IndexOutOfRangeError, KeyNotFoundError,
 };
-use crate::{atoms, codec};
-
-/// How rows are typed on the Python side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tier {
-    /// `dict[str, Any]`, values in the msgpack-numpy layout.
-    Object,
-    /// `dict[bytes, bytes]`, stored as given.
-    Blob,
-}
-
-impl Tier {
-    /// The name the constructors take.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Object => "object",
-            Tier::Blob => "blob",
-        }
-    }
-
-    fn parse(tier: &str) -> PyResult<Self> {
-        match tier {
-            "object" => Ok(Tier::Object),
-            "blob" => Ok(Tier::Blob),
-            other => Err(AsebytesValueError::new_err(format!(
-                "tier must be 'object' or 'blob', got {other:?}"
-            ))),
-        }
-    }
-}
+pub use crate::tier::Tier;
+use crate::{atoms, codec, tier};
 
 /// Which store a handle means and how its rows are typed: everything a handle needs to
 /// plan requests, nothing about connections.
@@ -520,7 +492,7 @@ impl Spec {
     fn key(&self, k: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         match self.tier {
             Tier::Object => codec::object_key(k),
-            Tier::Blob => codec::blob_key(k),
+            Tier::Blob | Tier::TypedBlob => codec::blob_key(k),
         }
     }
 
@@ -553,7 +525,7 @@ impl Spec {
     fn data_arg(&self, data: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
         match self.tier {
             Tier::Object => codec::encode_row(data),
-            Tier::Blob => codec::blob_row_in(data),
+            Tier::Blob | Tier::TypedBlob => codec::blob_row_in(data),
         }
     }
 
@@ -561,7 +533,7 @@ impl Spec {
     fn value_arg(&self, key: &[u8], v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         match self.tier {
             Tier::Object => codec::encode(v, &String::from_utf8_lossy(key)),
-            Tier::Blob => codec::blob_field(key, v),
+            Tier::Blob | Tier::TypedBlob => codec::blob_field(key, v),
         }
     }
 
@@ -633,7 +605,8 @@ pub fn expect_opened(reply: Reply<'_>) -> Result<Opened, ClientError> {
 }
 
 impl Finish {
-    /// Decodes a successful (non-error) reply for a store of `tier`.
+    /// Decodes a successful (non-error) reply for a store whose rows take `tier`
+    /// ([`Tier::on`] its capabilities).
     pub fn run<'py>(
         &self,
         py: Python<'py>,
@@ -682,7 +655,7 @@ impl Finish {
                 for k in keys {
                     match tier {
                         Tier::Object => list.append(codec::key_str(py, &k)?)?,
-                        Tier::Blob => list.append(PyBytes::new(py, &k))?,
+                        Tier::Blob | Tier::TypedBlob => list.append(PyBytes::new(py, &k))?,
                     }
                 }
                 Ok(list.into_any())
@@ -710,6 +683,9 @@ fn row_out<'py>(
             Ok(match tier {
                 Tier::Object => codec::decode_row(py, it)?.into_any(),
                 Tier::Blob => codec::blob_row(py, it)?.into_any(),
+                Tier::TypedBlob => {
+                    codec::blob_row(py, it.map(|(k, v)| (k, tier::unwrap(v))))?.into_any()
+                }
             })
         }
     }
@@ -720,6 +696,7 @@ fn value_out<'py>(py: Python<'py>, tier: Tier, v: Option<&[u8]>) -> PyResult<Bou
         (None, _) => Ok(py.None().into_bound(py)),
         (Some(b), Tier::Object) => codec::decode(py, b),
         (Some(b), Tier::Blob) => Ok(PyBytes::new(py, b).into_any()),
+        (Some(b), Tier::TypedBlob) => Ok(PyBytes::new(py, tier::unwrap(b)).into_any()),
     }
 }
 
@@ -789,6 +766,7 @@ pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bou
         persistent,
         atomic_batches,
         packed_columns,
+        typed_values,
     } = *c;
     for (k, v) in [
         ("read", read),
@@ -805,6 +783,7 @@ pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bou
         ("persistent", persistent),
         ("atomic_batches", atomic_batches),
         ("packed_columns", packed_columns),
+        ("typed_values", typed_values),
     ] {
         d.set_item(k, v)?;
     }

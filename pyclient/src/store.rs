@@ -20,6 +20,7 @@ use crate::client::{self, Reply, Session, is_unknown_store, retriable};
 use crate::follow;
 use crate::ops::{self, Plan, Spec};
 use crate::pool::Epoch;
+use crate::tier::{Outgoing, Tier};
 
 /// The daemon's answer to `Open`, valid for one daemon epoch.
 #[derive(Debug)]
@@ -92,14 +93,15 @@ impl Store {
 
     /// Runs one store request: opens lazily, re-opens once on `UnknownStore` or a new
     /// daemon, reconnects once when allowed (see [`client`]), then `decode`s the reply
-    /// with the GIL held.
+    /// with the GIL held, in the tier the store's rows take ([`Tier::on`]).
     fn call<'py, R>(
         &self,
         py: Python<'py>,
-        mut req: Request,
-        decode: impl FnOnce(Python<'py>, Reply<'_>) -> PyResult<R>,
+        req: Request,
+        decode: impl FnOnce(Python<'py>, Tier, Reply<'_>) -> PyResult<R>,
     ) -> PyResult<R> {
         let mut decode = Some(decode);
+        let mut out = Outgoing::new(req, self.spec.tier);
         let mut reconnected = false;
         let mut reopened = false;
         let mut session = Session::take(py)?;
@@ -116,18 +118,20 @@ impl Store {
                 Err(OpenFail::Conn(f)) => return Err(f.error.into()),
                 Err(OpenFail::Py(e)) => return Err(e),
             };
-            ops::set_store(&mut req, st.id);
-            follow::check_protocol(&req, session.protocol())?;
-            match session.exchange(py, &req) {
+            let tier = out.aim(st.caps.typed_values)?;
+            let req = out.req_mut();
+            ops::set_store(req, st.id);
+            follow::check_protocol(req, session.protocol())?;
+            match session.exchange(py, req) {
                 Ok(Reply::Error(e)) if is_unknown_store(&e) && !reopened => {
                     reopened = true;
                     self.forget(st.id);
                 }
                 Ok(reply) => {
                     let reply = reply.into_result()?;
-                    return (decode.take().expect("decoded once"))(py, reply);
+                    return (decode.take().expect("decoded once"))(py, tier, reply);
                 }
-                Err(f) if !reconnected && retriable(&req, &f) => {
+                Err(f) if !reconnected && retriable(req, &f) => {
                     reconnected = true;
                     session = Session::fresh(py)?;
                 }
@@ -139,8 +143,7 @@ impl Store {
     /// Sends a planned request and finishes its reply.
     fn run<'py>(&self, py: Python<'py>, plan: Plan) -> PyResult<Bound<'py, PyAny>> {
         let Plan { req, finish } = plan;
-        let tier = self.spec.tier;
-        self.call(py, req, |py, reply| finish.run(py, tier, reply))
+        self.call(py, req, |py, tier, reply| finish.run(py, tier, reply))
     }
 
     fn open_state(&self, py: Python<'_>) -> PyResult<Arc<OpenState>> {
@@ -215,7 +218,9 @@ impl Store {
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        self.call(py, self.spec.len().req, |_, reply| ops::expect_len(reply))
+        self.call(py, self.spec.len().req, |_, _, reply| {
+            ops::expect_len(reply)
+        })
     }
 
     fn len<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -331,6 +331,19 @@ def test_call_frames_are_length_prefixed_and_capped():
     assert len(big.frame(1, 1)) > 8000
 
 
+def test_blob_calls_wrap_values_as_bins_only_for_typed_value_stores():
+    def sent_rows(call, typed_values=False):
+        body = msgpack.unpackb(call.frame(1, 2, None, typed_values)[4:])["body"]
+        return body["Extend"]["rows"]
+
+    call = _native.AsyncStore(name(), tier="blob").extend([{b"k": b"\x00\xff"}])
+    assert sent_rows(call) == [[[b"k", b"\x00\xff"]]], "as given by default"
+    for _ in range(2):  # framed again (a reconnect): wrapped once
+        assert sent_rows(call, True) == [[[b"k", b"\xc4\x02\x00\xff"]]]
+    objects = _native.AsyncStore(name()).extend([{"k": 1}])
+    assert sent_rows(objects, True) == [[[b"k", b"\x01"]]], "object values as encoded"
+
+
 def test_call_properties():
     a = _native.AsyncStore(name())
     assert a.get(0).is_read and a.get(0).name == "get"

@@ -152,12 +152,7 @@ _OPERATION_FLAG = {
 #: Contract rules the columnar stores (Zarr, HDF5) do not meet yet, by test: each listed
 #: test id (``columnar_gaps.txt``) is a strict expected failure, so the gap stays visible in
 #: every run and a fix turns it into a failure that asks for the line to be removed.
-_COLUMNAR_GAP_REASONS = {
-    "test_blobio_rows_are_bytes_dicts": (
-        "the blob tier sends raw bytes, which a columnar store (typed values) cannot "
-        "tell from msgpack-numpy values"
-    ),
-}
+_COLUMNAR_GAP_REASONS: dict[str, str] = {}
 _COLUMNAR_GAPS = frozenset(
     line.strip()
     for line in (Path(__file__).parent / "columnar_gaps.txt").read_text().splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 from _helpers import assert_same, make_atoms
@@ -509,6 +510,43 @@ def test_blobio_rows_are_bytes_dicts(any_backend: Backend) -> None:
     assert db["a"].to_list() == [b"1", None]
     db.update(0, {b"c": b"3"})
     assert sorted(db.keys(0)) == [b"a", b"b", b"c"]
+
+
+#: Bytes a store that decodes values (Zarr, HDF5: capability ``typed_values``) would
+#: refuse or retype if they went unwrapped: not msgpack, empty, the msgpack int 49, a
+#: msgpack bin itself.
+AWKWARD = {b"ff": b"\x00\xff", b"empty": b"", b"one": b"1", b"bin": b"\xc4\x01x"}
+
+
+def test_blobio_values_read_back_exactly_as_written(backend: Backend) -> None:
+    db = backend.open(BlobIO)
+    assert db.extend([AWKWARD, {b"one": b"2"}]) == 2
+    assert db[0] == AWKWARD
+    assert db.get(0, keys=[b"ff", b"empty"]) == {b"ff": b"\x00\xff", b"empty": b""}
+    assert db[[1, 0]].to_list() == [{b"one": b"2"}, AWKWARD]
+    assert db[b"one"].to_list() == [b"1", b"2"]
+    assert db[[b"ff", b"one"]].to_list() == [[b"\x00\xff", b"1"], [None, b"2"]]
+    db[1] = {b"one": b"\x93", b"ff": b"\xff"}
+    db.update(1, {b"empty": b""})
+    assert db[1] == {b"one": b"\x93", b"ff": b"\xff", b"empty": b""}
+    db[[0, 1]].set([{b"bin": b"\x01"}, {b"bin": b"\x02"}])
+    db[b"one"].set([b"", b"\x00"])
+    assert db[:].to_list() == [
+        {b"bin": b"\x01", b"one": b""},
+        {b"bin": b"\x02", b"one": b"\x00"},
+    ]
+    assert sorted(db.keys(0)) == [b"bin", b"one"]
+
+
+def test_blobio_reads_an_objectio_row_as_its_msgpack_bytes(backend: Backend) -> None:
+    """As the reference's ObjectToBlob adapter: the value's msgpack-numpy bytes."""
+    row = {"n": 3, "tag": "hi", "e": 1.5}
+    backend.open(ObjectIO).extend([row])
+    blob = backend.open(BlobIO)
+    assert blob[0] == {k.encode(): msgpack.packb(v) for k, v in row.items()}
+    assert blob[b"tag"].to_list() == [msgpack.packb("hi")]
+    blob.extend([{b"raw": b"\x00\xff"}])
+    assert backend.open(ObjectIO)[0] == row
 
 
 @pytest.mark.parametrize(

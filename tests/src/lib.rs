@@ -277,6 +277,7 @@ pub fn apply_overrides(mut caps: Capabilities, spec: &str) -> Result<Capabilitie
             "persistent" => &mut caps.persistent,
             "atomic_batches" => &mut caps.atomic_batches,
             "packed_columns" => &mut caps.packed_columns,
+            "typed_values" => &mut caps.typed_values,
             other => return Err(format!("unknown capability '{other}'")),
         };
         *flag = value;

@@ -24,7 +24,7 @@ import socket as _socket
 import struct
 import weakref
 from collections.abc import AsyncIterator, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _native
 from .exceptions import DaemonUnavailableError
@@ -104,6 +104,14 @@ class _Protocol(asyncio.BufferedProtocol):
         self._conn._lost(exc)
 
 
+class OpenStore(NamedTuple):
+    """A store as opened on one connection: its id, and whether its backend decodes
+    values (capability ``typed_values``: blob values then travel as msgpack bins)."""
+
+    id: int
+    typed_values: bool
+
+
 class Connection:
     """One daemon connection in one event loop (see the module docstring)."""
 
@@ -116,7 +124,7 @@ class Connection:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[bytes | bytearray]] = {}
         self._hello: asyncio.Future[bytes | bytearray] | None = None
-        self._stores: dict[Hashable, asyncio.Future[int]] = {}
+        self._stores: dict[Hashable, asyncio.Future[OpenStore]] = {}
         self._lifetime: AsyncIterator[None] | None = None
 
     @classmethod
@@ -171,15 +179,17 @@ class Connection:
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, call: Any, store: int = 0) -> Any:
-        """Send ``call`` for store id ``store`` and return its decoded reply; raises
-        :class:`StoreGone` for an unknown store id, ``DaemonUnavailableError`` when the
-        connection is lost."""
+    async def request(
+        self, call: Any, store: int = 0, typed_values: bool = False
+    ) -> Any:
+        """Send ``call`` for store id ``store`` (whose backend decodes values if
+        ``typed_values``) and return its decoded reply; raises :class:`StoreGone` for an
+        unknown store id, ``DaemonUnavailableError`` when the connection is lost."""
         if self.closed or self._transport is None:
             raise self._gone(None)
         call.check_protocol(self.protocol)
         rid = next(self._ids)
-        frame = call.frame(rid, store, self.max_frame)
+        frame = call.frame(rid, store, self.max_frame, typed_values)
         fut: asyncio.Future[bytes | bytearray] = (
             asyncio.get_running_loop().create_future()
         )
@@ -194,8 +204,8 @@ class Connection:
             raise StoreGone(call.name)
         return call.finish(reply)
 
-    async def store_id(self, key: Hashable, open_call: Any) -> int:
-        """The id of the store ``key`` on this connection, opening it once however many
+    async def open_store(self, key: Hashable, open_call: Any) -> OpenStore:
+        """The store ``key`` as open on this connection, opening it once however many
         coroutines ask at the same time."""
         fut = self._stores.get(key)
         if fut is None:
@@ -208,9 +218,10 @@ class Connection:
                 del self._stores[key]
             raise
 
-    async def _open_store(self, open_call: Any) -> int:
+    async def _open_store(self, open_call: Any) -> OpenStore:
         info = await self.request(open_call)
-        return int(info["store"])
+        caps = info["capabilities"]
+        return OpenStore(int(info["store"]), bool(caps.get("typed_values", False)))
 
     def forget_store(self, key: Hashable) -> None:
         self._stores.pop(key, None)

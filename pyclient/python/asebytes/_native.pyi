@@ -208,11 +208,19 @@ class AsyncStore:
 class Call:
     """One planned request of an ``AsyncStore`` (made only by its methods)."""
 
-    def frame(self, id: int, store: int, max_frame: int | None = None) -> bytes:
+    def frame(
+        self,
+        id: int,
+        store: int,
+        max_frame: int | None = None,
+        typed_values: bool = False,
+    ) -> bytes:
         """The complete wire frame (4-byte big-endian length, then the MessagePack
-        envelope) with envelope id ``id``, aimed at store ``store`` (ignored by ``open``).
-        May be called again, e.g. after a reconnect. ``ValueError`` ("split it into smaller
-        batches") if the body is over ``max_frame`` (default: this process's limit)."""
+        envelope) with envelope id ``id``, aimed at store ``store`` (ignored by ``open``),
+        whose capabilities say ``typed_values`` (blob values then travel as msgpack bins,
+        and ``finish`` unwraps them). May be called again, e.g. after a reconnect.
+        ``ValueError`` ("split it into smaller batches") if the body is over
+        ``max_frame`` (default: this process's limit)."""
     def finish(self, frame: bytes | bytearray | memoryview) -> Any:
         """The result the ``Store`` method of the same name returns, from the reply body
         (the frame without its length prefix; any C-contiguous byte buffer, read in

@@ -248,8 +248,8 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
         while True:
             conn = await connect()
             try:
-                store = await conn.store_id(self._key, self._plan.open())
-                return await conn.request(call, store)
+                store = await conn.open_store(self._key, self._plan.open())
+                return await conn.request(call, store.id, store.typed_values)
             except _aconn.StoreGone:
                 conn.forget_store(self._key)
                 if reopened:

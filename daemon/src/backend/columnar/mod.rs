@@ -25,7 +25,8 @@ use asebytes_protocol::Capabilities;
 /// A failed batch is undone (Zarr: staged files; HDF5: an undo log), so batches are
 /// atomic while the daemon lives. Inserting or deleting in the middle would shift every
 /// later frame of every column, a rewrite of the whole group per call, so both are
-/// refused. Readers see whole commits, but a multi-row read may span two commits.
+/// refused. Readers see whole commits, but a multi-row read may span two commits. Values
+/// are decoded into typed columns (`typed_values`), so raw bytes must come as a bin.
 pub fn capabilities(concurrent_readers: bool, readonly: bool) -> Capabilities {
     let caps = Capabilities {
         atomic_batches: true,
@@ -34,6 +35,7 @@ pub fn capabilities(concurrent_readers: bool, readonly: bool) -> Capabilities {
         write_can_delete: false,
         concurrent_readers,
         snapshots: false,
+        typed_values: true,
         ..Capabilities::all()
     };
     if readonly { caps.read_only() } else { caps }
