@@ -14,7 +14,7 @@ use asebytes_daemon::launcher;
 use asebytes_protocol::request::Extend;
 use asebytes_protocol::value::row;
 use asebytes_protocol::{Request, Response};
-use e2e_common::{Client, PATIENCE, wait_for};
+use e2e_common::{Client, PATIENCE, connect_when_listening, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_asebytesd");
 
@@ -63,17 +63,6 @@ fn run_child(socket: &Path, idle: &str) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-/// The first connection to a daemon that is still starting.
-fn connect_when_listening(socket: &Path) -> Client {
-    let mut found = None;
-    wait_for("the daemon to listen", || {
-        found = launcher::connect(socket).ok();
-        found.is_some()
-    });
-    let (stream, welcome) = found.unwrap();
-    Client::from_stream(stream, welcome)
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {

@@ -40,7 +40,9 @@ fn peak_of(bytes: &[u8]) -> usize {
 
 /// Runs one test alone among this binary's tests.
 fn alone() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Peak bytes allocated while `f` runs.

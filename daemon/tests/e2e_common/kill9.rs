@@ -180,13 +180,7 @@ fn spawn_daemon(socket: &Path) -> Child {
 }
 
 fn connect(socket: &Path) -> Client {
-    let mut found = None;
-    wait_for("the daemon to listen", || {
-        found = launcher::connect(socket).ok();
-        found.is_some()
-    });
-    let (stream, welcome) = found.unwrap();
-    Client::from_stream(stream, welcome)
+    super::connect_when_listening(socket)
 }
 
 /// Kills a client process in the middle of sending its batch.

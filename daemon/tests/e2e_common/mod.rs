@@ -19,6 +19,17 @@ use asebytes_protocol::{Request, Response, Welcome};
 /// Generous bound for anything the tests wait for on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The first connection to a daemon process that is still starting on `socket`.
+pub fn connect_when_listening(socket: &Path) -> Client {
+    let mut found = None;
+    wait_for("the daemon to listen", || {
+        found = launcher::connect(socket).ok();
+        found.is_some()
+    });
+    let (stream, welcome) = found.unwrap();
+    Client::from_stream(stream, welcome)
+}
+
 /// Polls `cond` until it holds; panics naming `what` after [`PATIENCE`].
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
