@@ -23,6 +23,7 @@ use std::path::Path;
 
 use self::config::Hdf5Config;
 use self::engine::Hdf5Engine;
+use super::columnar::layout::DEFAULT_CHUNK_FRAMES;
 use super::columnar::{ColumnarBackend, Layout, cache};
 use super::{BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Result};
 
@@ -87,7 +88,12 @@ impl Hdf5Backend {
             canonical: format!("{scheme}://{}#{}", opts.path, opts.group),
             caps: crate::backend::columnar::capabilities(false, opts.readonly),
         };
-        ColumnarBackend::new(info, engine, layout, cfg.chunk_frames, cache::DEFAULT_BYTES)
+        // HDF5 keeps the reference's 64-frame chunks by default: libhdf5 rewrites the last,
+        // partly filled chunk of every column on each append, and a `kill -9` in that window
+        // can damage it; byte-sized chunks (as Zarr's default) made that window, and the
+        // measured damage rate, several times larger (docs/backends/hdf5.md).
+        let chunk_frames = cfg.chunk_frames.or(Some(DEFAULT_CHUNK_FRAMES));
+        ColumnarBackend::new(info, engine, layout, chunk_frames, cache::DEFAULT_BYTES)
     }
 }
 
