@@ -64,6 +64,24 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every element type, numeric ones first, [`DType::Str`] last.
+    pub const ALL: [DType; 14] = [
+        DType::Bool,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::F32,
+        DType::F64,
+        DType::C64,
+        DType::C128,
+        DType::Str,
+    ];
+
     /// Bytes per element (0 for [`DType::Str`], which has no fixed size).
     pub fn itemsize(self) -> usize {
         match self {

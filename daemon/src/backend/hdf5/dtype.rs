@@ -102,26 +102,9 @@ fn is_complex(c: &hdf5::types::CompoundType, half: usize) -> bool {
 mod tests {
     use super::*;
 
-    const ALL: [DType; 14] = [
-        DType::Bool,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::F32,
-        DType::F64,
-        DType::C64,
-        DType::C128,
-        DType::Str,
-    ];
-
     #[test]
     fn every_type_maps_to_hdf5_and_back() {
-        for d in ALL {
+        for d in DType::ALL {
             let desc = descriptor(d).unwrap();
             assert_eq!(from_descriptor(&desc, "x").unwrap(), d, "{d:?}");
         }

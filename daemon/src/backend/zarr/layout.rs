@@ -88,24 +88,7 @@ fn dtype_name(d: DType) -> &'static str {
 }
 
 fn dtype_of_name(name: &str) -> Option<DType> {
-    [
-        DType::Bool,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::F32,
-        DType::F64,
-        DType::C64,
-        DType::C128,
-        DType::Str,
-    ]
-    .into_iter()
-    .find(|d| dtype_name(*d) == name)
+    DType::ALL.into_iter().find(|d| dtype_name(*d) == name)
 }
 
 /// Type, shape and chunks of an open array, from its metadata document.
