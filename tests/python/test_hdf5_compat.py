@@ -250,3 +250,32 @@ def test_our_files_round_trip_with_placeholders_and_every_dtype(tmp_path: Path) 
             same(got, want, f"{ext} frame {i}")
             for dt in DTYPES:
                 assert got[f"arrays.a_{dt}"].dtype == np.dtype(dt)
+
+
+@pytest.mark.parametrize("ext", ["h5", "h5p"])
+def test_a_column_that_became_json_is_read_by_the_reference(
+    tmp_path: Path, ext: str
+) -> None:
+    """A key whose type changes becomes a JSON column: ours reads every value back with
+    its type; the reference reads it as the JSON string column it is."""
+    path = str(tmp_path / f"widened.{ext}")
+    db = ObjectIO(path)
+    db.extend([{"info.v": 1.5}, {"info.v": 2.5}])
+    db.extend([{"info.v": "text"}, {"info.v": np.arange(3, dtype=np.int16)}])
+    got = [db[i]["info.v"] for i in range(4)]
+    assert got[:3] == [1.5, 2.5, "text"]
+    assert got[3].dtype == np.int16 and got[3].tolist() == [0, 1, 2]
+    del db
+    release()
+    theirs = ref(
+        """
+import pickle, sys
+from asebytes import ObjectIO
+db = retry(lambda: ObjectIO(sys.argv[1], readonly=True), "open")
+sys.stdout.buffer.write(pickle.dumps([db[i]["info.v"] for i in range(len(db))]))
+""",
+        path,
+        shared=True,
+    )
+    assert theirs[:3] == [1.5, 2.5, "text"]
+    assert theirs[3] == {"__ndarray__": [[3], "<i2", [0, 1, 2]]}

@@ -168,3 +168,31 @@ def test_every_dtype_round_trips_through_ours(tmp_path: Path) -> None:
             assert back[k] == v and type(back[k]) is type(v), k
     assert db[1] == {"info.int": 4}
     assert db[2] is None
+
+
+@pytest.mark.parametrize("ext", ["zarr", "zarrp"])
+def test_a_column_that_became_json_opens_in_the_reference_and_zarr_python(
+    tmp_path: Path, ext: str
+) -> None:
+    """A key whose type changes becomes a JSON column: ours reads every value back with
+    its type; the reference and zarr-python read it as the JSON string column it is."""
+    path = tmp_path / f"widened.{ext}"
+    db = asebytes.ObjectIO(str(path))
+    db.extend([{"info.v": 1.5}, {"info.v": 2.5}])
+    db.extend([{"info.v": "text"}, {"info.v": np.arange(3, dtype=np.int16)}])
+    got = [db[i]["info.v"] for i in range(4)]
+    assert got[:3] == [1.5, 2.5, "text"]
+    assert got[3].dtype == np.int16 and got[3].tolist() == [0, 1, 2]
+    out = run_ref(
+        f"""
+        import asebytes, json, zarr
+        db = asebytes.ObjectIO({str(path)!r})
+        vals = [db[i]["info.v"] for i in range(len(db))]
+        g = zarr.open_group({str(path)!r} + "/default", mode="r")
+        print(json.dumps(dict(vals=vals, raw=[str(x) for x in g["info.v"][:]])))
+        """
+    )
+    ref = json.loads(out)
+    assert ref["vals"][:3] == [1.5, 2.5, "text"]
+    assert ref["vals"][3] == {"__ndarray__": [[3], "<i2", [0, 1, 2]]}
+    assert ref["raw"][2] == '"text"'
