@@ -15,6 +15,7 @@
 //! - [`options`]: backend options by name, carried by `Open`.
 //! - [`column`]: a packed column (one array for many rows).
 //! - [`capability`]: what a backend can do, sent to clients on open.
+//! - [`redact`]: secrets (passwords, tokens) out of locations shown to anyone.
 //! - [`error`]: typed wire error codes and the codec error.
 //! - [`codec`]: the msgpack-numpy value codec (stored field bytes ⇄ [`codec::Value`]).
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod options;
+pub mod redact;
 pub mod request;
 pub mod response;
 pub mod stream;

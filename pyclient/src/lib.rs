@@ -61,7 +61,7 @@ fn list_groups(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Vec<Stri
 }
 
 /// The backend table of the daemon this extension carries: one dict per backend with
-/// `scheme`, `label`, `patterns`, `location` (`"file"` or `"name"`) and `options`, in
+/// `scheme`, `label`, `patterns`, `location` (`"file"`, `"name"` or `"url"`) and `options`, in
 /// matching order. The Python registry resolves locations from it.
 #[pyfunction]
 fn backends(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
@@ -75,6 +75,7 @@ fn backends(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         let kind = match e.location {
             LocationKind::File => "file",
             LocationKind::Name => "name",
+            LocationKind::Url => "url",
         };
         d.set_item("location", kind)?;
         d.set_item("options", e.options.to_vec())?;
@@ -240,6 +241,12 @@ fn socket_path() -> String {
     pool::socket().to_string_lossy().into_owned()
 }
 
+/// `location` with passwords and tokens hidden, as every message and `repr` shows it.
+#[pyfunction]
+fn redact_location(location: &str) -> String {
+    asebytes_protocol::redact::redact(location).into_owned()
+}
+
 /// The command that starts a daemon when none answers; `--socket <path>` is appended
 /// unless it is already there.
 #[pyfunction]
@@ -291,6 +298,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(daemon_status, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_main, m)?)?;
     m.add_function(wrap_pyfunction!(socket_path, m)?)?;
+    m.add_function(wrap_pyfunction!(redact_location, m)?)?;
     m.add_function(wrap_pyfunction!(set_daemon_command, m)?)?;
     Ok(())
 }

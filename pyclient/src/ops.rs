@@ -198,7 +198,7 @@ impl Spec {
             .unwrap_or_default();
         format!(
             "{class}({:?}{group}, tier={:?}{})",
-            self.location,
+            asebytes_protocol::redact::redact(&self.location),
             self.tier.name(),
             if self.readonly { ", readonly=True" } else { "" }
         )

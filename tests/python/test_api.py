@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asebytes
 import pytest
-from asebytes import ASEIO, BlobIO, ObjectIO, exceptions
+from asebytes import ASEIO, BlobIO, ObjectIO, _native, exceptions
 from asebytes._registry import resolve
 
 EXPORTED = [
@@ -121,6 +121,19 @@ def test_registry_known_but_not_built_is_not_implemented(location: str) -> None:
         ) as info:
             facade(location)
         assert isinstance(info.value, exceptions.UnsupportedOperationError)
+
+
+def test_locations_shown_in_errors_never_carry_secrets() -> None:
+    assert (
+        _native.redact_location("mongodb://u:hunter2@h:27017/db?authSource=admin")
+        == "mongodb://u:***@h:27017/db?authSource=admin"
+    )
+    assert _native.redact_location("x.lmdb") == "x.lmdb"
+    for location in ("ftp://u:hunter2@host/x", "hf://org/ds?token=hunter2"):
+        with pytest.raises(Exception) as info:
+            ObjectIO(location)
+        assert "hunter2" not in str(info.value), info.value
+        assert "***" in str(info.value), info.value
 
 
 @pytest.mark.parametrize("location", ["x.csv", "data", "ftp://host/x", "x.lmdb.bak"])

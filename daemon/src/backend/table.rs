@@ -13,6 +13,11 @@ pub enum LocationKind {
     File,
     /// A name inside the daemon (`memory://name`); empty means `default`.
     Name,
+    /// A server URL (`redis://host:6379/2`, `mongodb://user:pw@host/db?tls=true`): the
+    /// backend receives the whole location, credentials included; the store key and
+    /// everything shown to anyone carry it redacted
+    /// ([`asebytes_protocol::redact::redact`]).
+    Url,
 }
 
 /// One backend's declaration.

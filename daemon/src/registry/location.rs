@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use asebytes_protocol::OptionValue;
+use asebytes_protocol::redact::redact;
 use asebytes_protocol::request::Open;
 
 use super::DEFAULT_GROUP;
@@ -37,7 +38,7 @@ impl Location {
     /// (a path that does not exist yet is resolved through its nearest existing ancestor).
     pub fn parse(location: &str) -> Result<Self> {
         let unknown = || Error::UnknownBackend {
-            location: location.to_string(),
+            location: redact(location).into_owned(),
             known: table::known(),
         };
         let (entry, rest) = match location.split_once("://") {
@@ -48,6 +49,7 @@ impl Location {
             LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
             LocationKind::Name => rest.to_string(),
             LocationKind::File => canonical_file(location, rest)?,
+            LocationKind::Url => canonical_url(location)?,
         };
         Ok(Self { entry, path })
     }
@@ -57,9 +59,13 @@ impl Location {
         self.entry.scheme
     }
 
-    /// The registry key for `group`.
+    /// The registry key for `group` (secrets of a URL location hidden: the key is logged
+    /// and shown by `status`).
     pub fn key(&self, group: &str) -> String {
-        format!("{}://{}#{}", self.scheme(), self.path, group)
+        match self.entry.location {
+            LocationKind::Url => format!("{}#{}", redact(&self.path), group),
+            _ => format!("{}://{}#{}", self.scheme(), self.path, group),
+        }
     }
 
     /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
@@ -85,6 +91,21 @@ impl Location {
         }
         Ok(Options::new(map))
     }
+}
+
+/// A server URL as the backend receives it: the scheme lower-cased, a trailing `/` of an
+/// empty path dropped (`redis://h:1/` and `redis://h:1` name one server); the rest is the
+/// backend's to parse (its `Config` refuses what it cannot use, without echoing secrets).
+pub(super) fn canonical_url(location: &str) -> Result<String> {
+    let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
+    if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+        return Err(Error::InvalidLocation {
+            location: redact(location).into_owned(),
+            reason: "a server URL needs a host (scheme://host[:port]/...)".into(),
+        });
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    Ok(format!("{}://{rest}", scheme.to_ascii_lowercase()))
 }
 
 fn canonical_file(location: &str, path: &str) -> Result<String> {

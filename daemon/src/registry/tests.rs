@@ -65,6 +65,32 @@ fn unknown_schemes_and_extensions_name_what_is_known() {
     }
 }
 
+#[test]
+fn unknown_locations_never_echo_a_password() {
+    let err = Location::parse("nosuch://user:hunter2@h:1/db?token=t0k").unwrap_err();
+    let msg = err.to_string();
+    assert!(!msg.contains("hunter2") && !msg.contains("t0k"), "{msg}");
+    assert!(msg.contains("nosuch://user:***@h:1/db?token=***"), "{msg}");
+}
+
+#[test]
+fn url_locations_keep_their_secret_for_the_backend_and_hide_it_in_the_key() {
+    static URL_ENTRY: table::BackendEntry = table::BackendEntry {
+        location: table::LocationKind::Url,
+        ..crate::backend::memory::ENTRY
+    };
+    let loc = Location {
+        entry: &URL_ENTRY,
+        path: location::canonical_url("MEMORY://u:pw@h:7/0/").unwrap(),
+    };
+    assert_eq!(loc.path, "memory://u:pw@h:7/0");
+    assert_eq!(loc.key("g"), "memory://u:***@h:7/0#g");
+    for bad in ["memory://", "memory:///path", "memory://?x=1"] {
+        let err = location::canonical_url(bad).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument, "{bad}");
+    }
+}
+
 #[cfg(feature = "lmdb")]
 #[test]
 fn lmdb_locations_are_canonical_absolute_paths() {

@@ -96,6 +96,12 @@ def _known() -> str:
     return ", ".join(patterns + schemes)
 
 
+def _redacted(location: str) -> str:
+    from ._native import redact_location
+
+    return redact_location(location)
+
+
 def _not_built(location: str) -> UnsupportedOperationError | None:
     for pattern, label in _REFERENCE_LOCATIONS:
         hit = (
@@ -106,7 +112,7 @@ def _not_built(location: str) -> UnsupportedOperationError | None:
         if hit:
             return UnsupportedOperationError(
                 f"backend {label} ('{pattern}') is not available in this build yet "
-                f"(location {location!r}); available now: {_known()}"
+                f"(location {_redacted(location)!r}); available now: {_known()}"
             )
     return None
 
@@ -131,7 +137,9 @@ def resolve(location: str) -> Resolved:
     not_built = _not_built(location)
     if not_built is not None:
         raise not_built
-    raise KeyNotFoundError(f"No backend registered for '{location}'; known: {_known()}")
+    raise KeyNotFoundError(
+        f"No backend registered for '{_redacted(location)}'; known: {_known()}"
+    )
 
 
 def check_options(entry: BackendEntry, options: dict[str, Any]) -> None:

@@ -296,7 +296,8 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
         group = f", group={self.group!r}" if self.group is not None else ""
         ro = ", readonly=True" if self.readonly else ""
         return (
-            f"{type(self).__name__}({self.location!r}{group}, tier={self.tier!r}{ro})"
+            f"{type(self).__name__}({_native.redact_location(self.location)!r}{group}, "
+            f"tier={self.tier!r}{ro})"
         )
 
     len = _remote("len")
