@@ -2,30 +2,32 @@
 //!
 //! The asyncio transport (pure Python: one Unix-socket connection per event loop,
 //! requests pipelined by envelope id) does all I/O. This half does everything else, with
-//! the same code as the sync `Store` ([`crate::ops`]): an `AsyncStore` method validates
-//! its arguments and returns a `Call` without touching the network; the transport asks
-//! the `Call` for its wire frame (`frame`) and hands the reply body back (`finish`), which
-//! decodes it into exactly what the sync method returns, or raises the same exception.
+//! the same code as the sync `Store`: both are [`StoreOps`], so an `AsyncStore` operation
+//! validates its arguments exactly as `Store`'s and returns a `Call` without touching the
+//! network; the transport asks the `Call` for its wire frame (`frame`) and hands the
+//! reply body back (`finish`), which decodes it into exactly what the sync method returns,
+//! or raises the same exception. When to re-open or resend is asked of the `Call` too
+//! (`may_reopen`, `may_resend`): the sync client's [`Attempts`].
 
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::args;
-use crate::client::{self, Reply};
+use crate::client::{self, Attempts, Reply};
 use crate::errors::ClientError;
 use crate::follow;
-use crate::ops::{self, Finish, Plan, Spec};
+use crate::ops::{self, Finish, Plan};
 use crate::pool;
-use crate::tier::Outgoing;
+use crate::surface::{Mode, StoreOps};
+use crate::tier::{Outgoing, Tier};
 
-/// A handle on one store for the asyncio client: `Store`'s operations as `Call`s.
-#[pyclass(frozen, subclass, module = "asebytes._native", name = "AsyncStore")]
+/// A handle on one store for the asyncio client: [`StoreOps`] as `Call`s, plus `open`
+/// and `close`.
+#[pyclass(frozen, subclass, extends = StoreOps, module = "asebytes._native", name = "AsyncStore")]
 #[derive(Debug)]
-pub struct AsyncStore {
-    spec: Spec,
-}
+pub struct AsyncStore;
 
 /// One planned request of an `AsyncStore` and how to read its reply.
 #[pyclass(frozen, module = "asebytes._native", name = "Call")]
@@ -35,13 +37,17 @@ pub struct Call {
     /// may be framed again (after a reconnect, with a new id and store).
     out: Mutex<Outgoing>,
     finish: Finish,
+    /// The retry policy's state for this call, the sync client's ([`Attempts`]).
+    attempts: Mutex<Attempts>,
 }
 
-impl AsyncStore {
-    fn call(&self, plan: Plan) -> Call {
+impl Call {
+    /// A call of `plan` for rows of `tier`.
+    pub(crate) fn new(plan: Plan, tier: Tier) -> Self {
         Call {
-            out: Mutex::new(Outgoing::new(plan.req, self.spec.tier)),
+            out: Mutex::new(Outgoing::new(plan.req, tier)),
             finish: plan.finish,
+            attempts: Mutex::new(Attempts::default()),
         }
     }
 }
@@ -57,189 +63,27 @@ impl AsyncStore {
         map_size: Option<u64>,
         options: Option<&Bound<'_, PyDict>>,
         tier: &str,
-    ) -> PyResult<Self> {
-        Ok(Self {
-            spec: Spec::from_args(location, group, readonly, map_size, options, tier)?,
-        })
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let base = StoreOps::from_args(
+            location,
+            group,
+            readonly,
+            map_size,
+            options,
+            tier,
+            Mode::Async,
+        )?;
+        Ok(PyClassInitializer::from(base).add_subclass(AsyncStore))
     }
 
-    #[getter]
-    fn location(&self) -> &str {
-        &self.spec.location
+    fn open(slf: &Bound<'_, Self>) -> Call {
+        let spec = &slf.as_super().get().spec;
+        Call::new(spec.open(), spec.tier)
     }
 
-    #[getter]
-    fn group(&self) -> Option<&str> {
-        self.spec.group.as_deref()
-    }
-
-    #[getter]
-    fn readonly(&self) -> bool {
-        self.spec.readonly
-    }
-
-    #[getter]
-    fn tier(&self) -> &'static str {
-        self.spec.tier.name()
-    }
-
-    fn open(&self) -> Call {
-        self.call(self.spec.open())
-    }
-
-    fn close(&self) -> Call {
-        self.call(self.spec.close())
-    }
-
-    fn len(&self) -> Call {
-        self.call(self.spec.len())
-    }
-
-    fn follow_wait(&self, seen: u64, timeout: f64) -> PyResult<Call> {
-        Ok(self.call(self.spec.follow(seen, timeout)?))
-    }
-
-    #[pyo3(signature = (index, keys=None))]
-    fn get(&self, index: &Bound<'_, PyAny>, keys: Option<&Bound<'_, PyAny>>) -> PyResult<Call> {
-        Ok(self.call(self.spec.get(index, keys)?))
-    }
-
-    #[pyo3(signature = (indices, keys=None, missing_ok=true))]
-    fn get_many(
-        &self,
-        indices: &Bound<'_, PyAny>,
-        keys: Option<&Bound<'_, PyAny>>,
-        missing_ok: bool,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.get_many(indices, keys, missing_ok)?))
-    }
-
-    #[pyo3(signature = (index, keys=None))]
-    fn get_atoms(
-        &self,
-        index: &Bound<'_, PyAny>,
-        keys: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.get_atoms(index, keys)?))
-    }
-
-    #[pyo3(signature = (indices, keys=None, missing_ok=false))]
-    fn get_atoms_many(
-        &self,
-        indices: &Bound<'_, PyAny>,
-        keys: Option<&Bound<'_, PyAny>>,
-        missing_ok: bool,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.get_atoms_many(indices, keys, missing_ok)?))
-    }
-
-    #[pyo3(signature = (key, indices=None))]
-    fn get_column(
-        &self,
-        key: &Bound<'_, PyAny>,
-        indices: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.get_column(key, indices)?))
-    }
-
-    #[pyo3(signature = (key, indices=None))]
-    fn get_column_numpy(
-        &self,
-        key: &Bound<'_, PyAny>,
-        indices: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.get_column_numpy(key, indices)?))
-    }
-
-    fn keys(&self, index: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.keys(index)?))
-    }
-
-    fn schema_keys(&self) -> Call {
-        self.call(self.spec.schema_keys())
-    }
-
-    fn extend(&self, rows: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.extend(rows)?))
-    }
-
-    fn insert(&self, index: &Bound<'_, PyAny>, row: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.insert(index, row)?))
-    }
-
-    fn set(&self, index: &Bound<'_, PyAny>, row: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.set(index, row)?))
-    }
-
-    fn set_many(
-        &self,
-        start_or_indices: &Bound<'_, PyAny>,
-        rows: &Bound<'_, PyAny>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.set_many(start_or_indices, rows)?))
-    }
-
-    fn update(&self, index: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.update(index, data)?))
-    }
-
-    fn update_many(
-        &self,
-        start_or_indices: &Bound<'_, PyAny>,
-        data: &Bound<'_, PyAny>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.update_many(start_or_indices, data)?))
-    }
-
-    fn set_column(
-        &self,
-        key: &Bound<'_, PyAny>,
-        start_or_indices: &Bound<'_, PyAny>,
-        values: &Bound<'_, PyAny>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.set_column(key, start_or_indices, values)?))
-    }
-
-    fn delete(&self, index: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.delete(index)?))
-    }
-
-    fn delete_range(&self, start: &Bound<'_, PyAny>, stop: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.delete_range("delete_range", start, stop)?))
-    }
-
-    fn delete_many(&self, start: &Bound<'_, PyAny>, stop: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.delete_range("delete_many", start, stop)?))
-    }
-
-    #[pyo3(signature = (keys, indices=None))]
-    fn drop_keys(
-        &self,
-        keys: &Bound<'_, PyAny>,
-        indices: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Call> {
-        Ok(self.call(self.spec.drop_keys(keys, indices)?))
-    }
-
-    fn reserve(&self, n: &Bound<'_, PyAny>) -> PyResult<Call> {
-        Ok(self.call(self.spec.reserve(n)?))
-    }
-
-    fn clear(&self) -> Call {
-        self.call(self.spec.clear())
-    }
-
-    fn remove(&self) -> Call {
-        self.call(self.spec.remove())
-    }
-
-    /// Pickles as "open the same store again"; `type(self)`, so subclasses pickle too.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        slf.get().spec.reduce(slf.get_type())
-    }
-
-    fn __repr__(&self) -> String {
-        self.spec.repr("AsyncStore")
+    fn close(slf: &Bound<'_, Self>) -> Call {
+        let spec = &slf.as_super().get().spec;
+        Call::new(spec.close(), spec.tier)
     }
 }
 
@@ -291,6 +135,26 @@ impl Call {
     #[getter]
     fn is_read(&self) -> bool {
         client::is_read(self.out.lock().unwrap_or_else(|p| p.into_inner()).req())
+    }
+
+    /// Whether to re-open the store and send again after the daemon answered
+    /// `UnknownStore` (once per call: the sync client's policy).
+    fn may_reopen(&self) -> bool {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .may_reopen()
+    }
+
+    /// Whether to send again on a fresh connection after the connection failed:
+    /// `refused` when the daemon answered without running the request (shutting down);
+    /// otherwise only a read may be resent. Once per call: the sync client's policy.
+    fn may_resend(&self, refused: bool) -> bool {
+        let out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .may_resend_after(out.req(), refused)
     }
 
     /// Raises `UnsupportedOperationError` unless a daemon that negotiated `protocol`

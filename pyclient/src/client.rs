@@ -441,7 +441,45 @@ pub fn is_read(req: &Request) -> bool {
 
 /// Whether a failed attempt may be repeated on a new connection.
 pub fn retriable(req: &Request, f: &Failure) -> bool {
-    matches!(f.error, ClientError::Unavailable { .. }) && (!f.sent || is_read(req))
+    matches!(f.error, ClientError::Unavailable { .. }) && may_repeat(req, f.sent)
+}
+
+/// Whether a request that failed on its connection may be sent again: it never reached
+/// the daemon (`sent` false: refused while shutting down, or lost before sending), or it
+/// changes nothing.
+pub fn may_repeat(req: &Request, sent: bool) -> bool {
+    !sent || is_read(req)
+}
+
+/// The retry policy of one store call, the same for the sync client and the asyncio
+/// transport (which asks it through `Call.may_reopen` / `Call.may_resend`): re-open the
+/// store once when the daemon no longer knows its id (a restart, a removal), and send the
+/// request once more on a fresh connection when [`may_repeat`] allows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attempts {
+    reopened: bool,
+    resent: bool,
+}
+
+impl Attempts {
+    /// Whether to re-open and try again after `UnknownStore` (once per call).
+    pub fn may_reopen(&mut self) -> bool {
+        !std::mem::replace(&mut self.reopened, true)
+    }
+
+    /// Whether to resend on a fresh connection after failure `f` (once per call).
+    pub fn may_resend(&mut self, req: &Request, f: &Failure) -> bool {
+        matches!(f.error, ClientError::Unavailable { .. }) && self.may_resend_after(req, !f.sent)
+    }
+
+    /// [`Attempts::may_resend`] after the connection failed: `refused` when the daemon
+    /// answered without running the request (shutting down), else the request may have
+    /// reached it.
+    pub fn may_resend_after(&mut self, req: &Request, refused: bool) -> bool {
+        let ok = !self.resent && may_repeat(req, !refused);
+        self.resent |= ok;
+        ok
+    }
 }
 
 /// A request that names no store: one exchange, one transparent reconnect if allowed,

@@ -28,6 +28,7 @@ pub mod follow;
 pub mod ops;
 pub mod pool;
 pub mod store;
+pub mod surface;
 pub mod tier;
 pub mod transport;
 
@@ -280,6 +281,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .getattr("Union")?
         .get_item((literal.get_item("object")?, literal.get_item("blob")?))?;
     m.add("Tier", tier)?;
+    m.add_class::<surface::StoreOps>()?;
     m.add_class::<store::Store>()?;
     m.add_class::<astore::AsyncStore>()?;
     m.add_class::<astore::Call>()?;

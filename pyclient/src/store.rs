@@ -6,20 +6,22 @@
 //! re-opens by itself when the daemon restarted (another epoch) or forgot the store
 //! (`UnknownStore`). That is what lets handles pickle and survive `fork`.
 //!
-//! Each method is the shared plan of [`crate::ops`], sent through [`Store::call`] over a
-//! pooled blocking connection, then the shared finish.
+//! Its operations are [`StoreOps`]'s, shared with `AsyncStore`; a sync handle's
+//! [`SyncState`] carries them out: the shared plan of [`crate::ops`], sent through
+//! [`SyncState::call`] over a pooled blocking connection, then the shared finish.
 
 use std::sync::{Arc, Mutex};
 
 use asebytes_protocol::request::StoreId;
 use asebytes_protocol::{Capabilities, Request};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 
-use crate::client::{self, Reply, Session, is_unknown_store, retriable};
+use crate::client::{self, Attempts, Reply, Session, is_unknown_store, retriable};
 use crate::follow;
 use crate::ops::{self, Plan, Spec};
 use crate::pool::Epoch;
+use crate::surface::{Mode, StoreOps};
 use crate::tier::{Outgoing, Tier};
 
 /// The daemon's answer to `Open`, valid for one daemon epoch.
@@ -40,15 +42,14 @@ enum OpenFail {
     Py(PyErr),
 }
 
-/// A handle on one store served by the daemon. See the `.pyi` for the Python contract.
-#[pyclass(frozen, subclass, module = "asebytes._native", name = "Store")]
-#[derive(Debug)]
-pub struct Store {
-    spec: Spec,
+/// The open state of a sync handle: the daemon's answer to `Open`, kept while the
+/// daemon's epoch lasts.
+#[derive(Debug, Default)]
+pub struct SyncState {
     opened: Mutex<Option<Arc<OpenState>>>,
 }
 
-impl Store {
+impl SyncState {
     fn cached(&self) -> Option<Arc<OpenState>> {
         self.opened
             .lock()
@@ -64,10 +65,18 @@ impl Store {
         }
     }
 
+    /// Forgets whatever open state there is (the store was removed).
+    pub(crate) fn forget_current(&self) {
+        if let Some(st) = self.cached() {
+            self.forget(st.id);
+        }
+    }
+
     /// The open state valid on `session`'s daemon, opening the store if needed.
     fn ensure_open(
         &self,
         py: Python<'_>,
+        spec: &Spec,
         session: &mut Session,
     ) -> Result<Arc<OpenState>, OpenFail> {
         if let Some(st) = self.cached()
@@ -76,7 +85,7 @@ impl Store {
             return Ok(st);
         }
         let epoch = session.epoch();
-        let opened = match session.exchange(py, &self.spec.open_request()) {
+        let opened = match session.exchange(py, &spec.open_request()) {
             Ok(reply) => ops::expect_opened(reply).map_err(|e| OpenFail::Py(e.into()))?,
             Err(f) => return Err(OpenFail::Conn(f)),
         };
@@ -91,27 +100,25 @@ impl Store {
         Ok(st)
     }
 
-    /// Runs one store request: opens lazily, re-opens once on `UnknownStore` or a new
-    /// daemon, reconnects once when allowed (see [`client`]), then `decode`s the reply
-    /// with the GIL held, in the tier the store's rows take ([`Tier::on`]).
+    /// Runs one store request: opens lazily, then follows the retry policy of
+    /// [`Attempts`] (re-open once on `UnknownStore` or a new daemon, reconnect once when
+    /// allowed), then `decode`s the reply with the GIL held, in the tier the store's rows
+    /// take ([`Tier::on`]).
     fn call<'py, R>(
         &self,
         py: Python<'py>,
+        spec: &Spec,
         req: Request,
         decode: impl FnOnce(Python<'py>, Tier, Reply<'_>) -> PyResult<R>,
     ) -> PyResult<R> {
         let mut decode = Some(decode);
-        let mut out = Outgoing::new(req, self.spec.tier);
-        let mut reconnected = false;
-        let mut reopened = false;
+        let mut out = Outgoing::new(req, spec.tier);
+        let mut attempts = Attempts::default();
         let mut session = Session::take(py)?;
         loop {
-            let st = match self.ensure_open(py, &mut session) {
+            let st = match self.ensure_open(py, spec, &mut session) {
                 Ok(st) => st,
-                Err(OpenFail::Conn(f))
-                    if !reconnected && retriable(&self.spec.open_request(), &f) =>
-                {
-                    reconnected = true;
+                Err(OpenFail::Conn(f)) if attempts.may_resend(&spec.open_request(), &f) => {
                     session = Session::fresh(py)?;
                     continue;
                 }
@@ -123,16 +130,14 @@ impl Store {
             ops::set_store(req, st.id);
             follow::check_protocol(req, session.protocol())?;
             match session.exchange(py, req) {
-                Ok(Reply::Error(e)) if is_unknown_store(&e) && !reopened => {
-                    reopened = true;
+                Ok(Reply::Error(e)) if is_unknown_store(&e) && attempts.may_reopen() => {
                     self.forget(st.id);
                 }
                 Ok(reply) => {
                     let reply = reply.into_result()?;
                     return (decode.take().expect("decoded once"))(py, tier, reply);
                 }
-                Err(f) if !reconnected && retriable(req, &f) => {
-                    reconnected = true;
+                Err(f) if attempts.may_resend(req, &f) => {
                     session = Session::fresh(py)?;
                 }
                 Err(f) => return Err(f.error.into()),
@@ -141,18 +146,23 @@ impl Store {
     }
 
     /// Sends a planned request and finishes its reply.
-    fn run<'py>(&self, py: Python<'py>, plan: Plan) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn run<'py>(
+        &self,
+        py: Python<'py>,
+        spec: &Spec,
+        plan: Plan,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let Plan { req, finish } = plan;
-        self.call(py, req, |py, tier, reply| finish.run(py, tier, reply))
+        self.call(py, spec, req, |py, tier, reply| finish.run(py, tier, reply))
     }
 
-    fn open_state(&self, py: Python<'_>) -> PyResult<Arc<OpenState>> {
+    fn open_state(&self, py: Python<'_>, spec: &Spec) -> PyResult<Arc<OpenState>> {
         let mut session = Session::take(py)?;
-        match self.ensure_open(py, &mut session) {
+        match self.ensure_open(py, spec, &mut session) {
             Ok(st) => Ok(st),
-            Err(OpenFail::Conn(f)) if retriable(&self.spec.open_request(), &f) => {
+            Err(OpenFail::Conn(f)) if retriable(&spec.open_request(), &f) => {
                 let mut session = Session::fresh(py)?;
-                match self.ensure_open(py, &mut session) {
+                match self.ensure_open(py, spec, &mut session) {
                     Ok(st) => Ok(st),
                     Err(OpenFail::Conn(f)) => Err(f.error.into()),
                     Err(OpenFail::Py(e)) => Err(e),
@@ -161,6 +171,36 @@ impl Store {
             Err(OpenFail::Conn(f)) => Err(f.error.into()),
             Err(OpenFail::Py(e)) => Err(e),
         }
+    }
+
+    /// Tells the daemon this handle is done (best effort).
+    fn close(&self, py: Python<'_>, spec: &Spec) {
+        let Some(st) = self.opened.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let Some(mut session) = Session::idle() else {
+            return;
+        };
+        if session.epoch() == st.epoch {
+            let mut req = spec.close().req;
+            ops::set_store(&mut req, st.id);
+            let _ = session.exchange(py, &req);
+        }
+    }
+}
+
+/// A sync handle on one store served by the daemon: [`StoreOps`] sent at once, plus the
+/// open state. See the `.pyi` for the Python contract.
+#[pyclass(frozen, subclass, extends = StoreOps, module = "asebytes._native", name = "Store")]
+#[derive(Debug)]
+pub struct Store;
+
+/// The base of a `Store` with its sync state (a `Store` is always built in sync mode).
+fn parts<'a>(slf: &'a Bound<'_, Store>) -> (&'a Spec, &'a SyncState) {
+    let ops: &StoreOps = slf.as_super().get();
+    match &ops.mode {
+        Mode::Sync(state) => (&ops.spec, state),
+        Mode::Async => unreachable!("Store is only constructed in sync mode"),
     }
 }
 
@@ -175,285 +215,41 @@ impl Store {
         map_size: Option<u64>,
         options: Option<&Bound<'_, PyDict>>,
         tier: &str,
-    ) -> PyResult<Self> {
-        Ok(Self {
-            spec: Spec::from_args(location, group, readonly, map_size, options, tier)?,
-            opened: Mutex::new(None),
-        })
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let mode = Mode::Sync(SyncState::default());
+        let base = StoreOps::from_args(location, group, readonly, map_size, options, tier, mode)?;
+        Ok(PyClassInitializer::from(base).add_subclass(Store))
     }
 
     #[getter]
-    fn location(&self) -> &str {
-        &self.spec.location
+    fn canonical(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let (spec, state) = parts(slf);
+        Ok(state.open_state(slf.py(), spec)?.canonical.clone())
     }
 
     #[getter]
-    fn group(&self) -> Option<&str> {
-        self.spec.group.as_deref()
+    fn backend_name(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let (spec, state) = parts(slf);
+        Ok(state.open_state(slf.py(), spec)?.backend.clone())
     }
 
     #[getter]
-    fn readonly(&self) -> bool {
-        self.spec.readonly
+    fn capabilities<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let (spec, state) = parts(slf);
+        ops::capabilities_dict(slf.py(), &state.open_state(slf.py(), spec)?.caps)
     }
 
-    #[getter]
-    fn tier(&self) -> &'static str {
-        self.spec.tier.name()
-    }
-
-    #[getter]
-    fn canonical(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.open_state(py)?.canonical.clone())
-    }
-
-    #[getter]
-    fn backend_name(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.open_state(py)?.backend.clone())
-    }
-
-    #[getter]
-    fn capabilities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        ops::capabilities_dict(py, &self.open_state(py)?.caps)
-    }
-
-    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        self.call(py, self.spec.len().req, |_, _, reply| {
+    fn __len__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let (spec, state) = parts(slf);
+        state.call(slf.py(), spec, spec.len().req, |_, _, reply| {
             ops::expect_len(reply)
         })
     }
 
-    fn len<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.len())
-    }
-
-    #[pyo3(signature = (index, keys=None))]
-    fn get<'py>(
-        &self,
-        py: Python<'py>,
-        index: &Bound<'py, PyAny>,
-        keys: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.get(index, keys)?)
-    }
-
-    #[pyo3(signature = (indices, keys=None, missing_ok=true))]
-    fn get_many<'py>(
-        &self,
-        py: Python<'py>,
-        indices: &Bound<'py, PyAny>,
-        keys: Option<&Bound<'py, PyAny>>,
-        missing_ok: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.get_many(indices, keys, missing_ok)?)
-    }
-
-    /// Row `index` as `ase.Atoms` built natively (`None` for a placeholder), equal to
-    /// `dict_to_atoms(self.get(index, keys), copy=False)`.
-    #[pyo3(signature = (index, keys=None))]
-    fn get_atoms<'py>(
-        &self,
-        py: Python<'py>,
-        index: &Bound<'py, PyAny>,
-        keys: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.get_atoms(index, keys)?)
-    }
-
-    /// Rows as `ase.Atoms` (`None` for placeholders) in one request. With `keys` and
-    /// `missing_ok=True` the rules of ASEIO column views apply instead: `KeyError(key)` for
-    /// a requested key that no real row has, `TypeError` for a placeholder row, `None` for
-    /// a row that has none of the keys.
-    #[pyo3(signature = (indices, keys=None, missing_ok=false))]
-    fn get_atoms_many<'py>(
-        &self,
-        py: Python<'py>,
-        indices: &Bound<'py, PyAny>,
-        keys: Option<&Bound<'py, PyAny>>,
-        missing_ok: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.get_atoms_many(indices, keys, missing_ok)?)
-    }
-
-    #[pyo3(signature = (key, indices=None))]
-    fn get_column<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-        indices: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.get_column(key, indices)?)
-    }
-
-    /// One column as one packed array (`to_numpy()`), from one `GetColumn` request.
-    #[pyo3(signature = (key, indices=None))]
-    fn get_column_numpy<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-        indices: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.get_column_numpy(key, indices)?)
-    }
-
-    fn keys<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.keys(index)?)
-    }
-
-    fn schema_keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.schema_keys())
-    }
-
-    fn extend<'py>(
-        &self,
-        py: Python<'py>,
-        rows: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.extend(rows)?)
-    }
-
-    fn insert<'py>(
-        &self,
-        py: Python<'py>,
-        index: &Bound<'py, PyAny>,
-        row: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.insert(index, row)?)
-    }
-
-    fn set<'py>(
-        &self,
-        py: Python<'py>,
-        index: &Bound<'py, PyAny>,
-        row: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.set(index, row)?)
-    }
-
-    fn set_many<'py>(
-        &self,
-        py: Python<'py>,
-        start_or_indices: &Bound<'py, PyAny>,
-        rows: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.set_many(start_or_indices, rows)?)
-    }
-
-    fn update<'py>(
-        &self,
-        py: Python<'py>,
-        index: &Bound<'py, PyAny>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.update(index, data)?)
-    }
-
-    fn update_many<'py>(
-        &self,
-        py: Python<'py>,
-        start_or_indices: &Bound<'py, PyAny>,
-        data: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.update_many(start_or_indices, data)?)
-    }
-
-    fn set_column<'py>(
-        &self,
-        py: Python<'py>,
-        key: &Bound<'py, PyAny>,
-        start_or_indices: &Bound<'py, PyAny>,
-        values: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.set_column(key, start_or_indices, values)?)
-    }
-
-    fn delete<'py>(
-        &self,
-        py: Python<'py>,
-        index: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.delete(index)?)
-    }
-
-    fn delete_range<'py>(
-        &self,
-        py: Python<'py>,
-        start: &Bound<'py, PyAny>,
-        stop: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.delete_range("delete_range", start, stop)?)
-    }
-
-    fn delete_many<'py>(
-        &self,
-        py: Python<'py>,
-        start: &Bound<'py, PyAny>,
-        stop: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.delete_range("delete_many", start, stop)?)
-    }
-
-    #[pyo3(signature = (keys, indices=None))]
-    fn drop_keys<'py>(
-        &self,
-        py: Python<'py>,
-        keys: &Bound<'py, PyAny>,
-        indices: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.drop_keys(keys, indices)?)
-    }
-
-    fn reserve<'py>(&self, py: Python<'py>, n: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.reserve(n)?)
-    }
-
-    fn clear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.clear())
-    }
-
-    fn remove<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let done = self.run(py, self.spec.remove())?;
-        // The daemon closed the store id; the next use opens (re-creates) it afresh.
-        if let Some(st) = self.cached() {
-            self.forget(st.id);
-        }
-        Ok(done)
-    }
-
-    /// Waits up to `timeout` seconds (at most a minute, the daemon's cap) for the store to
-    /// have more than `seen` rows; returns `(generation, len)` as soon as a commit makes it
-    /// so, or at the timeout (then `len <= seen`). One `Follow` request.
-    fn follow_wait<'py>(
-        &self,
-        py: Python<'py>,
-        seen: u64,
-        timeout: f64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.run(py, self.spec.follow(seen, timeout)?)
-    }
-
     /// Tells the daemon this handle is done (best effort: a daemon that is gone has
     /// nothing to release). The handle stays usable; the next call re-opens.
-    fn close(&self, py: Python<'_>) {
-        let Some(st) = self.opened.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return;
-        };
-        let Some(mut session) = Session::idle() else {
-            return;
-        };
-        if session.epoch() == st.epoch {
-            let mut req = self.spec.close().req;
-            ops::set_store(&mut req, st.id);
-            let _ = session.exchange(py, &req);
-        }
-    }
-
-    /// Pickles as "open the same store again"; `type(self)`, so subclasses pickle too.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        slf.get().spec.reduce(slf.get_type())
-    }
-
-    fn __repr__(&self) -> String {
-        self.spec.repr("Store")
+    fn close(slf: &Bound<'_, Self>) {
+        let (spec, state) = parts(slf);
+        state.close(slf.py(), spec);
     }
 }

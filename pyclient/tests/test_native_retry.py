@@ -132,9 +132,38 @@ except AsebytesError as e:
 """
 
 
-@pytest.fixture
-def run(tmp_path):
+ASYNC_CLIENT = r"""
+import asyncio, sys
+from asebytes import _native
+from asebytes._stores import AsyncDaemonBackend
+from asebytes.exceptions import AsebytesError, DaemonUnavailableError
+_native.set_daemon_command(["/nonexistent/asebytesd"])
+s = AsyncDaemonBackend("memory://fake")
+op = sys.argv[1]
+async def main():
+    if op == "len":
+        print("result", await s.len())
+    elif op == "extend":
+        print("result", await s.extend([{"a": 1}]))
+    elif op == "ping":
+        _native.ping()
+        print("result ok")
+try:
+    asyncio.run(main())
+except DaemonUnavailableError as e:
+    print("unavailable", e)
+except AsebytesError as e:
+    print("error", type(e).__name__, e)
+"""
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(tmp_path, request):
+    """Runs one operation in a client process against a fake daemon: the sync ``Store``
+    and the asyncio transport follow one retry policy (``Call.may_reopen`` /
+    ``Call.may_resend`` ask the sync client's), so every test runs on both."""
     daemons = []
+    client = CLIENT if request.param == "sync" else ASYNC_CLIENT
 
     def go(script, op):
         sock = tmp_path / f"fake{len(daemons)}.sock"
@@ -142,7 +171,7 @@ def run(tmp_path):
         daemons.append(fake)
         env = dict(os.environ, ASEBYTES_SOCKET=str(sock), ASEBYTES_STARTUP_TIMEOUT="1")
         out = subprocess.run(
-            [sys.executable, "-c", CLIENT, op],
+            [sys.executable, "-c", client, op],
             env=env,
             capture_output=True,
             text=True,

@@ -41,7 +41,12 @@ _by_loop: weakref.WeakKeyDictionary[
 
 class StoreGone(Exception):
     """The daemon does not know the store id any more (restart, or the store was removed):
-    open it again and retry."""
+    open it again and retry. ``reply`` is the daemon's answer (its error, for when no
+    retry is left)."""
+
+    def __init__(self, name: str, reply: bytes | bytearray) -> None:
+        super().__init__(name)
+        self.reply = reply
 
 
 class _Protocol(asyncio.BufferedProtocol):
@@ -201,7 +206,7 @@ class Connection:
             self._pending.pop(rid, None)
         _, unknown_store = _native.reply_header(reply)
         if unknown_store:
-            raise StoreGone(call.name)
+            raise StoreGone(call.name, reply)
         return call.finish(reply)
 
     async def open_store(self, key: Hashable, open_call: Any) -> OpenStore:

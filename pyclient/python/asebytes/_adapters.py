@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn, TypeVar, overload
 
-from . import _native
+from . import _native, _operations
 from ._abc import (
     AsyncReadBackend,
     AsyncReadWriteBackend,
@@ -226,8 +226,13 @@ async def _aclose(backend: object) -> None:
 # ── blob ⇄ object, sync ───────────────────────────────────────────────────────────────
 
 
-class _ConvertingReadAdapter(ReadBackend[K, V]):
-    """Read methods of the blob ⇄ object adapters; ``_codec`` says which way."""
+_ConvertingReads: Any = _operations.mixin(_operations.converting, write=False)
+_ConvertingWrites: Any = _operations.mixin(_operations.converting, write=True)
+
+
+class _ConvertingReadAdapter(_ConvertingReads, ReadBackend[K, V]):  # type: ignore[misc]
+    """Read methods of the blob ⇄ object adapters; ``_codec`` says which way. The
+    forwarding methods come from :data:`asebytes._operations.OPS`."""
 
     _codec: ClassVar[_Codec]
     backend: ReadBackend[Any, Any]
@@ -247,16 +252,6 @@ class _ConvertingReadAdapter(ReadBackend[K, V]):
     def __len__(self) -> int:
         return len(self.backend)
 
-    def get(self, index: int, keys: list[K] | None = None) -> dict[K, V] | None:
-        codec = self._codec
-        return codec.maybe_row_out(self.backend.get(index, codec.keys_in(keys)))
-
-    def get_many(
-        self, indices: list[int], keys: list[K] | None = None
-    ) -> list[dict[K, V] | None]:
-        codec = self._codec
-        return codec.rows_out(self.backend.get_many(indices, codec.keys_in(keys)))
-
     def iter_rows(
         self, indices: list[int], keys: list[K] | None = None
     ) -> Iterator[dict[K, V] | None]:
@@ -264,76 +259,20 @@ class _ConvertingReadAdapter(ReadBackend[K, V]):
         for row in self.backend.iter_rows(indices, codec.keys_in(keys)):
             yield codec.maybe_row_out(row)
 
-    def get_column(self, key: K, indices: list[int] | None = None) -> list[V | None]:
-        codec = self._codec
-        return codec.column_out(
-            key, self.backend.get_column(codec.key_in(key), indices)
-        )
-
-    def keys(self, index: int) -> list[K]:
-        return self._codec.keys_out(self.backend.keys(index))
-
     def close(self) -> None:
         """Close the wrapped backend, if it can be closed."""
         _close(self.backend)
 
 
-class _ConvertingReadWriteAdapter(_ConvertingReadAdapter[K, V], ReadWriteBackend[K, V]):
-    """Write methods of the blob ⇄ object adapters: convert everything, then forward."""
+class _ConvertingReadWriteAdapter(
+    _ConvertingWrites,  # type: ignore[misc]
+    _ConvertingReadAdapter[K, V],
+    ReadWriteBackend[K, V],
+):
+    """Write methods of the blob ⇄ object adapters: convert everything, then forward
+    (from :data:`asebytes._operations.OPS`)."""
 
     backend: ReadWriteBackend[Any, Any]
-
-    def set(self, index: int, value: dict[K, V] | None) -> None:
-        self.backend.set(index, self._codec.maybe_row_in(value))
-
-    def delete(self, index: int) -> None:
-        self.backend.delete(index)
-
-    def extend(self, values: list[dict[K, V] | None]) -> int:
-        return self.backend.extend(self._codec.rows_in(values))
-
-    def insert(self, index: int, value: dict[K, V] | None) -> None:
-        self.backend.insert(index, self._codec.maybe_row_in(value))
-
-    def update(self, index: int, data: dict[K, V]) -> None:
-        self.backend.update(index, self._codec.row_in(data))
-
-    def delete_many(self, start: int, stop: int) -> None:
-        self.backend.delete_many(start, stop)
-
-    def drop_keys(self, keys: list[K], indices: list[int] | None = None) -> None:
-        self.backend.drop_keys(self._codec.key_list_in(keys), indices)
-
-    def set_many(self, start: int, data: list[dict[K, V] | None]) -> None:
-        self.backend.set_many(start, self._codec.rows_in(data))
-
-    def update_many(self, start: int, data: list[dict[K, V]]) -> None:
-        self.backend.update_many(start, self._codec.dicts_in(data))
-
-    def set_column(self, key: K, start: int, values: list[V]) -> None:
-        codec = self._codec
-        self.backend.set_column(codec.key_in(key), start, codec.values_in(key, values))
-
-    def reserve(self, count: int) -> None:
-        self.backend.reserve(count)
-
-    def clear(self) -> None:
-        self.backend.clear()
-
-    def remove(self) -> None:
-        self.backend.remove()
-
-    def set_rows(self, indices: list[int], rows: list[dict[K, V] | None]) -> None:
-        self.backend.set_rows(indices, self._codec.rows_in(rows))
-
-    def update_rows(self, indices: list[int], data: list[dict[K, V]]) -> None:
-        self.backend.update_rows(indices, self._codec.dicts_in(data))
-
-    def set_column_rows(self, key: K, indices: list[int], values: list[V]) -> None:
-        codec = self._codec
-        self.backend.set_column_rows(
-            codec.key_in(key), indices, codec.values_in(key, values)
-        )
 
 
 class BlobToObjectReadAdapter(_ConvertingReadAdapter[str, Any]):
@@ -384,8 +323,17 @@ class ObjectToBlobReadWriteAdapter(
 # ── blob ⇄ object, async ──────────────────────────────────────────────────────────────
 
 
-class _AsyncConvertingReadAdapter(AsyncReadBackend[K, V]):
-    """Read methods of the async blob ⇄ object adapters; ``_codec`` says which way."""
+_AsyncConvertingReads: Any = _operations.mixin(
+    _operations.converting_async, write=False
+)
+_AsyncConvertingWrites: Any = _operations.mixin(
+    _operations.converting_async, write=True
+)
+
+
+class _AsyncConvertingReadAdapter(_AsyncConvertingReads, AsyncReadBackend[K, V]):  # type: ignore[misc]
+    """Read methods of the async blob ⇄ object adapters; ``_codec`` says which way. The
+    forwarding methods come from :data:`asebytes._operations.OPS`."""
 
     _codec: ClassVar[_Codec]
     backend: AsyncReadBackend[Any, Any]
@@ -405,33 +353,12 @@ class _AsyncConvertingReadAdapter(AsyncReadBackend[K, V]):
     async def len(self) -> int:
         return await self.backend.len()
 
-    async def get(self, index: int, keys: list[K] | None = None) -> dict[K, V] | None:
-        codec = self._codec
-        return codec.maybe_row_out(await self.backend.get(index, codec.keys_in(keys)))
-
-    async def get_many(
-        self, indices: list[int], keys: list[K] | None = None
-    ) -> list[dict[K, V] | None]:
-        codec = self._codec
-        return codec.rows_out(await self.backend.get_many(indices, codec.keys_in(keys)))
-
     async def iter_rows(
         self, indices: list[int], keys: list[K] | None = None
     ) -> AsyncIterator[dict[K, V] | None]:
         codec = self._codec
         async for row in self.backend.iter_rows(indices, codec.keys_in(keys)):
             yield codec.maybe_row_out(row)
-
-    async def get_column(
-        self, key: K, indices: list[int] | None = None
-    ) -> list[V | None]:
-        codec = self._codec
-        return codec.column_out(
-            key, await self.backend.get_column(codec.key_in(key), indices)
-        )
-
-    async def keys(self, index: int) -> list[K]:
-        return self._codec.keys_out(await self.backend.keys(index))
 
     def close(self) -> Any:
         """Forward the wrapped backend's ``close()`` (its result: await it if it is a
@@ -444,67 +371,14 @@ class _AsyncConvertingReadAdapter(AsyncReadBackend[K, V]):
 
 
 class _AsyncConvertingReadWriteAdapter(
-    _AsyncConvertingReadAdapter[K, V], AsyncReadWriteBackend[K, V]
+    _AsyncConvertingWrites,  # type: ignore[misc]
+    _AsyncConvertingReadAdapter[K, V],
+    AsyncReadWriteBackend[K, V],
 ):
-    """Write methods of the async blob ⇄ object adapters."""
+    """Write methods of the async blob ⇄ object adapters (from
+    :data:`asebytes._operations.OPS`)."""
 
     backend: AsyncReadWriteBackend[Any, Any]
-
-    async def set(self, index: int, value: dict[K, V] | None) -> None:
-        await self.backend.set(index, self._codec.maybe_row_in(value))
-
-    async def delete(self, index: int) -> None:
-        await self.backend.delete(index)
-
-    async def extend(self, values: list[dict[K, V] | None]) -> int:
-        return await self.backend.extend(self._codec.rows_in(values))
-
-    async def insert(self, index: int, value: dict[K, V] | None) -> None:
-        await self.backend.insert(index, self._codec.maybe_row_in(value))
-
-    async def update(self, index: int, data: dict[K, V]) -> None:
-        await self.backend.update(index, self._codec.row_in(data))
-
-    async def delete_many(self, start: int, stop: int) -> None:
-        await self.backend.delete_many(start, stop)
-
-    async def drop_keys(self, keys: list[K], indices: list[int] | None = None) -> None:
-        await self.backend.drop_keys(self._codec.key_list_in(keys), indices)
-
-    async def set_many(self, start: int, data: list[dict[K, V] | None]) -> None:
-        await self.backend.set_many(start, self._codec.rows_in(data))
-
-    async def update_many(self, start: int, data: list[dict[K, V]]) -> None:
-        await self.backend.update_many(start, self._codec.dicts_in(data))
-
-    async def set_column(self, key: K, start: int, values: list[V]) -> None:
-        codec = self._codec
-        await self.backend.set_column(
-            codec.key_in(key), start, codec.values_in(key, values)
-        )
-
-    async def reserve(self, count: int) -> None:
-        await self.backend.reserve(count)
-
-    async def clear(self) -> None:
-        await self.backend.clear()
-
-    async def remove(self) -> None:
-        await self.backend.remove()
-
-    async def set_rows(self, indices: list[int], rows: list[dict[K, V] | None]) -> None:
-        await self.backend.set_rows(indices, self._codec.rows_in(rows))
-
-    async def update_rows(self, indices: list[int], data: list[dict[K, V]]) -> None:
-        await self.backend.update_rows(indices, self._codec.dicts_in(data))
-
-    async def set_column_rows(
-        self, key: K, indices: list[int], values: list[V]
-    ) -> None:
-        codec = self._codec
-        await self.backend.set_column_rows(
-            codec.key_in(key), indices, codec.values_in(key, values)
-        )
 
 
 class AsyncBlobToObjectReadAdapter(_AsyncConvertingReadAdapter[str, Any]):
@@ -546,7 +420,11 @@ class AsyncObjectToBlobReadWriteAdapter(
 # ── sync → async ──────────────────────────────────────────────────────────────────────
 
 
-class SyncToAsyncReadAdapter(AsyncReadBackend[K, V]):
+_ThreadedReads: Any = _operations.mixin(_operations.threaded, write=False)
+_ThreadedWrites: Any = _operations.mixin(_operations.threaded, write=True)
+
+
+class SyncToAsyncReadAdapter(_ThreadedReads, AsyncReadBackend[K, V]):  # type: ignore[misc]
     """An async view of a sync backend: each call runs in a worker thread
     (``asyncio.to_thread``), so the event loop never blocks on the backend.
 
@@ -572,14 +450,6 @@ class SyncToAsyncReadAdapter(AsyncReadBackend[K, V]):
     async def len(self) -> int:
         return await asyncio.to_thread(len, self.backend)
 
-    async def get(self, index: int, keys: list[K] | None = None) -> dict[K, V] | None:
-        return await asyncio.to_thread(self.backend.get, index, keys)
-
-    async def get_many(
-        self, indices: list[int], keys: list[K] | None = None
-    ) -> list[dict[K, V] | None]:
-        return await asyncio.to_thread(self.backend.get_many, indices, keys)
-
     async def iter_rows(
         self, indices: list[int], keys: list[K] | None = None
     ) -> AsyncIterator[dict[K, V] | None]:
@@ -588,14 +458,6 @@ class SyncToAsyncReadAdapter(AsyncReadBackend[K, V]):
 
         for row in await asyncio.to_thread(read_all):
             yield row
-
-    async def get_column(
-        self, key: K, indices: list[int] | None = None
-    ) -> list[V | None]:
-        return await asyncio.to_thread(self.backend.get_column, key, indices)
-
-    async def keys(self, index: int) -> list[K]:
-        return await asyncio.to_thread(self.backend.keys, index)
 
     async def schema(self, index: int = 0) -> dict[K, SchemaEntry]:
         return await asyncio.to_thread(self.backend.schema, index)
@@ -612,64 +474,17 @@ class SyncToAsyncReadAdapter(AsyncReadBackend[K, V]):
 
 
 class SyncToAsyncReadWriteAdapter(
-    SyncToAsyncReadAdapter[K, V], AsyncReadWriteBackend[K, V]
+    _ThreadedWrites,  # type: ignore[misc]
+    SyncToAsyncReadAdapter[K, V],
+    AsyncReadWriteBackend[K, V],
 ):
-    """:class:`SyncToAsyncReadAdapter` plus every write, each in a worker thread."""
+    """:class:`SyncToAsyncReadAdapter` plus every write, each in a worker thread (from
+    :data:`asebytes._operations.OPS`)."""
 
     backend: ReadWriteBackend[K, V]
 
     def __init__(self, backend: ReadWriteBackend[K, V]) -> None:
         super().__init__(backend)
-
-    async def set(self, index: int, value: dict[K, V] | None) -> None:
-        await asyncio.to_thread(self.backend.set, index, value)
-
-    async def delete(self, index: int) -> None:
-        await asyncio.to_thread(self.backend.delete, index)
-
-    async def extend(self, values: list[dict[K, V] | None]) -> int:
-        return await asyncio.to_thread(self.backend.extend, values)
-
-    async def insert(self, index: int, value: dict[K, V] | None) -> None:
-        await asyncio.to_thread(self.backend.insert, index, value)
-
-    async def update(self, index: int, data: dict[K, V]) -> None:
-        await asyncio.to_thread(self.backend.update, index, data)
-
-    async def delete_many(self, start: int, stop: int) -> None:
-        await asyncio.to_thread(self.backend.delete_many, start, stop)
-
-    async def drop_keys(self, keys: list[K], indices: list[int] | None = None) -> None:
-        await asyncio.to_thread(self.backend.drop_keys, keys, indices)
-
-    async def set_many(self, start: int, data: list[dict[K, V] | None]) -> None:
-        await asyncio.to_thread(self.backend.set_many, start, data)
-
-    async def update_many(self, start: int, data: list[dict[K, V]]) -> None:
-        await asyncio.to_thread(self.backend.update_many, start, data)
-
-    async def set_column(self, key: K, start: int, values: list[V]) -> None:
-        await asyncio.to_thread(self.backend.set_column, key, start, values)
-
-    async def reserve(self, count: int) -> None:
-        await asyncio.to_thread(self.backend.reserve, count)
-
-    async def clear(self) -> None:
-        await asyncio.to_thread(self.backend.clear)
-
-    async def remove(self) -> None:
-        await asyncio.to_thread(self.backend.remove)
-
-    async def set_rows(self, indices: list[int], rows: list[dict[K, V] | None]) -> None:
-        await asyncio.to_thread(self.backend.set_rows, indices, rows)
-
-    async def update_rows(self, indices: list[int], data: list[dict[K, V]]) -> None:
-        await asyncio.to_thread(self.backend.update_rows, indices, data)
-
-    async def set_column_rows(
-        self, key: K, indices: list[int], values: list[V]
-    ) -> None:
-        await asyncio.to_thread(self.backend.set_column_rows, key, indices, values)
 
 
 #: The reference's name for the read-write adapter (an alias, not a dispatcher: use

@@ -1,23 +1,133 @@
 """Type stubs of the native extension ``asebytes._native`` (written by hand, checked by stubtest)."""
 
 from collections.abc import Sequence
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, final
 
-import numpy as np
 from ase import Atoms
 
 __version__: str
 
 Tier: TypeAlias = Literal["object", "blob"]
 
-class Store:
-    """A handle on one store (location + group) served by the daemon.
+_R = TypeVar("_R")
+
+class StoreOps(Generic[_R]):
+    """The operations ``Store`` and ``AsyncStore`` share, written once: a ``Store``
+    (``StoreOps[Any]``) sends each at once and returns its result, as documented here; an
+    ``AsyncStore`` (``StoreOps[Call]``) validates the same arguments, raising exactly what
+    ``Store`` raises before sending, and returns a ``Call`` whose ``finish`` gives that
+    result. Not constructed directly.
+
+    Object tier: rows are ``dict[str, Any]`` encoded field by field in the msgpack-numpy
+    layout; blob tier: rows are ``dict[bytes, bytes]`` stored as given. Indices may be any
+    Python or numpy integer; negatives count from the end.
+    """
+
+    @property
+    def location(self) -> str: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def tier(self) -> Tier: ...
+    def len(self) -> _R:
+        """``int``: the number of rows."""
+    def follow_wait(self, seen: int, timeout: float) -> _R:
+        """Waits up to ``timeout`` seconds (the daemon caps it at a minute) for the store
+        to have more than ``seen`` rows; ``(generation, len)`` as soon as a commit makes it
+        so, or at the timeout (then ``len <= seen``). One ``Follow`` request (protocol 3;
+        ``UnsupportedOperationError`` from an older daemon)."""
+    def get(self, index: int, keys: Sequence[Any] | None = None) -> _R:
+        """``dict | None``: row ``index`` (``None`` for a placeholder)."""
+    def get_many(
+        self,
+        indices: Sequence[int],
+        keys: Sequence[Any] | None = None,
+        missing_ok: bool = True,
+    ) -> _R:
+        """``list[dict | None]``: rows in one request (one snapshot). With ``keys``, a
+        row lacking a key omits it (``missing_ok=True``, as reference backends do) or
+        raises ``KeyError("Invalid keys at index i: [...]")`` (``missing_ok=False``, as
+        ``get`` does)."""
+    def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> _R:
+        """``Atoms | None``: row ``index`` as ``ase.Atoms`` built natively (``None`` for
+        a placeholder): the same Atoms as ``dict_to_atoms(self.get(index, keys))``, with
+        writable arrays the caller owns."""
+    def get_atoms_many(
+        self,
+        indices: Sequence[int],
+        keys: Sequence[str] | None = None,
+        missing_ok: bool = False,
+    ) -> _R:
+        """``list[Atoms | None]``: rows as ``ase.Atoms`` in one request. With ``keys``
+        and ``missing_ok=True`` the rules of ASEIO column views apply: ``KeyError(key)``
+        for a requested key that no real row has, ``TypeError`` for a placeholder row,
+        ``None`` for a row that has none of the keys."""
+    def get_column(self, key: Any, indices: Sequence[int] | None = None) -> _R:
+        """``list``: one key's value per row (``None`` where absent)."""
+    def get_column_numpy(self, key: str, indices: Sequence[int] | None = None) -> _R:
+        """``numpy.ndarray``: one column as one packed, writable array the caller owns
+        (``to_numpy()``), from one request: shape ``(n, *value_shape)``, dtype of the
+        values (``float`` → float64, ``int`` → int64, ``bool`` → bool_, numpy scalars and
+        arrays keep theirs); ``numpy.empty((0,))`` for an empty selection. ``ValueError``
+        for a row without a value, a ragged column, mixed dtypes, or values only an object
+        array could hold; ``KeyError(key)`` if no selected real row has the key;
+        ``TypeError`` on the blob tier."""
+    def keys(self, index: int) -> _R:
+        """``list``: the keys of row ``index``."""
+    def schema_keys(self) -> _R:
+        """``list``: the keys of the store's rows."""
+    def extend(self, rows: Sequence[dict[Any, Any] | None]) -> _R:
+        """``int``: appends rows in one transaction; the new length."""
+    def insert(self, index: int, row: dict[Any, Any] | None) -> _R:
+        """``int``: inserts a row before ``index``; the new length."""
+    def set(self, index: int, row: dict[Any, Any] | None) -> _R:
+        """``None``: replaces row ``index`` (``index == len`` appends)."""
+    def set_many(
+        self,
+        start_or_indices: int | Sequence[int],
+        rows: Sequence[dict[Any, Any] | None],
+    ) -> _R:
+        """``None``: replaces rows ``start, start+1, ...`` (an int, the reference
+        signature) or ``indices[j]`` (a sequence, one per row), in one transaction."""
+    def update(self, index: int, data: dict[Any, Any]) -> _R:
+        """``None``: merges ``data`` into row ``index``."""
+    def update_many(
+        self, start_or_indices: int | Sequence[int], data: Sequence[dict[Any, Any]]
+    ) -> _R:
+        """``None``: merges ``data[j]`` into row ``start + j`` (or ``indices[j]``), in
+        one transaction."""
+    def set_column(
+        self, key: Any, start_or_indices: int | Sequence[int], values: Sequence[Any]
+    ) -> _R:
+        """``None``: writes ``values[j]`` under ``key`` into row ``start + j`` (or
+        ``indices[j]``), other keys untouched, in one transaction."""
+    def delete(self, index: int) -> _R:
+        """``int``: removes row ``index``; the new length."""
+    def delete_range(self, start: int, stop: int) -> _R:
+        """``int``: removes rows ``start..stop``; the new length."""
+    def delete_many(self, start: int, stop: int) -> _R:
+        """``delete_range`` under the reference's name."""
+    def drop_keys(
+        self, keys: Sequence[Any], indices: Sequence[int] | None = None
+    ) -> _R:
+        """``None``: removes ``keys`` from every row (or from ``indices``)."""
+    def reserve(self, n: int) -> _R:
+        """``int``: appends ``n`` placeholder rows; the new length."""
+    def clear(self) -> _R:
+        """``None``: removes every row."""
+    def remove(self) -> _R:
+        """``None``: removes the container; the next use creates it afresh."""
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+class Store(StoreOps[Any]):
+    """A handle on one store (location + group) served by the daemon: every
+    :class:`StoreOps` operation sent at once.
 
     Holds no file resources: it connects lazily through a per-process connection pool,
     re-opens transparently after a daemon restart, pickles (reconnects on unpickle) and
-    survives ``fork``. Object tier: rows are ``dict[str, Any]`` encoded field by field in the
-    msgpack-numpy layout; blob tier: rows are ``dict[bytes, bytes]`` stored as given.
-    Indices may be any Python or numpy integer; negatives count from the end.
+    survives ``fork``.
     """
 
     def __init__(
@@ -31,107 +141,19 @@ class Store:
         tier: Tier = "object",
     ) -> None: ...
     @property
-    def location(self) -> str: ...
-    @property
-    def group(self) -> str | None: ...
-    @property
-    def readonly(self) -> bool: ...
-    @property
-    def tier(self) -> Tier: ...
-    @property
     def canonical(self) -> str: ...
     @property
     def backend_name(self) -> str: ...
     @property
     def capabilities(self) -> dict[str, bool]: ...
     def __len__(self) -> int: ...
-    def len(self) -> int: ...
-    def follow_wait(self, seen: int, timeout: float) -> tuple[int, int]:
-        """Waits up to ``timeout`` seconds (the daemon caps it at a minute) for the store
-        to have more than ``seen`` rows; ``(generation, len)`` as soon as a commit makes it
-        so, or at the timeout (then ``len <= seen``). One ``Follow`` request (protocol 3;
-        ``UnsupportedOperationError`` from an older daemon)."""
-    def get(
-        self, index: int, keys: Sequence[Any] | None = None
-    ) -> dict[Any, Any] | None: ...
-    def get_many(
-        self,
-        indices: Sequence[int],
-        keys: Sequence[Any] | None = None,
-        missing_ok: bool = True,
-    ) -> list[dict[Any, Any] | None]:
-        """Rows in one request (one snapshot). With ``keys``, a row lacking a key omits it
-        (``missing_ok=True``, as reference backends do) or raises ``KeyError("Invalid keys
-        at index i: [...]")`` (``missing_ok=False``, as ``get`` does)."""
-    def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> Atoms | None:
-        """Row ``index`` as ``ase.Atoms`` built natively (``None`` for a placeholder): the
-        same Atoms as ``dict_to_atoms(self.get(index, keys))``, with writable arrays the
-        caller owns."""
-    def get_atoms_many(
-        self,
-        indices: Sequence[int],
-        keys: Sequence[str] | None = None,
-        missing_ok: bool = False,
-    ) -> list[Atoms | None]:
-        """Rows as ``ase.Atoms`` (``None`` for placeholders) in one request. With ``keys``
-        and ``missing_ok=True`` the rules of ASEIO column views apply: ``KeyError(key)``
-        for a requested key that no real row has, ``TypeError`` for a placeholder row,
-        ``None`` for a row that has none of the keys."""
-    def get_column(
-        self, key: Any, indices: Sequence[int] | None = None
-    ) -> list[Any]: ...
-    def get_column_numpy(
-        self, key: str, indices: Sequence[int] | None = None
-    ) -> np.ndarray[Any, Any]:
-        """One column as one packed, writable array the caller owns (``to_numpy()``), from
-        one request: shape ``(n, *value_shape)``, dtype of the values (``float`` →
-        float64, ``int`` → int64, ``bool`` → bool_, numpy scalars and arrays keep theirs);
-        ``numpy.empty((0,))`` for an empty selection. ``ValueError`` for a row without a
-        value, a ragged column, mixed dtypes, or values only an object array could hold;
-        ``KeyError(key)`` if no selected real row has the key; ``TypeError`` on the blob
-        tier."""
-    def keys(self, index: int) -> list[Any]: ...
-    def schema_keys(self) -> list[Any]: ...
-    def extend(self, rows: Sequence[dict[Any, Any] | None]) -> int: ...
-    def insert(self, index: int, row: dict[Any, Any] | None) -> int: ...
-    def set(self, index: int, row: dict[Any, Any] | None) -> None: ...
-    def set_many(
-        self,
-        start_or_indices: int | Sequence[int],
-        rows: Sequence[dict[Any, Any] | None],
-    ) -> None:
-        """Replaces rows ``start, start+1, ...`` (an int, the reference signature) or
-        ``indices[j]`` (a sequence, one per row), in one transaction."""
-    def update(self, index: int, data: dict[Any, Any]) -> None: ...
-    def update_many(
-        self, start_or_indices: int | Sequence[int], data: Sequence[dict[Any, Any]]
-    ) -> None:
-        """Merges ``data[j]`` into row ``start + j`` (or ``indices[j]``), in one
-        transaction."""
-    def set_column(
-        self, key: Any, start_or_indices: int | Sequence[int], values: Sequence[Any]
-    ) -> None:
-        """Writes ``values[j]`` under ``key`` into row ``start + j`` (or ``indices[j]``),
-        other keys untouched, in one transaction."""
-    def delete(self, index: int) -> int: ...
-    def delete_range(self, start: int, stop: int) -> int: ...
-    def delete_many(self, start: int, stop: int) -> int:
-        """``delete_range`` under the reference's name."""
-    def drop_keys(
-        self, keys: Sequence[Any], indices: Sequence[int] | None = None
-    ) -> None: ...
-    def reserve(self, n: int) -> int: ...
-    def clear(self) -> None: ...
-    def remove(self) -> None: ...
     def close(self) -> None: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
 
-class AsyncStore:
-    """``Store``'s operations for the asyncio client, without I/O: each method validates
-    its arguments (raising exactly what ``Store`` raises before sending) and returns a
+class AsyncStore(StoreOps[Call]):
+    """``StoreOps`` for the asyncio client, without I/O: each operation returns a
     ``Call``, which the asyncio transport frames, sends and finishes. Same constructor,
-    properties, pickling and argument rules as ``Store``; holds no connection and no store
-    id (``open()``'s result carries it)."""
+    pickling and argument rules as ``Store``; holds no connection and no store id
+    (``open()``'s result carries it)."""
 
     def __init__(
         self,
@@ -143,66 +165,11 @@ class AsyncStore:
         options: dict[str, bool | int | float | str | None] | None = None,
         tier: Tier = "object",
     ) -> None: ...
-    @property
-    def location(self) -> str: ...
-    @property
-    def group(self) -> str | None: ...
-    @property
-    def readonly(self) -> bool: ...
-    @property
-    def tier(self) -> Tier: ...
     def open(self) -> Call:
         """Finishes to ``dict(store=int, canonical=str, backend=str,
         capabilities=dict[str, bool])``; ``store`` is the id the other calls are framed
         with (valid on every connection to the same daemon epoch)."""
     def close(self) -> Call: ...
-    def len(self) -> Call: ...
-    def follow_wait(self, seen: int, timeout: float) -> Call: ...
-    def get(self, index: int, keys: Sequence[Any] | None = None) -> Call: ...
-    def get_many(
-        self,
-        indices: Sequence[int],
-        keys: Sequence[Any] | None = None,
-        missing_ok: bool = True,
-    ) -> Call: ...
-    def get_atoms(self, index: int, keys: Sequence[str] | None = None) -> Call: ...
-    def get_atoms_many(
-        self,
-        indices: Sequence[int],
-        keys: Sequence[str] | None = None,
-        missing_ok: bool = False,
-    ) -> Call: ...
-    def get_column(self, key: Any, indices: Sequence[int] | None = None) -> Call: ...
-    def get_column_numpy(
-        self, key: str, indices: Sequence[int] | None = None
-    ) -> Call: ...
-    def keys(self, index: int) -> Call: ...
-    def schema_keys(self) -> Call: ...
-    def extend(self, rows: Sequence[dict[Any, Any] | None]) -> Call: ...
-    def insert(self, index: int, row: dict[Any, Any] | None) -> Call: ...
-    def set(self, index: int, row: dict[Any, Any] | None) -> Call: ...
-    def set_many(
-        self,
-        start_or_indices: int | Sequence[int],
-        rows: Sequence[dict[Any, Any] | None],
-    ) -> Call: ...
-    def update(self, index: int, data: dict[Any, Any]) -> Call: ...
-    def update_many(
-        self, start_or_indices: int | Sequence[int], data: Sequence[dict[Any, Any]]
-    ) -> Call: ...
-    def set_column(
-        self, key: Any, start_or_indices: int | Sequence[int], values: Sequence[Any]
-    ) -> Call: ...
-    def delete(self, index: int) -> Call: ...
-    def delete_range(self, start: int, stop: int) -> Call: ...
-    def delete_many(self, start: int, stop: int) -> Call: ...
-    def drop_keys(
-        self, keys: Sequence[Any], indices: Sequence[int] | None = None
-    ) -> Call: ...
-    def reserve(self, n: int) -> Call: ...
-    def clear(self) -> Call: ...
-    def remove(self) -> Call: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
 class Call:
@@ -230,6 +197,14 @@ class Call:
     @property
     def is_read(self) -> bool:
         """The request changes nothing: safe to resend after a lost connection."""
+    def may_reopen(self) -> bool:
+        """Whether to re-open the store and send again after the daemon answered
+        ``UnknownStore`` (once per call: the sync client's retry policy)."""
+    def may_resend(self, refused: bool) -> bool:
+        """Whether to send again on a fresh connection after the connection failed:
+        ``refused`` when the daemon answered without running the request (shutting
+        down); otherwise only a read may be resent. Once per call: the sync client's
+        retry policy."""
     def check_protocol(self, protocol: int) -> None:
         """``UnsupportedOperationError`` unless a daemon that negotiated ``protocol``
         understands this request (the transport checks before sending)."""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from . import _aconn, _native
 from ._abc import AsyncReadWriteBackend, ReadBackend, ReadWriteBackend
-from .exceptions import AsebytesTypeError, AsebytesValueError
+from .exceptions import AsebytesTypeError, AsebytesValueError, DaemonUnavailableError
 
 __all__ = [
     "AsyncDaemonBackend",
@@ -47,7 +47,7 @@ class DaemonReadBackend(_native.Store, ReadBackend[Any, Any]):
         return _native.list_groups(path)
 
 
-class DaemonBackend(DaemonReadBackend, ReadWriteBackend[Any, Any]):  # type: ignore[misc]
+class DaemonBackend(DaemonReadBackend, ReadWriteBackend[Any, Any]):
     """A store served by the daemon, readable and writable."""
 
     _returns_mutable = True
@@ -92,7 +92,7 @@ class _LMDB:
         )
 
 
-class LMDBObjectBackend(_LMDB, DaemonBackend):  # type: ignore[misc]
+class LMDBObjectBackend(_LMDB, DaemonBackend):
     """An LMDB file (reference layout) of ``dict[str, Any]`` rows, served by the daemon."""
 
     _tier = "object"
@@ -105,7 +105,7 @@ class LMDBObjectReadBackend(_LMDB, DaemonReadBackend):
     _readonly = True
 
 
-class LMDBBlobBackend(_LMDB, DaemonBackend):  # type: ignore[misc]
+class LMDBBlobBackend(_LMDB, DaemonBackend):
     """An LMDB file of ``dict[bytes, bytes]`` rows (values stored as given)."""
 
     _tier = "blob"
@@ -150,13 +150,13 @@ def _reopen_memory(
     return cls(group, location=location, readonly=readonly)
 
 
-class MemoryObjectBackend(_Memory, DaemonBackend):  # type: ignore[misc]
+class MemoryObjectBackend(_Memory, DaemonBackend):
     """An in-memory store of ``dict[str, Any]`` rows, held by the daemon."""
 
     _tier = "object"
 
 
-class MemoryBlobBackend(_Memory, DaemonBackend):  # type: ignore[misc]
+class MemoryBlobBackend(_Memory, DaemonBackend):
     """An in-memory store of ``dict[bytes, bytes]`` rows, held by the daemon."""
 
     _tier = "blob"
@@ -178,7 +178,35 @@ def _remote(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
     return method
 
 
-class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
+#: The backend ABC's names for native operations (the multi-row writes take index lists).
+_ALIASES = {
+    "set_rows": "set_many",
+    "update_rows": "update_many",
+    "set_column_rows": "set_column",
+}
+#: Native operations :class:`AsyncDaemonBackend` wraps by hand.
+_OWN = ("follow_wait", "remove")
+
+
+def _remote_operations() -> Any:
+    """A class with one async method per operation of the native ``StoreOps`` (the one
+    list the sync ``Store`` and ``AsyncStore`` share), plus the ABC's aliases: a native
+    operation added in Rust is on the async backend too."""
+    ops = _native.StoreOps
+    names = [
+        n
+        for n, v in vars(ops).items()
+        if not n.startswith("_") and callable(v) and n not in _OWN
+    ]
+    methods = {n: _remote(n) for n in names}
+    methods |= {alias: _remote(name) for alias, name in _ALIASES.items()}
+    return type("_RemoteOperations", (), methods)
+
+
+_RemoteOperations: Any = _remote_operations()
+
+
+class AsyncDaemonBackend(_RemoteOperations, AsyncReadWriteBackend[Any, Any]):  # type: ignore[misc]
     """A store served by the daemon, used from asyncio (``AsyncObjectIO("x.lmdb")``).
 
     Requests go over the event loop's one connection, pipelined; the store is opened on
@@ -240,30 +268,34 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
         call: Any,
         connect: Callable[[], Awaitable[_aconn.Connection]] = _aconn.connection,
     ) -> Any:
-        """Send ``call`` (over the loop's connection unless ``connect`` gives another):
-        re-open once if the daemon forgot the store; resend once on a fresh connection
-        when the daemon refused it while shutting down, or when the connection was lost
-        during a read."""
-        reopened = reconnected = False
+        """Send ``call`` (over the loop's connection unless ``connect`` gives another).
+        When to re-open the store or resend is the sync client's policy, asked of the
+        call itself (``Call.may_reopen`` / ``Call.may_resend``)."""
         while True:
             conn = await connect()
+            sent = False
             try:
                 store = await conn.open_store(self._key, self._plan.open())
+                sent = True
                 return await conn.request(call, store.id, store.typed_values)
-            except _aconn.StoreGone:
+            except _aconn.StoreGone as gone:
                 conn.forget_store(self._key)
-                if reopened:
+                if not call.may_reopen():
+                    call.finish(gone.reply)  # raises the daemon's error
                     raise
-                reopened = True
-            except ConnectionError:
-                # An open connection means the daemon answered "shutting down": it did
-                # not run the request, so any request may be resent; after a lost
-                # connection only a read may.
+            except ConnectionError as err:
+                # An open connection means the daemon answered "shutting down" without
+                # running the request.
                 refused = not conn.closed
                 conn.close()
-                if reconnected or not (refused or call.is_read):
-                    raise
-                reconnected = True
+                if call.may_resend(refused):
+                    continue
+                if sent and not refused and not call.is_read:
+                    raise DaemonUnavailableError(
+                        f"{err} (while waiting for the reply to {call.name!r}; the "
+                        "write may or may not have been applied)"
+                    ) from err
+                raise
 
     async def follow_wait(self, seen: int, timeout: float) -> tuple[int, int]:
         """Wait up to ``timeout`` seconds for more than ``seen`` rows: ``(generation,
@@ -299,30 +331,6 @@ class AsyncDaemonBackend(AsyncReadWriteBackend[Any, Any]):
             f"{type(self).__name__}({_native.redact_location(self.location)!r}{group}, "
             f"tier={self.tier!r}{ro})"
         )
-
-    len = _remote("len")
-    get = _remote("get")
-    get_many = _remote("get_many")
-    get_atoms = _remote("get_atoms")
-    get_atoms_many = _remote("get_atoms_many")
-    get_column = _remote("get_column")
-    get_column_numpy = _remote("get_column_numpy")
-    keys = _remote("keys")
-    extend = _remote("extend")
-    insert = _remote("insert")
-    set = _remote("set")
-    set_many = _remote("set_many")
-    set_rows = _remote("set_many")
-    update = _remote("update")
-    update_many = _remote("update_many")
-    update_rows = _remote("update_many")
-    set_column = _remote("set_column")
-    set_column_rows = _remote("set_column")
-    delete = _remote("delete")
-    delete_many = _remote("delete_many")
-    drop_keys = _remote("drop_keys")
-    reserve = _remote("reserve")
-    clear = _remote("clear")
 
     async def remove(self) -> None:
         """Remove the container; the next use creates it afresh."""
