@@ -24,6 +24,7 @@ pub mod codec;
 pub mod column;
 pub mod detach;
 pub mod errors;
+pub mod finish;
 pub mod follow;
 pub mod ops;
 pub mod pool;
