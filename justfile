@@ -94,6 +94,12 @@ ci: test
 bench-latency: develop ref-venv
     {{py}} benches/python/bench_latency.py --ref-python {{ref_py}}
 
+# Eight reader processes on one store: aggregate rows/s with the spin gate, without it,
+# and asebytes 0.3.3 in-process; plus one lone reader's latency (benches/results/readers.*).
+[group('bench')]
+bench-readers *ARGS: develop ref-venv
+    {{py}} benches/python/bench_readers.py --ref-python {{ref_py}} {{ARGS}}
+
 # Create .venv-bench: the peers (requirements-bench.txt) and our package as a release wheel
 # built from this checkout (so editing the tree never changes a running benchmark).
 [group('bench')]
@@ -112,6 +118,7 @@ bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
     {{bench_py}} benches/python/bench_concurrency.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_latency.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_readers.py --ref-python {{ref_py}}
 
 # A small run of the suite and the multi-process scenario for development (under 3 min);
 # writes benches/results/quick/ (not committed), no plots.

@@ -188,6 +188,11 @@ pub fn connect(socket: &Path) -> Result<(FrameStream, Welcome), LaunchError> {
     }
     sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(conn_err)?;
+    // Spin only while fewer waiters than cores do, counted with the daemon and its other
+    // clients; without the file each process counts its own.
+    if let Err(e) = asebytes_protocol::spin::attach(&paths::spin_path(socket), false) {
+        log::debug!("no shared spin count ({e}); counting this process's waiters only");
+    }
     let mut stream = FrameStream::new(sock);
     let proto_err = |source| LaunchError::Protocol {
         socket: socket.to_path_buf(),

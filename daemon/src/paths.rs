@@ -64,6 +64,13 @@ pub fn lock_path(socket: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The shared count of spinning waiters (`<socket>.spin`, [`asebytes_protocol::spin`]).
+pub fn spin_path(socket: &Path) -> PathBuf {
+    let mut p = socket.as_os_str().to_owned();
+    p.push(".spin");
+    PathBuf::from(p)
+}
+
 /// The directory that holds the socket (`.` for a bare file name).
 pub fn socket_dir(socket: &Path) -> &Path {
     match socket.parent() {

@@ -47,6 +47,15 @@ pub fn run(listener: UnixListener, config: Config, shutdown: Shutdown) -> Result
         .map_err(|e| Error::io("cannot start the store releaser", e))?;
     let conns = Arc::new(Connections::default());
     let uid = effective_uid();
+    // The count of spinning waiters shared with our clients starts at zero: a seat left
+    // taken by a client killed while spinning is forgotten here.
+    let spin = crate::paths::spin_path(&config.socket);
+    if let Err(e) = asebytes_protocol::spin::attach(&spin, true) {
+        log::warn!(
+            "cannot map {} ({e}); each process counts its own spinning waiters",
+            spin.display()
+        );
+    }
     log::info!(
         "asebytesd {} (pid {}) listening on {}",
         asebytes_protocol::version::PACKAGE_VERSION,

@@ -10,6 +10,7 @@
 //! - [`frame`]: length-prefixed framing, size caps, encode/decode of envelopes.
 //! - [`budget`]: a byte budget that bounds the receive buffers of many streams together.
 //! - [`stream`]: a blocking Unix-socket frame stream with a bounded busy-poll before blocking.
+//! - [`spin`]: who may busy-poll: a machine-wide count of spinning waiters.
 //! - [`request`] / [`response`]: one request and one response variant per operation.
 //! - [`value`]: rows, keys and field values as they travel (opaque bytes).
 //! - [`options`]: backend options by name, carried by `Open`.
@@ -31,6 +32,7 @@ pub mod options;
 pub mod redact;
 pub mod request;
 pub mod response;
+pub mod spin;
 pub mod stream;
 pub mod value;
 pub mod version;

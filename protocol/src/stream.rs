@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::budget::MemoryBudget;
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, body_len};
+use crate::spin;
 
 /// Default busy-poll budget before a blocking read.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
@@ -130,9 +131,12 @@ impl FrameStream {
     }
 
     /// Non-blocking `send` until some bytes go out or the budget runs out (`Ok(None)`).
+    /// Once the socket is full it polls only with a seat among the spinning waiters
+    /// ([`spin::take_seat`]); without one it returns at once and the caller blocks.
     fn spin_send(&mut self, data: &[u8]) -> io::Result<Option<usize>> {
         let fd = self.sock.as_raw_fd();
         let mut deadline = None;
+        let mut seat = None;
         loop {
             // SAFETY: `data` is a valid, readable buffer of `data.len()` bytes.
             let r = unsafe {
@@ -149,6 +153,12 @@ impl FrameStream {
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::WouldBlock {
                 return Err(err);
+            }
+            if seat.is_none() {
+                seat = spin::take_seat();
+                if seat.is_none() {
+                    return Ok(None);
+                }
             }
             let now = Instant::now();
             if now >= *deadline.get_or_insert(now + self.spin) {
@@ -311,13 +321,16 @@ impl FrameStream {
     }
 
     /// Polls with non-blocking `recv` until data arrives or the budget runs out.
-    /// `Ok(None)` means nothing arrived in time (the caller then blocks).
+    /// `Ok(None)` means nothing arrived in time (the caller then blocks). The first poll
+    /// is free; polling on needs a seat among the spinning waiters ([`spin::take_seat`]),
+    /// so more waiters than cores block instead of taking the core their answer needs.
     fn spin_read(&mut self, at: usize) -> io::Result<Option<usize>> {
         if self.spin.is_zero() {
             return Ok(None);
         }
         let fd = self.sock.as_raw_fd();
         let deadline = Instant::now() + self.spin;
+        let mut seat = None;
         loop {
             let dst = &mut self.buf[at..];
             // SAFETY: `dst` is a valid, writable buffer of `dst.len()` bytes owned by us.
@@ -331,6 +344,12 @@ impl FrameStream {
                 io::ErrorKind::WouldBlock => {}
                 io::ErrorKind::Interrupted => continue,
                 _ => return Err(err),
+            }
+            if seat.is_none() {
+                seat = spin::take_seat();
+                if seat.is_none() {
+                    return Ok(None);
+                }
             }
             if Instant::now() >= deadline {
                 return Ok(None);
