@@ -101,19 +101,27 @@ def _named(method: Callable[..., Any], name: str, doc: str) -> Callable[..., Any
     return method
 
 
+def _args_in(op: Op, codec: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """The wrapped backend's ``(args, kwargs)`` for a call of ``op``."""
+    if op.args_in is None:
+        return args, kwargs
+    return op.args_in(codec, *args, **kwargs), {}
+
+
+def _result_out(op: Op, codec: Any, result: Any, args: Any, kwargs: Any) -> Any:
+    """The adapter's result from the wrapped backend's."""
+    if op.result_out is None:
+        return result
+    return op.result_out(codec, result, *args, **kwargs)
+
+
 def converting(op: Op) -> Callable[..., Any]:
     """The sync method: convert the arguments, call the wrapped backend, convert back."""
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        codec = self._codec
-        target = getattr(self.backend, op.name)
-        if op.args_in is None:
-            result = target(*args, **kwargs)
-        else:
-            result = target(*op.args_in(codec, *args, **kwargs))
-        if op.result_out is None:
-            return result
-        return op.result_out(codec, result, *args, **kwargs)
+        a, k = _args_in(op, self._codec, args, kwargs)
+        result = getattr(self.backend, op.name)(*a, **k)
+        return _result_out(op, self._codec, result, args, kwargs)
 
     return _named(
         method,
@@ -126,15 +134,9 @@ def converting_async(op: Op) -> Callable[..., Any]:
     """The async method: as :func:`converting`, awaiting the wrapped async backend."""
 
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        codec = self._codec
-        target = getattr(self.backend, op.name)
-        if op.args_in is None:
-            result = await target(*args, **kwargs)
-        else:
-            result = await target(*op.args_in(codec, *args, **kwargs))
-        if op.result_out is None:
-            return result
-        return op.result_out(codec, result, *args, **kwargs)
+        a, k = _args_in(op, self._codec, args, kwargs)
+        result = await getattr(self.backend, op.name)(*a, **k)
+        return _result_out(op, self._codec, result, args, kwargs)
 
     return _named(
         method,
