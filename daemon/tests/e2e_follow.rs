@@ -31,6 +31,22 @@ fn follow(c: &mut Client, store: u64, from: u64, timeout_ms: u64) -> Committed {
     }
 }
 
+/// Waits until `n` connections wait in `Follow` (the daemon's status counts them), so a
+/// test acts only once its follower is really waiting.
+fn until_following(c: &mut Client, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Response::Status(s) = c.call(Request::Status) else {
+            panic!("status failed");
+        };
+        if s.stores.iter().map(|st| st.followers).sum::<u64>() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no follower started waiting");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn follow_answers_at_once_when_the_store_is_already_longer() {
     let server = TestServer::start();
@@ -77,7 +93,7 @@ fn a_commit_wakes_a_waiting_follower_at_once() {
         let got = follow(&mut reader, ro, 1, 30_000);
         (got, Instant::now())
     });
-    std::thread::sleep(Duration::from_millis(100));
+    until_following(&mut writer, 1);
     extend(&mut writer, store, 2);
     let acked = Instant::now();
     let (got, woke) = waiter.join().unwrap();
@@ -100,8 +116,8 @@ fn stopping_the_daemon_answers_a_waiting_follower_at_once() {
         let got = follow(&mut c, store, 0, 50_000);
         (got, t.elapsed())
     });
-    std::thread::sleep(Duration::from_millis(100));
     let mut other = server.client();
+    until_following(&mut other, 1);
     assert_eq!(other.call(Request::Shutdown), Response::Ok);
     let (got, waited) = waiter.join().unwrap();
     assert_eq!(got.len, 0);

@@ -134,4 +134,6 @@ pub struct StoreStatus {
     pub space_used: u64,
     /// Bytes reserved for it (LMDB: the map size); 0 if the backend has no such notion.
     pub space_reserved: u64,
+    /// Connections waiting in `Follow` on it right now. Absent (0) from older daemons.
+    pub followers: u64,
 }

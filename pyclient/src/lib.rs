@@ -205,6 +205,7 @@ fn status_dict<'py>(py: Python<'py>, s: Status) -> PyResult<Bound<'py, PyDict>> 
         e.set_item("idle_secs", st.idle_secs)?;
         e.set_item("in_flight", st.in_flight)?;
         e.set_item("queued", st.queued)?;
+        e.set_item("followers", st.followers)?;
         e.set_item("space_used", st.space_used)?;
         e.set_item("space_reserved", st.space_reserved)?;
         stores.append(e)?;

@@ -125,6 +125,7 @@ pub fn format_status(s: &Status, now: u64) -> String {
                 format!("{}s", st.idle_secs),
                 st.in_flight.to_string(),
                 st.queued.to_string(),
+                st.followers.to_string(),
                 space(st.space_used, st.space_reserved),
             ]
         })
@@ -132,12 +133,21 @@ pub fn format_status(s: &Status, now: u64) -> String {
     out.push('\n');
     out.push_str(&table(
         &[
-            "STORE", "BACKEND", "LEN", "CLIENTS", "COMMITS", "FILES", "IDLE", "ACTIVE", "QUEUED",
+            "STORE",
+            "BACKEND",
+            "LEN",
+            "CLIENTS",
+            "COMMITS",
+            "FILES",
+            "IDLE",
+            "ACTIVE",
+            "QUEUED",
+            "FOLLOWING",
             "SPACE",
         ],
         &rows,
         &[
-            true, true, false, false, false, true, false, false, false, false,
+            true, true, false, false, false, true, false, false, false, false, false,
         ],
     ));
     out
@@ -231,6 +241,7 @@ mod tests {
                     idle_secs: 1,
                     in_flight: 2,
                     queued: 1,
+                    followers: 1,
                     released: false,
                     space_used: 1536 * 1024,
                     space_reserved: 10 << 30,
@@ -279,6 +290,7 @@ mod tests {
                 "1s",
                 "2",
                 "1",
+                "1",
                 "1.5M/10G"
             ]
         );
@@ -292,6 +304,7 @@ mod tests {
                 "0",
                 "released",
                 "70s",
+                "0",
                 "0",
                 "0",
                 "-"

@@ -47,6 +47,7 @@ impl Registry {
                             idle_secs: idle,
                             in_flight: e.handle.holders().saturating_sub(refs) as u64,
                             queued: e.handle.queued(),
+                            followers: e.handle.followers(),
                             ..StoreStatus::default()
                         };
                         open.push(Open {

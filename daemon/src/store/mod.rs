@@ -142,6 +142,11 @@ impl StoreHandle {
         }
     }
 
+    /// Connections waiting in [`StoreHandle::follow`] on this store now.
+    pub fn followers(&self) -> u64 {
+        self.inner.shared.watch.waiting()
+    }
+
     /// Wakes every follower of this store now and makes later waits return at once (the
     /// daemon is stopping).
     pub fn stop_followers(&self) {

@@ -12,6 +12,8 @@ use std::time::Instant;
 #[derive(Debug, Default)]
 struct State {
     generation: u64,
+    /// Threads waiting in [`CommitWatch::wait_past`] now (followers, for `status`).
+    waiting: u64,
     /// No more commits will come on this handle (shut down, removed, or the daemon is
     /// stopping): every wait returns at once.
     stopped: bool,
@@ -51,6 +53,7 @@ impl CommitWatch {
     /// `deadline` passes; returns the generation then. Spurious wake-ups are absorbed.
     pub(crate) fn wait_past(&self, seen: u64, deadline: Instant) -> u64 {
         let mut st = self.lock();
+        st.waiting += 1;
         while st.generation == seen && !st.stopped {
             let now = Instant::now();
             if now >= deadline {
@@ -62,7 +65,13 @@ impl CommitWatch {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        st.waiting -= 1;
         st.generation
+    }
+
+    /// How many threads wait for a commit now.
+    pub(crate) fn waiting(&self) -> u64 {
+        self.lock().waiting
     }
 
     /// Whether [`CommitWatch::stop`] was called.
