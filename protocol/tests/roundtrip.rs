@@ -183,6 +183,7 @@ fn all_responses() -> Vec<Response> {
                 idle_secs: 7,
                 in_flight: 2,
                 queued: 3,
+                followers: 1,
                 space_used: 4096,
                 space_reserved: 1 << 20,
             }],
