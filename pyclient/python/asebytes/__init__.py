@@ -57,6 +57,7 @@ from ._columnar import (
     RaggedColumnarBackend,
     ZarrBackend,
 )
+from ._h5md import H5MDBackend
 from ._concat import ConcatView
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
@@ -134,6 +135,7 @@ __all__ = [
     "SyncToAsyncReadWriteAdapter",
     "ViewParent",
     "ZarrBackend",
+    "H5MDBackend",
     "__version__",
     "atoms_to_dict",
     "decode",
@@ -153,7 +155,6 @@ NOT_YET_AVAILABLE: frozenset[str] = frozenset(
         "ColumnMapping",
         "COLABFIT",
         "OPTIMADE",
-        "H5MDBackend",
         "MongoObjectBackend",
         "AsyncMongoObjectBackend",
         "RedisBlobBackend",

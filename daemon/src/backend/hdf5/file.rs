@@ -107,6 +107,11 @@ impl H5File {
         &self.path
     }
 
+    /// The root group (`/`).
+    pub fn root(&self) -> Group {
+        (*self.file).clone()
+    }
+
     /// Whether the file was opened read-only.
     pub fn is_read_only(&self) -> bool {
         self.file.is_read_only()
