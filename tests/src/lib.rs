@@ -258,7 +258,7 @@ fn h5md_open(dir: &Path, readonly: bool) -> Box<dyn Backend> {
     use asebytes_daemon::backend::h5md::H5mdBackend;
     let opts = OpenOptions {
         path: dir.join("store.h5md").to_string_lossy().into_owned(),
-        group: "atoms".into(),
+        group: "default".into(),
         readonly,
         ..Default::default()
     };

@@ -16,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod foreign;
 pub mod names;
+mod state;
 pub mod tree;
 pub mod values;
 

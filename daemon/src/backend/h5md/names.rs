@@ -109,10 +109,30 @@ pub fn place(key: &str, g: &str) -> Option<Placement> {
 }
 
 /// The element path a key takes when its mapped path is taken by another key or cannot
-/// be an HDF5 name: `<top>/<g>/<key>` (the whole flat key; [`KEY_ATTR`] says which).
+/// be an HDF5 name: `<top>/<g>/<key>` (the whole flat key; [`KEY_ATTR`] says which), or
+/// `<top>/<g>/key_<hex>` for a key that is no HDF5 name itself (`""`, `.`, `..`).
 pub fn fallback_path(key: &str, mapped: &Placement, g: &str) -> String {
     let top = mapped.path.split('/').next().unwrap_or("observables");
+    if key.is_empty() || key == "." || key == ".." || key.contains('/') {
+        let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+        return format!("{top}/{g}/key_{hex}");
+    }
     format!("{top}/{g}/{key}")
+}
+
+/// Where a key outside the ASE namespaces goes (any `ObjectIO` key): an `info`
+/// observable named by the whole key, tagged with [`KEY_ATTR`] (znh5md reads it into
+/// `atoms.info`).
+pub fn place_other(key: &str, g: &str) -> Placement {
+    let generic = Placement {
+        path: format!("observables/{g}/{key}"),
+        origin: "info",
+        unit: None,
+    };
+    Placement {
+        path: fallback_path(key, &generic, g),
+        ..generic
+    }
 }
 
 /// Whether the mapped element path can be used as it is: every part a plain HDF5 name
