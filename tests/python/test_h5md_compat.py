@@ -1,0 +1,309 @@
+"""H5MD files interchange with znh5md 0.4.8 and the reference ``asebytes`` 0.3.3, both
+ways: what the daemon writes, they read as equal Atoms; what they write, the daemon
+reads as equal Atoms.
+
+znh5md runs in this virtualenv, the reference in ``.venv-ref``; both as subprocesses
+(another process, as a user's other program would be). The frames come from one builder
+(:data:`BUILD`, executed in every interpreter): ASE's s22 molecules (variable atom
+counts) with SinglePointCalculator energy, forces, stress and other results, info and
+custom per-atom arrays, velocities, mixed pbc and cell, properties present in only some
+frames; connectivity and constraints for the reference (znh5md 0.4.8 stores neither).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from asebytes import ASEIO, H5MDBackend, ObjectIO
+
+REF_PYTHON = Path(__file__).resolve().parents[2] / ".venv-ref" / "bin" / "python"
+
+needs_ref = pytest.mark.skipif(
+    not REF_PYTHON.exists() and not os.environ.get("CI"),
+    reason="reference virtualenv .venv-ref not present (`just ref-venv`; required in CI)",
+)
+znh5md = pytest.importorskip("znh5md", reason="znh5md is a dev requirement")
+
+#: Builds the frames and describes Atoms as plain values (run in every interpreter).
+BUILD = """
+import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.collections import s22
+from ase.constraints import FixAtoms, FixBondLengths
+
+def frames(case):
+    rng = np.random.default_rng(11)
+    out = []
+    for i, name in enumerate(list(s22.names)[:6]):
+        a = s22[name].copy()
+        n = len(a)
+        results = {"energy": -1.5 * i, "stress": rng.random(6), "free_energy": -1.6 * i,
+                   "dipole": rng.random(3)}
+        if case != "sparse" or i < 3:
+            results["forces"] = rng.random((n, 3))
+        a.calc = SinglePointCalculator(a, **results)
+        if case in ("rich", "sparse"):
+            a.info["label"] = f"mol {i}"
+            a.info["step"] = i
+            a.info["weight"] = 0.25 * i
+            a.arrays["charge_model"] = rng.random(n)
+            a.set_velocities(rng.random((n, 3)))
+            a.pbc = [i % 2 == 0, True, i % 3 == 0]
+            a.cell = np.diag([10.0 + i, 11.0, 12.0 + 0.5 * i])
+        if case == "sparse" and i % 2:
+            a.info["only_odd"] = 1.5 * i
+        if case == "reference":
+            a.info["connectivity"] = [(0, 1), (1, 2, 2.0)] if i % 2 else [(0, 1)]
+            a.set_constraint([FixAtoms(indices=[0]), FixBondLengths([[1, 2]])])
+        out.append(a)
+    return out
+
+def describe(a):
+    d = {"numbers": np.asarray(a.numbers, dtype=int), "positions": a.positions,
+         "cell": a.cell.array, "pbc": np.asarray(a.pbc, dtype=bool),
+         "info": {k: (v if not isinstance(v, tuple) else list(v)) for k, v in a.info.items()},
+         "arrays": {k: v for k, v in a.arrays.items() if k not in ("numbers", "positions")},
+         "calc": dict(a.calc.results) if a.calc is not None else {},
+         "constraints": [c.todict() for c in a.constraints]}
+    if "connectivity" in d["info"]:
+        d["info"]["connectivity"] = [list(t) for t in d["info"]["connectivity"]]
+    return d
+"""
+
+ns: dict[str, Any] = {}
+exec(BUILD, ns)  # noqa: S102 -- the same builder source runs in the other interpreters
+frames = ns["frames"]
+describe = ns["describe"]
+
+
+def run(python: Path | str, script: str, *args: str, locking: bool = False) -> Any:
+    """Runs ``script`` in another interpreter; returns what it pickled to stdout. HDF5
+    file locking is off there unless ``locking``: the daemon may still hold the file open
+    for a moment after this process let go (every commit is flushed, so committed data
+    is read)."""
+    env = None if locking else dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE")
+    out = subprocess.run(
+        [str(python), "-c", BUILD + script, *args],
+        check=False,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-3000:]
+    return pickle.loads(out.stdout) if out.stdout else None
+
+
+def same(a: Any, b: Any, where: str) -> None:
+    """Equal as values: numbers by value (znh5md and the reference read ints as floats),
+    arrays by value and shape."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        assert isinstance(a, dict) and isinstance(b, dict), f"{where}: {a!r} vs {b!r}"
+        assert set(a) == set(b), f"{where}: keys differ: {sorted(set(a) ^ set(b))}"
+        for k in a:
+            same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), f"{where}: {a!r} vs {b!r}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{where}[{i}]")
+    elif isinstance(a, str) or isinstance(b, str):
+        assert a == b, f"{where}: {a!r} != {b!r}"
+    else:
+        x, y = np.asarray(a), np.asarray(b)
+        assert x.shape == y.shape, f"{where}: shape {x.shape} != {y.shape}"
+        assert np.allclose(x, y, rtol=0, atol=1e-12, equal_nan=True), f"{where}: {x} != {y}"
+
+
+def same_frames(got: list[Any], want: list[Any], who: str) -> None:
+    assert len(got) == len(want), who
+    for i, (g, w) in enumerate(zip(got, want)):
+        same(g, w, f"{who} frame {i}")
+
+
+def release() -> None:
+    """Drops this process's handles so the daemon closes the file."""
+    gc.collect()
+
+
+ZNH5MD_READ = """
+import pickle, sys, znh5md
+io = znh5md.IO(sys.argv[1], **({"particles_group": sys.argv[2]} if len(sys.argv) > 2 else {}))
+sys.stdout.buffer.write(pickle.dumps([describe(a) for a in io[:]]))
+"""
+
+ZNH5MD_WRITE = """
+import sys, znh5md
+io = znh5md.IO(sys.argv[1], **({"particles_group": sys.argv[3]} if len(sys.argv) > 3 else {}))
+io.extend(frames(sys.argv[2]))
+"""
+
+REF_READ = """
+import pickle, sys
+from asebytes import ASEIO
+db = ASEIO(sys.argv[1], readonly=True)
+sys.stdout.buffer.write(pickle.dumps([describe(db[i]) for i in range(len(db))]))
+"""
+
+REF_WRITE = """
+import sys
+from asebytes import ASEIO
+db = ASEIO(sys.argv[1])
+db.extend(frames(sys.argv[2]))
+"""
+
+
+def expected(case: str, *, drop_momenta: bool = False) -> list[Any]:
+    out = [describe(a) for a in frames(case)]
+    if drop_momenta:
+        for d in out:
+            d["arrays"].pop("momenta", None)
+    return out
+
+
+@pytest.mark.parametrize("case", ["s22", "rich", "sparse"])
+def test_our_files_read_by_znh5md(tmp_path: Path, case: str) -> None:
+    path = str(tmp_path / "ours.h5md")
+    db = ASEIO(path, author_name="tester")
+    db.extend(frames(case))
+    del db
+    release()
+    same_frames(run(sys.executable, ZNH5MD_READ, path), expected(case), "znh5md")
+
+
+@pytest.mark.parametrize("case", ["s22", "rich", "sparse"])
+def test_znh5md_files_read_through_the_daemon(tmp_path: Path, case: str) -> None:
+    path = str(tmp_path / "theirs.h5md")
+    run(sys.executable, ZNH5MD_WRITE, path, case)
+    db = ASEIO(path)
+    got = [describe(db[i]) for i in range(len(db))]
+    same_frames(got, expected(case), "ours")
+    # Bulk reads give the same Atoms.
+    same_frames([describe(a) for a in db[:].to_list()], expected(case), "ours (bulk)")
+
+
+@needs_ref
+@pytest.mark.parametrize("case", ["s22", "rich", "sparse", "reference"])
+def test_our_files_read_by_the_reference(tmp_path: Path, case: str) -> None:
+    path = str(tmp_path / "ours.h5md")
+    db = ASEIO(path)
+    db.extend(frames(case))
+    del db
+    release()
+    same_frames(run(REF_PYTHON, REF_READ, path), expected(case), "reference")
+
+
+@needs_ref
+@pytest.mark.parametrize("case", ["s22", "rich", "sparse", "reference"])
+def test_reference_files_read_through_the_daemon(tmp_path: Path, case: str) -> None:
+    path = str(tmp_path / "theirs.h5md")
+    run(REF_PYTHON, REF_WRITE, path, case)
+    db = ASEIO(path)
+    same_frames([describe(db[i]) for i in range(len(db))], expected(case), "ours")
+    same_frames([describe(a) for a in db[:].to_list()], expected(case), "ours (bulk)")
+
+
+def test_an_h5_file_with_an_h5md_group_is_served_as_h5md(tmp_path: Path) -> None:
+    theirs = str(tmp_path / "written_by_znh5md.h5")
+    run(sys.executable, ZNH5MD_WRITE, theirs, "rich")
+    db = ASEIO(theirs)
+    same_frames([describe(db[i]) for i in range(len(db))], expected("rich"), "sniffed")
+    assert H5MDBackend.list_groups(theirs) == ["atoms"]
+    # A new .h5 stays the columnar HDF5 store.
+    plain = str(tmp_path / "plain.h5")
+    ObjectIO(plain).extend([{"calc.energy": 1.0}])
+    release()
+    seen = run(
+        sys.executable,
+        "import h5py, pickle, sys\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "sys.stdout.buffer.write(pickle.dumps(sorted(f)))\n",
+        plain,
+    )
+    assert seen == ["default"]
+
+
+def test_groups_are_particles_groups_both_ways(tmp_path: Path) -> None:
+    path = str(tmp_path / "multi.h5md")
+    ASEIO(path, group="solvent").extend(frames("s22")[:2])
+    ASEIO(path, group="solute").extend(frames("rich")[:3])
+    assert H5MDBackend.list_groups(path) == ["solute", "solvent"]
+    release()
+    got = run(sys.executable, ZNH5MD_READ, path, "solute")
+    same_frames(got, expected("rich")[:3], "znh5md solute")
+    theirs = str(tmp_path / "theirs.h5md")
+    run(sys.executable, ZNH5MD_WRITE, theirs, "s22", "water")
+    # No group given: the first particles group of the file.
+    db = ASEIO(theirs)
+    same_frames([describe(db[i]) for i in range(len(db))], expected("s22"), "default group")
+
+
+RETRY_READ = """
+import pickle, sys, time, znh5md
+deadline = time.monotonic() + 30
+while True:
+    try:
+        frames_read = znh5md.IO(sys.argv[1])[:]
+        break
+    except Exception:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.05)
+sys.stdout.buffer.write(pickle.dumps([describe(a) for a in frames_read]))
+"""
+
+HOLD = """
+import sys, h5py
+f = h5py.File(sys.argv[1], "a")
+print("holding", flush=True)
+sys.stdin.readline()
+f.close()
+"""
+
+
+def test_the_daemon_lets_go_of_a_file_no_client_uses(tmp_path: Path) -> None:
+    """With HDF5's file locking on, znh5md in another process opens the file once our
+    last handle is gone (the daemon closed it), and our handle's next use reopens it."""
+    path = str(tmp_path / "shared.h5md")
+    db = ASEIO(path)
+    db.extend(frames("s22"))
+    del db
+    release()
+    got = run(sys.executable, RETRY_READ, path, locking=True)
+    same_frames(got, expected("s22"), "znh5md with locking")
+    again = ASEIO(path)
+    assert len(again) == len(expected("s22"))
+
+
+def test_a_file_another_program_holds_gives_an_error_naming_file_and_holder(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "held.h5md")
+    run(sys.executable, ZNH5MD_WRITE, path, "s22")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(OSError) as err:
+            len(ASEIO(path))
+        msg = str(err.value)
+        assert path in msg, msg
+        assert f"pid {holder.pid}" in msg, msg
+        assert "errno" not in msg and "H5F" not in msg, msg
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=60)
+    # Once the other program is done, the same path opens.
+    assert len(ASEIO(path)) == len(expected("s22"))
