@@ -57,10 +57,10 @@ from ._columnar import (
     RaggedColumnarBackend,
     ZarrBackend,
 )
-from ._h5md import H5MDBackend
 from ._concat import ConcatView
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
+from ._h5md import H5MDBackend
 from ._io import ASEIO, BlobIO, ObjectIO
 from ._json import AtomsDecoder, AtomsEncoder
 from ._schema import SchemaEntry
@@ -115,6 +115,7 @@ __all__ = [
     "ColumnView",
     "ColumnarBackend",
     "ConcatView",
+    "H5MDBackend",
     "LMDBBlobBackend",
     "LMDBObjectBackend",
     "LMDBObjectReadBackend",
@@ -135,7 +136,6 @@ __all__ = [
     "SyncToAsyncReadWriteAdapter",
     "ViewParent",
     "ZarrBackend",
-    "H5MDBackend",
     "__version__",
     "atoms_to_dict",
     "decode",

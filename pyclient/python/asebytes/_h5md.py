@@ -57,7 +57,12 @@ class H5MDBackend(DaemonBackend):
         options: dict[str, Any] | None = None,
         tier: str | None = None,
     ) -> Any:
-        del pbc_group, rdcc_nbytes, variable_shape, chunk_size  # no effect, as in the reference
+        del (
+            pbc_group,
+            rdcc_nbytes,
+            variable_shape,
+            chunk_size,
+        )  # no effect, as in the reference
         if file_handle is not None or file_factory is not None:
             raise AsebytesTypeError(
                 "file_handle= and file_factory= are not supported: the daemon opens the file "

@@ -513,7 +513,10 @@ impl Engine for H5mdEngine {
         let root = inner.root()?;
         // 1. Data first.
         f_flush(&inner)?;
-        // 2. Everything but the commit point, with the reference's column names.
+        // 2. Everything but the commit point, with the reference's column names. The
+        // particles group always exists, so `list_groups` (the groups of `/particles`, as
+        // the reference and znh5md list them) sees a group of only observables too.
+        tree::require_group(&root, &format!("particles/{g}"))?;
         let meta = tree::require_group(&root, &format!("asebytes/{g}"))?;
         let mut disk = new_attrs.clone();
         for k in ["columns", "per_atom_columns"] {

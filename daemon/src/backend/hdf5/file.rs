@@ -112,7 +112,8 @@ impl H5File {
                     format!("HDF5 file {} does not exist", path.display()),
                 ));
             }
-            b.open(path).map_err(|e| with_holders(h5err(&what)(e), path))?
+            b.open(path)
+                .map_err(|e| with_holders(h5err(&what)(e), path))?
         } else {
             b.append(path)
                 .map_err(|e| with_holders(h5err(&what)(e), path))?
