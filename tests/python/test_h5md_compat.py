@@ -318,10 +318,7 @@ def test_a_file_another_program_holds_gives_an_error_naming_file_and_holder(
         assert f"pid {holder.pid}" in msg, msg
         assert "errno" not in msg and "H5F" not in msg, msg
     finally:
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(timeout=60)
+        holder.communicate(input="\n", timeout=60)
     # Once the other program is done, the same path opens.
     assert len(ASEIO(path)) == len(expected("s22"))
 
@@ -371,3 +368,109 @@ def test_appends_through_the_daemon_while_other_processes_read(tmp_path: Path) -
     assert len(db) == 1 + batches * per
     assert db[-1].info["late_key"] == float(batches - 1)
     assert "late_key" not in db[1].info
+
+
+# ---------------------------------------------------------------- the reference's bugs, fixed
+
+
+def test_constraints_survive_bulk_reads_and_never_leak_into_info(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "c.h5md")
+    db = ASEIO(path)
+    db.extend(frames("reference"))
+    want = expected("reference")
+    for how, got in (
+        ("db[i]", [db[i] for i in range(len(db))]),
+        ("to_list", db[:].to_list()),
+        ("iteration", list(db)),
+        ("view", db[[2, 0]].to_list()),
+    ):
+        idx = [2, 0] if how == "view" else range(len(want))
+        for a, i in zip(got, idx):
+            assert "constraints_json" not in a.info, how
+            same(describe(a)["constraints"], want[i]["constraints"], f"{how} {i}")
+    assert "info.constraints_json" not in ObjectIO(path).keys(0)
+    assert "constraints" in ObjectIO(path).keys(0)
+
+
+def test_info_and_calc_of_one_name_both_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "clash.h5md")
+    db = ObjectIO(path)
+    db.extend(
+        [{"info.stress": 1.0, "calc.stress": np.arange(6.0), "calc.dipole": [1, 2]}]
+    )
+    row = db[0]
+    assert row["info.stress"] == 1.0
+    assert np.array_equal(row["calc.stress"], np.arange(6.0))
+
+
+def test_extend_leaves_the_callers_rows_untouched(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.h5md")
+    numbers = np.array([1, 8, 1])
+    row = {
+        "arrays.numbers": numbers,
+        "arrays.positions": np.zeros((3, 3)),
+        "constraints": [{"name": "FixAtoms", "kwargs": {"indices": [0]}}],
+        "info.connectivity": [(0, 1), (1, 2)],
+    }
+    before = dict(row)
+    ObjectIO(path).extend([row])
+    assert row.keys() == before.keys()
+    assert row["arrays.numbers"] is numbers and numbers.dtype == np.int64
+    assert row["info.connectivity"] == [(0, 1), (1, 2)]
+
+
+def test_numbers_ints_and_bools_keep_their_types(tmp_path: Path) -> None:
+    path = str(tmp_path / "t.h5md")
+    db = ObjectIO(path)
+    db.extend(
+        [
+            {
+                "arrays.numbers": np.array([1, 8]),
+                "arrays.positions": np.zeros((2, 3)),
+                "arrays.tags": np.array([3, 4], dtype=np.int32),
+                "info.n": 3,
+                "info.flag": True,
+            },
+            {
+                "arrays.numbers": np.array([6]),
+                "arrays.positions": np.zeros((1, 3)),
+                "info.n": 4,
+            },
+        ]
+    )
+    a, b = db[0], db[1]
+    assert a["arrays.numbers"].dtype == np.int64
+    assert a["arrays.tags"].dtype == np.int32 and list(a["arrays.tags"]) == [3, 4]
+    assert type(a["info.n"]) is int and type(a["info.flag"]) is bool
+    assert "info.flag" not in b and "arrays.tags" not in b
+    release()
+    # znh5md reads the same values (as numbers), padding stripped.
+    seen = run(
+        sys.executable,
+        "import pickle, sys, znh5md\n"
+        "io = znh5md.IO(sys.argv[1])\n"
+        "sys.stdout.buffer.write(pickle.dumps([dict(a.arrays) for a in io[:]]))\n",
+        path,
+    )
+    assert list(seen[1]["numbers"]) == [6]
+    assert list(seen[0]["tags"]) == [3, 4]
+
+
+def test_the_registry_follows_the_tables_content_sniff(tmp_path: Path) -> None:
+    from asebytes._registry import backend_table, resolve
+
+    table = {e.scheme: e for e in backend_table()}
+    assert table["h5md"].patterns == ("*.h5md",)
+    assert table["h5md"].sniffed_patterns == ("*.h5",)
+    assert "author_name" in table["h5md"].options
+    new = str(tmp_path / "new.h5")
+    assert resolve(new).backend == "hdf5"  # a new .h5 stays columnar HDF5
+    assert resolve(str(tmp_path / "new.h5md")).backend == "h5md"
+    h5md_in_h5 = str(tmp_path / "md.h5")
+    run(sys.executable, ZNH5MD_WRITE, h5md_in_h5, "s22")
+    assert resolve(h5md_in_h5).backend == "h5md"
+    with pytest.raises(TypeError, match="author_name"):
+        ObjectIO(new, author_name="x")  # the HDF5 backend takes no author
+    ObjectIO(h5md_in_h5, author_name="x")  # the sniffed H5MD backend does
