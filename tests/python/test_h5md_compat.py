@@ -474,3 +474,17 @@ def test_the_registry_follows_the_tables_content_sniff(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="author_name"):
         ObjectIO(new, author_name="x")  # the HDF5 backend takes no author
     ObjectIO(h5md_in_h5, author_name="x")  # the sniffed H5MD backend does
+
+
+def test_appending_to_a_znh5md_file_keeps_every_frame_readable(tmp_path: Path) -> None:
+    """The reference records ``_n_atoms`` of the appended frames only; we keep the old
+    frames' counts too, and znh5md reads the whole file."""
+    path = str(tmp_path / "theirs.h5md")
+    run(sys.executable, ZNH5MD_WRITE, path, "s22")
+    db = ASEIO(path)
+    db.extend(frames("s22")[:2])
+    want = expected("s22") + expected("s22")[:2]
+    same_frames([describe(db[i]) for i in range(len(db))], want, "ours")
+    del db
+    release()
+    same_frames(run(sys.executable, ZNH5MD_READ, path), want, "znh5md")

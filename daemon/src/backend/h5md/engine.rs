@@ -389,7 +389,7 @@ impl Engine for H5mdEngine {
                 path: el,
             } => {
                 let mut f = values::to_f64(*logical, data)?;
-                if el.starts_with("particles/") && count.len() >= 2 {
+                if el.starts_with("particles/") && !el.contains("/box/") && count.len() >= 2 {
                     let atoms = inner.atoms_of(name, slab.start[0], slab.count[0])?;
                     values::nan_padding(&mut f, &atoms, slab.start[1], &count);
                 }

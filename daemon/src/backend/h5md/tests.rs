@@ -286,3 +286,37 @@ fn groups_default_and_list_and_h5_files_are_sniffed() {
         "atoms"
     );
 }
+
+#[test]
+fn float_pbc_of_a_znh5md_file_stays_whole_on_small_frames() {
+    use crate::backend::columnar::engine::DType;
+    use crate::backend::hdf5::dataset::{Compression, CreateSpec};
+    let d = tempfile::tempdir().unwrap();
+    let mut b = store(&d, "atoms", false);
+    extend(&mut b, vec![Some(frame(1, 1.0))]).unwrap();
+    drop(b);
+    {
+        // znh5md writes pbc as float64 and no /asebytes.
+        let f = H5File::open(&d.path().join("t.h5md"), false).unwrap();
+        let root = f.root();
+        root.unlink("asebytes").unwrap();
+        root.unlink("particles/atoms/box/pbc/value").unwrap();
+        let spec = CreateSpec {
+            elem: DType::F64,
+            shape: vec![1, 3],
+            chunk: vec![64, 3],
+            compression: Compression::None,
+        };
+        let c = Column::create(&root, "particles/atoms/box/pbc/value", &spec).unwrap();
+        let v: Vec<u8> = [1.0_f64, 0.0, 1.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        c.write_raw(&[0, 0], &[1, 3], &v).unwrap();
+    }
+    let mut b = store(&d, "atoms", false);
+    extend(&mut b, vec![Some(frame(1, 2.0))]).unwrap();
+    let pbc = Value::Array(NdArray::from_elements(vec![3], &[true, false, true]).unwrap());
+    assert_eq!(field(&get(&*b, 0), "pbc"), Some(&pbc));
+    assert_eq!(field(&get(&*b, 1), "pbc"), Some(&pbc));
+}
