@@ -488,3 +488,36 @@ def test_appending_to_a_znh5md_file_keeps_every_frame_readable(tmp_path: Path) -
     del db
     release()
     same_frames(run(sys.executable, ZNH5MD_READ, path), want, "znh5md")
+
+
+def test_h5md_backend_with_the_references_keywords(tmp_path: Path) -> None:
+    path = str(tmp_path / "k.h5md")
+    backend = H5MDBackend(
+        path, author_name="Ada", author_email="ada@example.org", compression=None
+    )
+    db = ASEIO(backend)
+    db.extend(frames("s22")[:2])
+    assert len(db) == 2
+    del db, backend
+    release()
+    seen = run(
+        sys.executable,
+        "import h5py, pickle, sys\n"
+        "f = h5py.File(sys.argv[1], 'r')\n"
+        "a, c = f['h5md/author'].attrs, f['h5md/creator'].attrs\n"
+        "v = f['particles/atoms/position/value']\n"
+        "out = (str(a['name']), str(a['email']), str(c['name']), list(f['h5md'].attrs['version']),\n"
+        "       v.compression, str(v.attrs['unit']),\n"
+        "       str(f['observables/atoms/potential_energy'].attrs['ASE_ENTRY_ORIGIN']))\n"
+        "sys.stdout.buffer.write(pickle.dumps(out))\n",
+        path,
+    )
+    assert seen == (
+        "Ada",
+        "ada@example.org",
+        "asebytes-rs",
+        [1, 1],
+        None,
+        "Angstrom",
+        "calc",
+    )
