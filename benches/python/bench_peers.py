@@ -232,6 +232,12 @@ class OursH5(OursLMDB):
     suffix = ".h5"
 
 
+class OursH5MD(OursLMDB):
+    name = "ours-h5md"
+    label = "asebytes-rs H5MD (daemon)"
+    suffix = ".h5md"
+
+
 class OursMemory(OursLMDB):
     name = "ours-memory"
     label = "asebytes-rs memory:// (daemon)"
@@ -267,6 +273,12 @@ class RefH5(RefLMDB):
     name = "asebytes-h5"
     label = "asebytes 0.3.3 HDF5"
     suffix = ".h5"
+
+
+class RefH5MD(RefLMDB):
+    name = "asebytes-h5md"
+    label = "asebytes 0.3.3 H5MD"
+    suffix = ".h5md"
 
 
 # ---------------------------------------------------------------------- ase.db (aselmdb, SQLite)
@@ -578,10 +590,12 @@ PEERS: dict[str, type[Peer]] = {
         OursLMDB,
         OursZarr,
         OursH5,
+        OursH5MD,
         OursMemory,
         RefLMDB,
         RefZarr,
         RefH5,
+        RefH5MD,
         AseLMDB,
         ZnH5MD,
         ExtXYZ,
@@ -618,4 +632,5 @@ NOTES = {
     "ours-memory": "as ours-lmdb; not persistent",
     "ours-zarr": "as ours-lmdb; energies column read packed (one array from the daemon)",
     "ours-h5": "as ours-zarr",
+    "ours-h5md": "as ours-zarr; the file is the one znh5md reads",
 }

@@ -263,11 +263,17 @@ impl Registry {
     pub fn open(&self, conn: ConnId, req: &Open) -> Result<Opened> {
         let loc = Location::parse(&req.location)?;
         let options = loc.options(req)?;
-        let group = req
-            .group
-            .as_deref()
-            .filter(|g| !g.is_empty())
-            .unwrap_or(DEFAULT_GROUP);
+        let fallback;
+        let group = match req.group.as_deref().filter(|g| !g.is_empty()) {
+            Some(g) => g,
+            None => {
+                fallback = loc
+                    .entry
+                    .default_group
+                    .map_or_else(|| DEFAULT_GROUP.to_string(), |f| f(&loc.path));
+                fallback.as_str()
+            }
+        };
         let key = loc.key(group);
         loop {
             let mut inner = self.lock();

@@ -1,7 +1,7 @@
 //! `kill -9` of the daemon during concurrent appends from several client processes, and of
 //! a client mid-batch, on every persistent backend the daemon serves: one test body
 //! ([`e2e_common::kill9::run`]) per store kind. LMDB and Zarr must keep every acknowledged
-//! batch through every kill; HDF5 is measured against the rate its docs state.
+//! batch through every kill; HDF5 and H5MD are measured against the rate their docs state.
 
 mod e2e_common;
 
@@ -42,4 +42,10 @@ fn kill9_hdf5() {
 #[test]
 fn kill9_hdf5_padded() {
     kill9::run("h5p", Promise::Measured);
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn kill9_h5md() {
+    kill9::run("h5md", Promise::Measured);
 }

@@ -81,9 +81,22 @@ fn backends(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         };
         d.set_item("location", kind)?;
         d.set_item("options", e.options.to_vec())?;
+        d.set_item("sniffed_patterns", e.sniffed_patterns.to_vec())?;
         out.append(d)?;
     }
     Ok(out)
+}
+
+/// Whether backend `scheme` claims the existing file `path` by its content (the table's
+/// sniff, e.g. H5MD content in a `*.h5`); `False` for backends without one.
+#[pyfunction]
+fn sniff(py: Python<'_>, scheme: &str, path: &str) -> bool {
+    use asebytes_daemon::backend::table;
+    py.detach(|| {
+        table::by_scheme(scheme)
+            .and_then(|e| e.sniff)
+            .is_some_and(|f| f(std::path::Path::new(path)))
+    })
 }
 
 /// One value in the msgpack-numpy layout; errors name `key`.
@@ -292,6 +305,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(transport::reply_header, m)?)?;
     m.add_function(wrap_pyfunction!(transport::ensure_daemon, m)?)?;
     m.add_function(wrap_pyfunction!(list_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(sniff, m)?)?;
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     m.add_function(wrap_pyfunction!(encode_value, m)?)?;
     m.add_function(wrap_pyfunction!(decode_value, m)?)?;

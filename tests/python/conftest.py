@@ -98,7 +98,7 @@ class Backend:
 
 
 #: Backends served by the daemon; the others live in this process.
-DAEMON = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p")
+DAEMON = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p", "h5md")
 MODES = ("sync", "async")
 #: File extension of each file-backed daemon backend.
 _FILES = {
@@ -107,6 +107,7 @@ _FILES = {
     "zarrp": ".zarrp",
     "h5": ".h5",
     "h5p": ".h5p",
+    "h5md": ".h5md",
 }
 
 

@@ -55,7 +55,7 @@ def test_reference_name_not_built_yet_says_so(name: str) -> None:
 
 def test_from_import_of_later_name_carries_the_message() -> None:
     with pytest.raises(ImportError, match="not available yet"):
-        exec("from asebytes import H5MDBackend", {})  # noqa: S102 - the statement under test
+        exec("from asebytes import MongoObjectBackend", {})  # noqa: S102 - the statement under test
 
 
 def test_unknown_attribute_is_attribute_error() -> None:
@@ -103,7 +103,6 @@ def test_registry_makes_relative_paths_absolute(
 @pytest.mark.parametrize(
     "location",
     [
-        "x.h5md",
         "x.xyz",
         "x.extxyz",
         "x.traj",

@@ -55,6 +55,7 @@ pub fn backends() -> Vec<BackendFixture> {
     {
         all.push(fixture("h5", open_h5, open_h5_readonly));
         all.push(fixture("h5p", open_h5p, open_h5p_readonly));
+        all.push(fixture("h5md", open_h5md, open_h5md_readonly));
     }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
@@ -250,6 +251,38 @@ fn open_h5p(dir: &Path) -> Box<dyn Backend> {
 #[cfg(feature = "hdf5")]
 fn open_h5p_readonly(dir: &Path) -> Box<dyn Backend> {
     h5_open(dir, "h5p", true)
+}
+
+#[cfg(feature = "hdf5")]
+fn h5md_open(dir: &Path, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::h5md::H5mdBackend;
+    let opts = OpenOptions {
+        path: dir.join("store.h5md").to_string_lossy().into_owned(),
+        group: "default".into(),
+        readonly,
+        ..Default::default()
+    };
+    if readonly {
+        let mut w = H5mdBackend::open(&OpenOptions {
+            readonly: false,
+            ..opts.clone()
+        })
+        .expect("open h5md");
+        w.write(&mut |_| Ok(())).expect("create the h5md file");
+    }
+    Box::new(as_values::AsValues::new(Box::new(
+        H5mdBackend::open(&opts).expect("open h5md"),
+    )))
+}
+
+#[cfg(feature = "hdf5")]
+fn open_h5md(dir: &Path) -> Box<dyn Backend> {
+    h5md_open(dir, false)
+}
+
+#[cfg(feature = "hdf5")]
+fn open_h5md_readonly(dir: &Path) -> Box<dyn Backend> {
+    h5md_open(dir, true)
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

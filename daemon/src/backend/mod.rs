@@ -14,6 +14,8 @@
 pub mod columnar;
 pub mod error;
 #[cfg(feature = "hdf5")]
+pub mod h5md;
+#[cfg(feature = "hdf5")]
 pub mod hdf5;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;

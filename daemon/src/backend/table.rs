@@ -4,6 +4,8 @@
 //! error messages, `ListGroups` and the Python registry (through `_native.backends()`)
 //! all read this table; nothing else names backends.
 
+use std::path::Path;
+
 use super::{Backend, OpenOptions, Result};
 
 /// How a backend's location becomes the canonical part of a store key.
@@ -29,6 +31,14 @@ pub struct BackendEntry {
     pub label: &'static str,
     /// Whole-location `fnmatch` patterns that select it (`*.lmdb`); empty for URI-only.
     pub patterns: &'static [&'static str],
+    /// Patterns that select it only for an existing file that [`BackendEntry::sniff`]
+    /// accepts (H5MD content in a `*.h5`); checked before every plain pattern.
+    pub sniffed_patterns: &'static [&'static str],
+    /// Looks at an existing file's content (cheap; never fails, `false` when unsure).
+    pub sniff: Option<fn(&Path) -> bool>,
+    /// The group a store opens when the client names none (`None`: `default`), from the
+    /// canonical location (H5MD: the first particles group of an existing file).
+    pub default_group: Option<fn(&str) -> String>,
     /// How its location is made canonical.
     pub location: LocationKind,
     /// Option names `Open` may carry for it; any other name is refused.
@@ -52,6 +62,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::hdf5::ENTRY,
     #[cfg(feature = "hdf5")]
     super::hdf5::ENTRY_PADDED,
+    #[cfg(feature = "hdf5")]
+    super::h5md::ENTRY,
 ];
 
 /// The entry for `scheme`.
@@ -73,11 +85,22 @@ pub fn open(scheme: &str, opts: &OpenOptions) -> Result<Box<dyn Backend>> {
     }
 }
 
-/// The entry whose patterns match a plain (scheme-less) location.
+/// The entry whose patterns match a plain (scheme-less) location: first an entry whose
+/// sniffed patterns match an existing file its sniff accepts, then the first plain match.
 pub fn by_pattern(location: &str) -> Option<&'static BackendEntry> {
-    BACKENDS
-        .iter()
-        .find(|e| e.patterns.iter().any(|p| glob_match(p, location)))
+    BACKENDS.iter().find(|e| sniffed(e, location)).or_else(|| {
+        BACKENDS
+            .iter()
+            .find(|e| e.patterns.iter().any(|p| glob_match(p, location)))
+    })
+}
+
+/// Whether `e` claims `location` by content (see [`BackendEntry::sniffed_patterns`]).
+pub fn sniffed(e: &BackendEntry, location: &str) -> bool {
+    let Some(sniff) = e.sniff else {
+        return false;
+    };
+    e.sniffed_patterns.iter().any(|p| glob_match(p, location)) && sniff(Path::new(location))
 }
 
 /// What this build knows, for "no backend" messages: `*.lmdb, memory://`.

@@ -55,7 +55,9 @@ pub enum Promise {
 /// Options of the `Open` request: `ABT_HDF5_KILL_COMPRESSION` for HDF5 stores.
 fn open_request(location: &str) -> Request {
     let mut options = OptionMap::new();
-    let hdf5 = location.ends_with(".h5") || location.ends_with(".h5p");
+    let hdf5 = [".h5", ".h5p", ".h5md"]
+        .iter()
+        .any(|e| location.ends_with(e));
     if let (true, Ok(c)) = (hdf5, std::env::var("ABT_HDF5_KILL_COMPRESSION")) {
         options.insert("compression".into(), OptionValue::Str(c));
     }

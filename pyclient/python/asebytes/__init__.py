@@ -60,6 +60,7 @@ from ._columnar import (
 from ._concat import ConcatView
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
+from ._h5md import H5MDBackend
 from ._io import ASEIO, BlobIO, ObjectIO
 from ._json import AtomsDecoder, AtomsEncoder
 from ._schema import SchemaEntry
@@ -114,6 +115,7 @@ __all__ = [
     "ColumnView",
     "ColumnarBackend",
     "ConcatView",
+    "H5MDBackend",
     "LMDBBlobBackend",
     "LMDBObjectBackend",
     "LMDBObjectReadBackend",
@@ -153,7 +155,6 @@ NOT_YET_AVAILABLE: frozenset[str] = frozenset(
         "ColumnMapping",
         "COLABFIT",
         "OPTIMADE",
-        "H5MDBackend",
         "MongoObjectBackend",
         "AsyncMongoObjectBackend",
         "RedisBlobBackend",

@@ -61,6 +61,9 @@ class BackendEntry:
     patterns: tuple[str, ...]
     location: str
     options: tuple[str, ...]
+    #: Patterns that select this backend only for an existing file whose content its
+    #: sniff accepts (H5MD content in a ``*.h5``); checked before every plain pattern.
+    sniffed_patterns: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -75,6 +78,7 @@ def backend_table() -> tuple[BackendEntry, ...]:
             patterns=tuple(e["patterns"]),
             location=e["location"],
             options=tuple(e["options"]),
+            sniffed_patterns=tuple(e.get("sniffed_patterns", ())),
         )
         for e in backends()
     )
@@ -131,6 +135,12 @@ def resolve(location: str) -> Resolved:
         for entry in table:
             if entry.scheme == scheme:
                 return Resolved(entry.scheme, location, entry)
+    for entry in table:
+        if any(fnmatch.fnmatchcase(location, p) for p in entry.sniffed_patterns):
+            from ._native import sniff
+
+            if sniff(entry.scheme, os.path.abspath(location)):
+                return Resolved(entry.scheme, os.path.abspath(location), entry)
     for entry in table:
         if any(fnmatch.fnmatchcase(location, p) for p in entry.patterns):
             return Resolved(entry.scheme, os.path.abspath(location), entry)

@@ -72,6 +72,26 @@ pub fn h5err(what: &str) -> impl Fn(hdf5::Error) -> Error + '_ {
     }
 }
 
+/// A file another program holds: the message names the holders `/proc/locks` lists.
+/// A lock refusal says so in one sentence instead of libhdf5's error stack.
+fn with_holders(mut e: Error, path: &Path) -> Error {
+    if e.kind == ErrorKind::Unavailable && e.message.to_ascii_lowercase().contains("lock") {
+        let holders = crate::procinfo::lock_holders(path);
+        let by = if holders.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = holders.iter().map(ToString::to_string).collect();
+            format!(" (held by {})", list.join(", "))
+        };
+        e.message = format!(
+            "cannot open {}: another program has the file open{by}; HDF5 lets one writer or \
+             several readers hold a file at a time: close it there (or let it finish) and retry",
+            path.display()
+        );
+    }
+    e
+}
+
 /// One open HDF5 file.
 #[derive(Debug)]
 pub struct H5File {
@@ -92,9 +112,11 @@ impl H5File {
                     format!("HDF5 file {} does not exist", path.display()),
                 ));
             }
-            b.open(path).map_err(h5err(&what))?
+            b.open(path)
+                .map_err(|e| with_holders(h5err(&what)(e), path))?
         } else {
-            b.append(path).map_err(h5err(&what))?
+            b.append(path)
+                .map_err(|e| with_holders(h5err(&what)(e), path))?
         };
         Ok(H5File {
             file,
@@ -105,6 +127,11 @@ impl H5File {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The root group (`/`).
+    pub fn root(&self) -> Group {
+        (*self.file).clone()
     }
 
     /// Whether the file was opened read-only.

@@ -16,8 +16,8 @@ pub mod dataset;
 pub mod dtype;
 pub mod engine;
 pub mod file;
-mod room;
-mod undo;
+pub mod room;
+pub mod undo;
 
 use std::path::Path;
 
@@ -37,6 +37,9 @@ pub const ENTRY: BackendEntry = BackendEntry {
     scheme: SCHEME,
     label: "HDF5 (ragged columnar)",
     patterns: &["*.h5"],
+    sniffed_patterns: &[],
+    sniff: None,
+    default_group: None,
     location: LocationKind::File,
     options: config::OPTIONS,
     open: |opts| Ok(Box::new(Hdf5Backend::open(opts, Layout::Ragged)?)),
@@ -48,6 +51,9 @@ pub const ENTRY_PADDED: BackendEntry = BackendEntry {
     scheme: SCHEME_PADDED,
     label: "HDF5 (padded columnar)",
     patterns: &["*.h5p"],
+    sniffed_patterns: &[],
+    sniff: None,
+    default_group: None,
     location: LocationKind::File,
     options: config::OPTIONS,
     open: |opts| Ok(Box::new(Hdf5Backend::open(opts, Layout::Padded)?)),

@@ -1,7 +1,7 @@
 //! The HDF5 engine's undo log: what one transaction changed, so that a rollback can put
 //! the group back as the last commit left it (HDF5 itself has no transactions).
 //!
-//! Layer: used by [`super::engine`] only.
+//! Layer: used by [`super::engine`] and the H5MD engine ([`crate::backend::h5md::engine`]).
 
 use std::collections::BTreeMap;
 
