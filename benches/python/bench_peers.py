@@ -619,3 +619,11 @@ NOTES = {
     "ours-zarr": "as ours-lmdb; energies column read packed (one array from the daemon)",
     "ours-h5": "as ours-zarr",
 }
+
+# Peers on a server the suite starts live in their own modules and join the table here.
+from bench_redis import REDIS_NA, REDIS_NOTES, REDIS_PEERS  # noqa: E402
+from bench_redis import start_server as start_redis  # noqa: E402, F401
+
+PEERS.update(REDIS_PEERS)
+NA_REASONS.update(REDIS_NA)
+NOTES.update(REDIS_NOTES)

@@ -8,6 +8,8 @@
 //! backend's capabilities to exercise the refusal paths.
 
 pub mod as_values;
+#[cfg(feature = "redis")]
+pub mod redis_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,6 +58,11 @@ pub fn backends() -> Vec<BackendFixture> {
         all.push(fixture("h5", open_h5, open_h5_readonly));
         all.push(fixture("h5p", open_h5p, open_h5p_readonly));
     }
+    // Only when wanted: probing starts a redis-server.
+    #[cfg(feature = "redis")]
+    if selected("redis") {
+        all.push(fixture("redis", open_redis, open_redis_readonly));
+    }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
             let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
@@ -69,6 +76,15 @@ pub fn backends() -> Vec<BackendFixture> {
             all
         }
         _ => all,
+    }
+}
+
+/// Whether `ASEBYTES_TEST_BACKENDS` (unset: every backend) selects `name`.
+#[cfg(feature = "redis")]
+fn selected(name: &str) -> bool {
+    match std::env::var("ASEBYTES_TEST_BACKENDS") {
+        Ok(wanted) if !wanted.trim().is_empty() => wanted.split(',').any(|w| w.trim() == name),
+        _ => true,
     }
 }
 
@@ -250,6 +266,36 @@ fn open_h5p(dir: &Path) -> Box<dyn Backend> {
 #[cfg(feature = "hdf5")]
 fn open_h5p_readonly(dir: &Path) -> Box<dyn Backend> {
     h5_open(dir, "h5p", true)
+}
+
+#[cfg(feature = "redis")]
+fn redis_options(dir: &Path, readonly: bool) -> OpenOptions {
+    // One shared server; the trial's unique directory name is its group (key prefix).
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    OpenOptions {
+        path: redis_server::shared_url(),
+        group: format!("contract{}", name.unwrap_or_default()),
+        readonly,
+        options: Default::default(),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(dir: &Path) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::redis::RedisBackend;
+    Box::new(RedisBackend::open(&redis_options(dir, false)).expect("open redis"))
+}
+
+#[cfg(feature = "redis")]
+fn open_redis_readonly(dir: &Path) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::redis::RedisBackend;
+    Box::new(RedisBackend::open(&redis_options(dir, true)).expect("open redis read-only"))
+}
+
+/// Stops test servers the kit started (the suite calls it before exiting).
+pub fn stop_servers() {
+    #[cfg(feature = "redis")]
+    redis_server::stop_shared();
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

@@ -19,6 +19,8 @@ pub mod hdf5;
 pub mod lmdb;
 pub mod memory;
 pub mod options;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod row;
 pub mod space;
 pub mod table;
