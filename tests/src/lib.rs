@@ -270,11 +270,11 @@ fn open_h5p_readonly(dir: &Path) -> Box<dyn Backend> {
 
 #[cfg(feature = "redis")]
 fn redis_options(dir: &Path, readonly: bool) -> OpenOptions {
-    // One shared server; the trial's unique directory name is its group (key prefix).
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    // One shared server; each trial's directory gets a logical database of its own, so
+    // every trial sees the group `default` empty.
     OpenOptions {
-        path: redis_server::shared_url(),
-        group: format!("contract{}", name.unwrap_or_default()),
+        path: redis_server::shared_url(dir),
+        group: "default".into(),
         readonly,
         options: Default::default(),
     }

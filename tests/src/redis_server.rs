@@ -5,11 +5,13 @@
 //!
 //! Layer: test-only kit, beside the contract suite's fixtures in the crate root.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -146,22 +148,38 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-static SHARED: OnceLock<Mutex<Option<RedisServer>>> = OnceLock::new();
+/// Logical databases of the shared server: one per trial directory.
+const SHARED_DATABASES: u32 = 100_000;
 
-/// The suite's shared server, started on first use. Start it from the main thread (the
-/// suite does, when it probes the fixtures): the server is bound to the starting thread's
-/// life. Each trial uses its own group on it.
-pub fn shared_url() -> String {
+static SHARED: OnceLock<Mutex<Option<RedisServer>>> = OnceLock::new();
+static DATABASES: LazyLock<Mutex<HashMap<PathBuf, u32>>> = LazyLock::new(Default::default);
+
+/// A location on the suite's shared server, started on first use, with a logical
+/// database of its own for each `dir` (the same one every time for the same `dir`). Start
+/// it from the main thread (the suite does, when it probes the fixtures): the server is
+/// bound to the starting thread's life.
+pub fn shared_url(dir: &Path) -> String {
     let slot = SHARED.get_or_init(|| {
+        let databases = SHARED_DATABASES.to_string();
         Mutex::new(Some(
-            RedisServer::start().expect("start the contract suite's redis-server"),
+            RedisServer::start_with(&["--databases", &databases])
+                .expect("start the contract suite's redis-server"),
         ))
     });
-    slot.lock()
+    let port = slot
+        .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
-        .map(RedisServer::url)
-        .expect("the shared redis-server was stopped")
+        .map(RedisServer::port)
+        .expect("the shared redis-server was stopped");
+    let mut dbs = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
+    let next = dbs.len() as u32 + 1;
+    assert!(
+        next < SHARED_DATABASES,
+        "the shared redis-server ran out of databases"
+    );
+    let db = *dbs.entry(dir.to_path_buf()).or_insert(next);
+    format!("redis://127.0.0.1:{port}/{db}")
 }
 
 /// Stops the shared server if one was started (the suite calls this before it exits,

@@ -127,7 +127,8 @@ pub trait Snapshot {
             .map(|r| r.into_iter().map(|(k, _)| k).collect())
             .unwrap_or_default())
     }
-    /// Every key ever written (sorted); may include keys no row has any more.
+    /// Every key some row has (sorted). Backends that keep a schema (LMDB, memory, the
+    /// columnar stores) also list keys no row has any more; Redis keeps none.
     fn schema(&self) -> Result<Vec<Key>>;
 }
 

@@ -121,7 +121,9 @@ impl RedisConfig {
                     Some((u, p)) => (u, Some(p)),
                     None => (info, None),
                 };
-                let user = (!user.is_empty()).then(|| percent_decode(user)).transpose()?;
+                let user = (!user.is_empty())
+                    .then(|| percent_decode(user))
+                    .transpose()?;
                 let pass = pass.map(percent_decode).transpose()?;
                 (user, pass)
             }
@@ -271,7 +273,10 @@ mod tests {
         let c = parse("redis://cache-host").unwrap();
         assert_eq!((c.port, c.db), (DEFAULT_PORT, 0));
         let c = parse("redis://[::1]:7000/").unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.server()), ("::1", 7000, "[::1]:7000".into()));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.server()),
+            ("::1", 7000, "[::1]:7000".into())
+        );
     }
 
     #[test]

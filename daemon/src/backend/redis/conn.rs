@@ -57,8 +57,8 @@ impl Pool {
     /// A pool for `cfg`'s server; connects once, so a server that is down or refuses the
     /// credentials is reported at open, naming host and port.
     pub fn connect(cfg: Arc<RedisConfig>) -> Result<Self> {
-        let client = redis::Client::open(cfg.connection_info()?)
-            .map_err(|e| map_err(&cfg.server(), e))?;
+        let client =
+            redis::Client::open(cfg.connection_info()?).map_err(|e| map_err(&cfg.server(), e))?;
         let pool = Self {
             cfg,
             client,
@@ -129,7 +129,10 @@ impl Pool {
 
 impl Conn<'_> {
     /// Runs `f` on the connection; a failure that leaves the connection unusable drops it.
-    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T> {
+    pub fn run<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         let conn = match self.conn.as_mut() {
             Some(c) => c,
             None => {

@@ -148,6 +148,7 @@ while p <= #ARGV do
       each_chunk(keys, function(...) redis.call('HDEL', rk, ...) end)
     end
   elseif op == 'X' then
+    p = p + 1
     local all = redis.call('LRANGE', list, 0, -1)
     for _, sk in ipairs(all) do redis.call('DEL', prefix .. sk) end
     redis.call('DEL', list)
