@@ -621,8 +621,8 @@ NOTES = {
 }
 
 # Peers on a server the suite starts live in their own modules and join the table here.
-from bench_redis import REDIS_NA, REDIS_NOTES, REDIS_PEERS  # noqa: E402
-from bench_redis import start_server as start_redis  # noqa: E402, F401
+from bench_redis import REDIS_NA, REDIS_NOTES, REDIS_PEERS
+from bench_redis import start_server as start_redis  # noqa: F401
 
 PEERS.update(REDIS_PEERS)
 NA_REASONS.update(REDIS_NA)

@@ -2,7 +2,7 @@
 
 Started on a free loopback port with its working directory in a temporary directory,
 without persistence unless asked, and stopped by the test that started it (or by the
-kernel when that process dies: the server gets SIGTERM with its parent). The session
+kernel when that process dies: ``setpriv --pdeathsig``). The session
 server (:func:`shared`) has many logical databases, so every test gets a database of
 its own (``redis://127.0.0.1:PORT/<n>``) and sees no other test's groups. Never touches a
 server it did not start.
@@ -10,9 +10,7 @@ server it did not start.
 
 from __future__ import annotations
 
-import ctypes
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,12 +20,13 @@ from pathlib import Path
 #: Logical databases of the session server: one per test that asks.
 SESSION_DATABASES = 100_000
 
-_PR_SET_PDEATHSIG = 1
 
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes the server get SIGTERM when its parent dies
+    (util-linux ``setpriv``), or nothing where that tool is missing."""
+    if shutil.which("setpriv") is None:
+        return []
+    return ["setpriv", "--pdeathsig", "TERM"]
 
 
 def _free_port() -> int:
@@ -53,9 +52,12 @@ class RedisServer:
     def start(self) -> None:
         """Starts the server (again, on the same port) and waits until it answers."""
         if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed (apt install redis-server)")
+            raise RuntimeError(
+                "redis-server is not installed (apt install redis-server)"
+            )
         self._proc = subprocess.Popen(
             [
+                *_die_with_parent(),
                 "redis-server",
                 "--port",
                 str(self.port),
@@ -72,7 +74,6 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 15
         while not self._answers():

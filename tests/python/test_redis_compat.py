@@ -125,7 +125,7 @@ def server() -> Iterator[RedisServer]:
 
 def assert_same(got: Any, want: Any, where: str = "row") -> None:
     """Equal values with equal types: arrays by dtype, shape and content."""
-    if isinstance(want, np.ndarray) or isinstance(want, np.generic):
+    if isinstance(want, (np.ndarray, np.generic)):
         assert isinstance(got, type(want)), f"{where}: {type(got)} != {type(want)}"
         assert np.asarray(got).dtype == np.asarray(want).dtype, where
         np.testing.assert_array_equal(got, want, err_msg=where)
@@ -154,7 +154,9 @@ def atoms_summary(a: ase.Atoms) -> dict[str, Any]:
     }
 
 
-def test_object_rows_written_here_are_read_by_the_reference(server: RedisServer) -> None:
+def test_object_rows_written_here_are_read_by_the_reference(
+    server: RedisServer,
+) -> None:
     rows = _ns["object_rows"]()
     ObjectIO(server.url(), group="ours-object").extend(rows)
     assert_same(reference(server.url(), "ours-object", "object", "read"), rows)
@@ -173,7 +175,11 @@ def test_object_rows_written_by_the_reference_are_read_and_extended_here(
     db.insert(1, {"info.inserted": "yes"})
     db.update(0, {"calc.energy": 9.5})
     del db[3]
-    expected = [dict(rows[0], **{"calc.energy": 9.5}), {"info.inserted": "yes"}, rows[1]]
+    expected = [
+        dict(rows[0], **{"calc.energy": 9.5}),
+        {"info.inserted": "yes"},
+        rows[1],
+    ]
     expected += [*rows[3:], {"info.late": 1}]
     assert_same(reference(server.url(), "ref-object", "object", "read"), expected)
 

@@ -77,7 +77,16 @@ def test_two_daemons_and_the_reference_append_to_one_group(
     if REF_PYTHON.exists():
         writers.append(
             subprocess.Popen(
-                [str(REF_PYTHON), "-c", WRITER, url, group, "ref", str(BATCHES), str(ROWS)],
+                [
+                    str(REF_PYTHON),
+                    "-c",
+                    WRITER,
+                    url,
+                    group,
+                    "ref",
+                    str(BATCHES),
+                    str(ROWS),
+                ],
                 stdout=subprocess.PIPE,
             )
         )
@@ -151,7 +160,9 @@ def test_a_password_never_shows(tmp_path: Path) -> None:
         s.close()
 
 
-def test_a_restart_fails_the_call_in_flight_whole_and_the_next_call_reconnects() -> None:
+def test_a_restart_fails_the_call_in_flight_whole_and_the_next_call_reconnects() -> (
+    None
+):
     s = RedisServer("--appendonly", "yes", "--appendfsync", "always")
     try:
         db = ObjectIO(s.url(), group="g")
