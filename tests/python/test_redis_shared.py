@@ -139,7 +139,8 @@ def test_a_password_never_shows(tmp_path: Path) -> None:
         db.extend([{"a": 1}])
         assert len(db) == 1
         assert secret not in repr(db)
-        assert secret not in str(_native.Store(s.url(), group="g"))
+        store = _native.Store(s.url(), group="g")
+        assert secret not in repr(store) + store.canonical
         wrong = f"redis://:wrong-{secret}@127.0.0.1:{s.port}/0"
         with pytest.raises(ConnectionError) as info:
             ObjectIO(wrong, group="g")
