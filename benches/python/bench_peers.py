@@ -634,3 +634,11 @@ NOTES = {
     "ours-h5": "as ours-zarr",
     "ours-h5md": "as ours-zarr; the file is the one znh5md reads",
 }
+
+# Peers on a server the suite starts live in their own modules and join the table here.
+from bench_redis import REDIS_NA, REDIS_NOTES, REDIS_PEERS
+from bench_redis import start_server as start_redis  # noqa: F401
+
+PEERS.update(REDIS_PEERS)
+NA_REASONS.update(REDIS_NA)
+NOTES.update(REDIS_NOTES)

@@ -28,7 +28,7 @@ from typing import Any
 import bench_datasets as data
 import bench_report
 from bench_load import LoadMeter
-from bench_peers import NA_REASONS, PEERS
+from bench_peers import NA_REASONS, PEERS, start_redis
 from bench_worker import OPS, supports
 
 HERE = Path(__file__).resolve().parent
@@ -158,6 +158,7 @@ def main() -> None:
         env = dict(os.environ)
         env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
         env["ASEBYTES_IDLE_TIMEOUT"] = "0"
+        redis_server = start_redis(peers, env)
         try:
             results = _run(
                 args, tmp, env, pythons, peers, ops, datasets, rounds, repeats, single
@@ -170,6 +171,8 @@ def main() -> None:
                 capture_output=True,
                 timeout=60,
             )
+            if redis_server is not None:
+                redis_server.close()
 
     report = {
         "meta": {

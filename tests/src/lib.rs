@@ -8,6 +8,8 @@
 //! backend's capabilities to exercise the refusal paths.
 
 pub mod as_values;
+#[cfg(feature = "redis")]
+pub mod redis_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,6 +59,11 @@ pub fn backends() -> Vec<BackendFixture> {
         all.push(fixture("h5p", open_h5p, open_h5p_readonly));
         all.push(fixture("h5md", open_h5md, open_h5md_readonly));
     }
+    // Only when wanted: probing starts a redis-server.
+    #[cfg(feature = "redis")]
+    if selected("redis") {
+        all.push(fixture("redis", open_redis, open_redis_readonly));
+    }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
             let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
@@ -70,6 +77,15 @@ pub fn backends() -> Vec<BackendFixture> {
             all
         }
         _ => all,
+    }
+}
+
+/// Whether `ASEBYTES_TEST_BACKENDS` (unset: every backend) selects `name`.
+#[cfg(feature = "redis")]
+fn selected(name: &str) -> bool {
+    match std::env::var("ASEBYTES_TEST_BACKENDS") {
+        Ok(wanted) if !wanted.trim().is_empty() => wanted.split(',').any(|w| w.trim() == name),
+        _ => true,
     }
 }
 
@@ -283,6 +299,36 @@ fn open_h5md(dir: &Path) -> Box<dyn Backend> {
 #[cfg(feature = "hdf5")]
 fn open_h5md_readonly(dir: &Path) -> Box<dyn Backend> {
     h5md_open(dir, true)
+}
+
+#[cfg(feature = "redis")]
+fn redis_options(dir: &Path, readonly: bool) -> OpenOptions {
+    // One shared server; each trial's directory gets a logical database of its own, so
+    // every trial sees the group `default` empty.
+    OpenOptions {
+        path: redis_server::shared_url(dir),
+        group: "default".into(),
+        readonly,
+        options: Default::default(),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(dir: &Path) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::redis::RedisBackend;
+    Box::new(RedisBackend::open(&redis_options(dir, false)).expect("open redis"))
+}
+
+#[cfg(feature = "redis")]
+fn open_redis_readonly(dir: &Path) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::redis::RedisBackend;
+    Box::new(RedisBackend::open(&redis_options(dir, true)).expect("open redis read-only"))
+}
+
+/// Stops test servers the kit started (the suite calls it before exiting).
+pub fn stop_servers() {
+    #[cfg(feature = "redis")]
+    redis_server::stop_shared();
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

@@ -21,6 +21,8 @@ pub mod hdf5;
 pub mod lmdb;
 pub mod memory;
 pub mod options;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod row;
 pub mod space;
 pub mod table;
@@ -127,7 +129,8 @@ pub trait Snapshot {
             .map(|r| r.into_iter().map(|(k, _)| k).collect())
             .unwrap_or_default())
     }
-    /// Every key ever written (sorted); may include keys no row has any more.
+    /// Every key some row has (sorted). Backends that keep a schema (LMDB, memory, the
+    /// columnar stores) also list keys no row has any more; Redis keeps none.
     fn schema(&self) -> Result<Vec<Key>>;
 }
 

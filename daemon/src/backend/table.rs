@@ -64,6 +64,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::hdf5::ENTRY_PADDED,
     #[cfg(feature = "hdf5")]
     super::h5md::ENTRY,
+    #[cfg(feature = "redis")]
+    super::redis::ENTRY,
 ];
 
 /// The entry for `scheme`.
