@@ -13,6 +13,10 @@
 
 pub mod columnar;
 pub mod error;
+#[cfg(feature = "asefiles")]
+pub mod extxyz;
+#[cfg(feature = "asefiles")]
+pub mod frames;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 #[cfg(feature = "lmdb")]

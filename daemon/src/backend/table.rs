@@ -47,6 +47,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::hdf5::ENTRY,
     #[cfg(feature = "hdf5")]
     super::hdf5::ENTRY_PADDED,
+    #[cfg(feature = "asefiles")]
+    super::extxyz::ENTRY,
 ];
 
 /// The entry for `scheme`.
