@@ -75,6 +75,7 @@ fn backends(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         let kind = match e.location {
             LocationKind::File => "file",
             LocationKind::Name => "name",
+            LocationKind::Shards => "shards",
         };
         d.set_item("location", kind)?;
         d.set_item("options", e.options.to_vec())?;

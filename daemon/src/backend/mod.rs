@@ -11,6 +11,8 @@
 //! The trait is synchronous on purpose: LMDB, HDF5 and Zarr are blocking libraries. The
 //! store actor's own thread absorbs writes; concurrent readers run on connection threads.
 
+#[cfg(feature = "asefiles")]
+pub mod aselmdb;
 pub mod columnar;
 pub mod error;
 #[cfg(feature = "asefiles")]
@@ -26,6 +28,8 @@ pub mod options;
 pub mod row;
 pub mod space;
 pub mod table;
+#[cfg(feature = "asefiles")]
+pub mod traj;
 #[cfg(feature = "zarr")]
 pub mod zarr;
 

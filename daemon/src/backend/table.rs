@@ -13,6 +13,9 @@ pub enum LocationKind {
     File,
     /// A name inside the daemon (`memory://name`); empty means `default`.
     Name,
+    /// A file, or a directory whose entries match the patterns: the shards of one dataset
+    /// (a folder of `*.aselmdb`). Canonicalised as [`LocationKind::File`].
+    Shards,
 }
 
 /// One backend's declaration.
@@ -49,6 +52,10 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::hdf5::ENTRY_PADDED,
     #[cfg(feature = "asefiles")]
     super::extxyz::ENTRY,
+    #[cfg(feature = "asefiles")]
+    super::traj::ENTRY,
+    #[cfg(feature = "asefiles")]
+    super::aselmdb::ENTRY,
 ];
 
 /// The entry for `scheme`.
@@ -75,6 +82,22 @@ pub fn by_pattern(location: &str) -> Option<&'static BackendEntry> {
     BACKENDS
         .iter()
         .find(|e| e.patterns.iter().any(|p| glob_match(p, location)))
+}
+
+/// The entry of kind [`LocationKind::Shards`] whose patterns match an entry of the
+/// directory `location` (a folder of shards names its dataset).
+pub fn by_directory(location: &str) -> Option<&'static BackendEntry> {
+    let entries: Vec<String> = std::fs::read_dir(location)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .collect();
+    BACKENDS.iter().find(|e| {
+        e.location == LocationKind::Shards
+            && entries
+                .iter()
+                .any(|name| e.patterns.iter().any(|p| glob_match(p, name)))
+    })
 }
 
 /// What this build knows, for "no backend" messages: `*.lmdb, memory://`.

@@ -42,12 +42,17 @@ impl Location {
         };
         let (entry, rest) = match location.split_once("://") {
             Some((scheme, rest)) => (table::by_scheme(scheme).ok_or_else(unknown)?, rest),
-            None => (table::by_pattern(location).ok_or_else(unknown)?, location),
+            None => (
+                table::by_pattern(location)
+                    .or_else(|| table::by_directory(location))
+                    .ok_or_else(unknown)?,
+                location,
+            ),
         };
         let path = match entry.location {
             LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
             LocationKind::Name => rest.to_string(),
-            LocationKind::File => canonical_file(location, rest)?,
+            LocationKind::File | LocationKind::Shards => canonical_file(location, rest)?,
         };
         Ok(Self { entry, path })
     }

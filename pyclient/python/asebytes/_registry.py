@@ -42,9 +42,6 @@ _REFERENCE_LOCATIONS: tuple[tuple[str, str], ...] = (
     ("*.h5md", "H5MD"),
     ("*.zarr", "Zarr (ragged columnar)"),
     ("*.zarrp", "Zarr (padded columnar)"),
-    ("*.traj", "ASE trajectory (read-only)"),
-    ("*.xyz", "ASE xyz (read-only)"),
-    ("*.extxyz", "ASE extxyz (read-only)"),
 )
 
 #: Keywords every daemon-served backend takes; any other keyword is a backend option
@@ -111,6 +108,20 @@ def _not_built(location: str) -> UnsupportedOperationError | None:
     return None
 
 
+def _shards_entry(location: str, table: tuple[BackendEntry, ...]) -> BackendEntry | None:
+    """The backend whose shards fill the directory ``location`` (a folder of
+    ``*.aselmdb`` is one dataset), as the daemon's table decides it."""
+    if not os.path.isdir(location):
+        return None
+    names = os.listdir(location)
+    for entry in table:
+        if entry.location == "shards" and any(
+            fnmatch.fnmatchcase(n, p) for n in names for p in entry.patterns
+        ):
+            return entry
+    return None
+
+
 def resolve(location: str) -> Resolved:
     """The backend for ``location``; relative file paths become absolute (the daemon runs
     in another working directory)."""
@@ -128,6 +139,9 @@ def resolve(location: str) -> Resolved:
     for entry in table:
         if any(fnmatch.fnmatchcase(location, p) for p in entry.patterns):
             return Resolved(entry.scheme, os.path.abspath(location), entry)
+    shards = _shards_entry(location, table)
+    if shards is not None:
+        return Resolved(shards.scheme, os.path.abspath(location), shards)
     not_built = _not_built(location)
     if not_built is not None:
         raise not_built

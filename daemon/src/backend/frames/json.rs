@@ -297,6 +297,127 @@ fn collect(v: &Value, shape: &[u64], out: &mut Vec<(Kind, f64, i64)>) -> bool {
     }
 }
 
+// ---- ase.io.jsonio's special objects ----
+
+/// numpy's `str(dtype)` → `dtype.str`, for the dtypes ASE writes.
+fn dtype_str(name: &str) -> Option<String> {
+    Some(
+        match name {
+            "float64" => "<f8",
+            "float32" => "<f4",
+            "float16" => "<f2",
+            "int64" => "<i8",
+            "int32" => "<i4",
+            "int16" => "<i2",
+            "int8" => "|i1",
+            "uint64" => "<u8",
+            "uint32" => "<u4",
+            "uint16" => "<u2",
+            "uint8" => "|u1",
+            "bool" => "|b1",
+            "complex128" => "<c16",
+            "complex64" => "<c8",
+            other if other.starts_with("<U") => other,
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+fn push_item(dtype: &DType, v: &Value, out: &mut Vec<u8>) -> Option<()> {
+    let x = v.as_f64();
+    match (dtype.kind(), dtype.itemsize()) {
+        (b'f', 8) => out.extend_from_slice(&x?.to_le_bytes()),
+        (b'f', 4) => out.extend_from_slice(&(x? as f32).to_le_bytes()),
+        (b'b', 1) => out.push(u8::from(x? != 0.0)),
+        (b'i' | b'u', n) => {
+            let i = match v {
+                Value::Int(i) => *i,
+                Value::UInt(u) => *u as i64,
+                Value::Bool(b) => i64::from(*b),
+                other => other.as_f64()? as i64,
+            };
+            out.extend_from_slice(&i.to_le_bytes()[..n]);
+        }
+        (b'U', n) => {
+            let Value::Str(s) = v else { return None };
+            let width = n / 4;
+            let chars: Vec<char> = s.chars().collect();
+            if chars.len() > width {
+                return None;
+            }
+            for c in &chars {
+                out.extend_from_slice(&(*c as u32).to_le_bytes());
+            }
+            out.resize(out.len() + (width - chars.len()) * 4, 0);
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// `create_ndarray(shape, dtype, flat)`; complex arrays are stored as flat real pairs.
+fn ndarray(spec: &Value) -> Option<NdArray> {
+    let Value::List(parts) = spec else {
+        return None;
+    };
+    let [Value::List(shape), Value::Str(dtype), Value::List(flat)] = parts.as_slice() else {
+        return None;
+    };
+    let shape: Vec<u64> = shape
+        .iter()
+        .map(|d| match d {
+            Value::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let dtype = DType::parse(&dtype_str(dtype)?).ok()?;
+    let item = if dtype.kind() == b'c' {
+        DType::parse(if dtype.itemsize() == 16 { "<f8" } else { "<f4" }).ok()?
+    } else {
+        dtype.clone()
+    };
+    let mut data = Vec::with_capacity(flat.len() * item.itemsize());
+    for v in flat {
+        push_item(&item, v, &mut data)?;
+    }
+    NdArray::new(dtype, shape, data).ok()
+}
+
+/// Applies `ase.io.jsonio`'s object hook bottom-up: `__ndarray__` → arrays,
+/// `__complex__` → complex, `__datetime__` → its ISO string.
+pub fn revive(v: Value) -> Value {
+    match v {
+        Value::List(items) => Value::List(items.into_iter().map(revive).collect()),
+        Value::Map(entries) => {
+            let entries: Vec<(String, Value)> =
+                entries.into_iter().map(|(k, v)| (k, revive(v))).collect();
+            if entries.len() == 1 {
+                let (k, inner) = &entries[0];
+                match k.as_str() {
+                    "__ndarray__" => {
+                        if let Some(a) = ndarray(inner) {
+                            return Value::Array(a);
+                        }
+                    }
+                    "__complex__" => {
+                        if let Value::List(p) = inner
+                            && let [re, im] = p.as_slice()
+                            && let (Some(re), Some(im)) = (re.as_f64(), im.as_f64())
+                        {
+                            return Value::Complex(re, im);
+                        }
+                    }
+                    "__datetime__" => return inner.clone(),
+                    _ => {}
+                }
+            }
+            Value::Map(entries)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
