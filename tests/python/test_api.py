@@ -104,9 +104,6 @@ def test_registry_makes_relative_paths_absolute(
     "location",
     [
         "x.h5md",
-        "x.xyz",
-        "x.extxyz",
-        "x.traj",
         "mongodb://localhost/db",
         "redis://localhost:6379",
         "hf://user/ds",

@@ -44,7 +44,11 @@ def _atoms(seed: int) -> tuple[ase.Atoms, dict, dict]:
             forces=rng.normal(size=(n, 3)),
             stress=rng.normal(size=6),
         )
-    kvp = {"split": "train" if seed % 2 else "val", "sid": seed, "relaxed": seed % 3 == 0}
+    kvp = {
+        "split": "train" if seed % 2 else "val",
+        "sid": seed,
+        "relaxed": seed % 3 == 0,
+    }
     data = {"ref_energy": float(seed) / 3, "fmax": rng.random(3), "tag": {"a": [1, 2]}}
     return a, kvp, data
 
@@ -86,7 +90,7 @@ def test_a_folder_of_shards_is_one_dataset_with_a_global_index(tmp_path: Path) -
     folder = tmp_path / "train"
     folder.mkdir()
     paths = [folder / f"data.{k:04d}.aselmdb" for k in range(3)]
-    _write_shard(paths[0], range(0, 5))
+    _write_shard(paths[0], range(5))
     _write_shard(paths[1], range(5, 13), delete=[2, 5])
     _write_shard(paths[2], range(13, 17))
     (folder / "README.txt").write_text("not a shard")

@@ -108,7 +108,9 @@ def _not_built(location: str) -> UnsupportedOperationError | None:
     return None
 
 
-def _shards_entry(location: str, table: tuple[BackendEntry, ...]) -> BackendEntry | None:
+def _shards_entry(
+    location: str, table: tuple[BackendEntry, ...]
+) -> BackendEntry | None:
     """The backend whose shards fill the directory ``location`` (a folder of
     ``*.aselmdb`` is one dataset), as the daemon's table decides it."""
     if not os.path.isdir(location):

@@ -229,7 +229,7 @@ impl TrackedFile {
         {
             return self.rebuild(scanner, now);
         }
-        if !self.stopped && now.size > self.offsets.end || self.open_tail || self.pending_tail {
+        if (!self.stopped && now.size > self.offsets.end) || self.open_tail || self.pending_tail {
             let mut starts = (*self.offsets.starts).clone();
             let from = if self.open_tail {
                 starts.pop().unwrap_or(0)
@@ -282,7 +282,7 @@ impl TrackedFile {
     fn persist_if_due(&mut self) {
         let n = self.offsets.len();
         let due =
-            self.persisted == 0 && n > 0 || n >= self.persisted + (self.persisted / 16).max(1024);
+            (self.persisted == 0 && n > 0) || n >= self.persisted + (self.persisted / 16).max(1024);
         if !due {
             return;
         }

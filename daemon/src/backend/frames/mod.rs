@@ -27,6 +27,10 @@ pub type Frame = Vec<(String, Value)>;
 pub trait FrameView: Send {
     /// Number of frames in this view.
     fn len(&self) -> u64;
+    /// Whether the view has no frames.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Frame `index` (`< len()`).
     fn frame(&self, index: u64) -> Result<Frame>;
 }
