@@ -37,7 +37,11 @@ fn write_extxyz(dir: &Path) -> PathBuf {
     let path = dir.join("src.extxyz");
     let mut text = String::new();
     for i in 0..N {
-        text += &format!("{}\nProperties=species:S:1:pos:R:3 energy={:.1} step={i}\n", natoms(i), energy(i));
+        text += &format!(
+            "{}\nProperties=species:S:1:pos:R:3 energy={:.1} step={i}\n",
+            natoms(i),
+            energy(i)
+        );
         for a in 0..natoms(i) {
             text += &format!("H {a}.0 0.0 0.0\n");
         }
@@ -95,7 +99,7 @@ fn zlib(text: &str) -> Vec<u8> {
 /// An ase-db-backends shard: LMDB in one file, zlib JSON rows under "1".."N".
 fn write_aselmdb(dir: &Path) -> PathBuf {
     use heed::types::Bytes;
-    use heed::{EnvFlags, EnvOpenOptions};
+    use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
     let path = dir.join("src.aselmdb");
     let mut options = EnvOpenOptions::new();
     options.map_size(1 << 24);
@@ -103,8 +107,16 @@ fn write_aselmdb(dir: &Path) -> PathBuf {
     unsafe { options.flags(EnvFlags::NO_SUB_DIR) };
     // SAFETY: as above.
     let env = unsafe { options.open(&path) }.expect("open lmdb");
+    let wtxn = env.write_txn().expect("txn");
+    let db = env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            opener
+                .create_database::<Bytes, Bytes>(wtxn, None)
+                .map(CommitOrAbort::<_, ()>::Commit)
+        })
+        .expect("db")
+        .unwrap_commit();
     let mut wtxn = env.write_txn().expect("txn");
-    let db = env.create_database::<Bytes, Bytes>(&mut wtxn, None).expect("db");
     for i in 0..N {
         let n = natoms(i);
         let positions: Vec<String> = (0..n).map(|a| format!("{a}.0, 0.0, 0.0")).collect();
@@ -114,18 +126,29 @@ fn write_aselmdb(dir: &Path) -> PathBuf {
             positions.join(", "),
             energy(i)
         );
-        db.put(&mut wtxn, (i + 1).to_string().as_bytes(), &zlib(&row)).expect("put");
+        db.put(&mut wtxn, (i + 1).to_string().as_bytes(), &zlib(&row))
+            .expect("put");
     }
-    db.put(&mut wtxn, b"nextid", &zlib(&(N + 1).to_string())).expect("put");
+    db.put(&mut wtxn, b"nextid", &zlib(&(N + 1).to_string()))
+        .expect("put");
     wtxn.commit().expect("commit");
     drop(env);
     path
 }
 
 const SOURCES: &[Source] = &[
-    Source { scheme: "extxyz", write: write_extxyz },
-    Source { scheme: "traj", write: write_traj },
-    Source { scheme: "aselmdb", write: write_aselmdb },
+    Source {
+        scheme: "extxyz",
+        write: write_extxyz,
+    },
+    Source {
+        scheme: "traj",
+        write: write_traj,
+    },
+    Source {
+        scheme: "aselmdb",
+        write: write_aselmdb,
+    },
 ];
 
 /// A source written in a temporary directory and opened behind a store actor.
@@ -144,9 +167,14 @@ impl Fixture {
             group: "default".into(),
             ..Default::default()
         };
-        let b: Box<dyn Backend> = backend::open(src.scheme, &opts).map_err(|e| format!("open: {e}"))?;
+        let b: Box<dyn Backend> =
+            backend::open(src.scheme, &opts).map_err(|e| format!("open: {e}"))?;
         let store = StoreHandle::spawn(b).map_err(|e| format!("spawn: {e}"))?;
-        Ok(Self { _dir: dir, path, store })
+        Ok(Self {
+            _dir: dir,
+            path,
+            store,
+        })
     }
 
     fn ok(&self, req: asebytes_protocol::Request) -> Result<Response, Failed> {
@@ -163,12 +191,17 @@ impl Fixture {
 
 fn field(row: &Option<asebytes_protocol::Row>, key: &str) -> Result<Value, Failed> {
     let row = row.as_ref().ok_or("placeholder row")?;
-    let (_, v) = row.iter().find(|(k, _)| &k[..] == key.as_bytes()).ok_or(format!("no {key}"))?;
+    let (_, v) = row
+        .iter()
+        .find(|(k, _)| &k[..] == key.as_bytes())
+        .ok_or(format!("no {key}"))?;
     codec::decode(v).map_err(|e| format!("decode {key}: {e}").into())
 }
 
 fn energy_of(row: &Option<asebytes_protocol::Row>) -> Result<f64, Failed> {
-    field(row, "calc.energy")?.as_f64().ok_or_else(|| "energy is not a number".into())
+    field(row, "calc.energy")?
+        .as_f64()
+        .ok_or_else(|| "energy is not a number".into())
 }
 
 fn test_len_is_the_number_of_frames(f: &Fixture) -> Result<(), Failed> {
@@ -177,9 +210,17 @@ fn test_len_is_the_number_of_frames(f: &Fixture) -> Result<(), Failed> {
 
 fn test_get_reads_every_frame_at_any_sign(f: &Fixture) -> Result<(), Failed> {
     for i in 0..N {
-        check_eq(&format!("energy {i}"), energy_of(&as_row(f.ok(get(i as i64))?)?)?, energy(i))?;
+        check_eq(
+            &format!("energy {i}"),
+            energy_of(&as_row(f.ok(get(i as i64))?)?)?,
+            energy(i),
+        )?;
         let back = i as i64 - N as i64;
-        check_eq(&format!("energy {back}"), energy_of(&as_row(f.ok(get(back))?)?)?, energy(i))?;
+        check_eq(
+            &format!("energy {back}"),
+            energy_of(&as_row(f.ok(get(back))?)?)?,
+            energy(i),
+        )?;
         let Value::Array(numbers) = field(&as_row(f.ok(get(i as i64))?)?, "arrays.numbers")? else {
             return Err("numbers are not an array".into());
         };
@@ -196,21 +237,39 @@ fn test_get_out_of_range_is_index_error(f: &Fixture) -> Result<(), Failed> {
 fn test_get_many_in_requested_order_with_duplicates(f: &Fixture) -> Result<(), Failed> {
     let rows = as_rows(f.ok(get_many(vec![2, 0, 2, -1], None))?)?;
     let got: Vec<f64> = rows.iter().map(energy_of).collect::<Result<_, _>>()?;
-    check_eq("energies", got, vec![energy(2), energy(0), energy(2), energy(N - 1)])
+    check_eq(
+        "energies",
+        got,
+        vec![energy(2), energy(0), energy(2), energy(N - 1)],
+    )
 }
 
 fn test_get_with_keys_is_strict(f: &Fixture) -> Result<(), Failed> {
-    let row = as_row(f.ok(get_keys(1, &["calc.energy", "arrays.numbers"]))?)?.ok_or("placeholder")?;
+    let row =
+        as_row(f.ok(get_keys(1, &["calc.energy", "arrays.numbers"]))?)?.ok_or("placeholder")?;
     let names: Vec<&[u8]> = row.iter().map(|(k, _)| &k[..]).collect();
     check_eq("keys", names, vec![&b"calc.energy"[..], b"arrays.numbers"])?;
-    f.err(get_keys(1, &["calc.energy", "info.nope"]), ErrorCode::NotFound)
+    f.err(
+        get_keys(1, &["calc.energy", "info.nope"]),
+        ErrorCode::NotFound,
+    )
 }
 
 fn test_keys_list_the_frame(f: &Fixture) -> Result<(), Failed> {
     let got = as_keys(f.ok(keys(-1))?)?;
-    check_eq("first keys", &got[..4], &["cell", "pbc", "arrays.numbers", "arrays.positions"].map(String::from)[..])?;
-    ensure!(got.iter().any(|k| k == "calc.energy"), "no calc.energy in {got:?}");
-    ensure!(got.iter().any(|k| k == "info.step"), "no info.step in {got:?}");
+    check_eq(
+        "first keys",
+        &got[..4],
+        &["cell", "pbc", "arrays.numbers", "arrays.positions"].map(String::from)[..],
+    )?;
+    ensure!(
+        got.iter().any(|k| k == "calc.energy"),
+        "no calc.energy in {got:?}"
+    );
+    ensure!(
+        got.iter().any(|k| k == "info.step"),
+        "no info.step in {got:?}"
+    );
     Ok(())
 }
 
@@ -218,7 +277,11 @@ fn test_get_column_reads_one_key_of_every_frame(f: &Fixture) -> Result<(), Faile
     let col = as_column(f.ok(get_column("calc.energy", None))?)?;
     let got: Vec<f64> = col
         .iter()
-        .map(|v| codec::decode(v.as_deref().unwrap_or_default()).ok().and_then(|v| v.as_f64()))
+        .map(|v| {
+            codec::decode(v.as_deref().unwrap_or_default())
+                .ok()
+                .and_then(|v| v.as_f64())
+        })
         .collect::<Option<_>>()
         .ok_or("a missing or non-numeric energy")?;
     check_eq("energies", got, (0..N).map(energy).collect())
@@ -229,7 +292,8 @@ fn test_every_write_is_refused_and_changes_nothing(f: &Fixture) -> Result<(), Fa
     for req in every_write() {
         let name = req.name();
         match f.store.execute(req, false) {
-            Response::Error(e) if e.code == ErrorCode::ReadOnly && e.message == "Backend is read-only" => {}
+            Response::Error(e)
+                if e.code == ErrorCode::ReadOnly && e.message == "Backend is read-only" => {}
             other => return Err(format!("{name}: wanted ReadOnly, got {other:?}").into()),
         }
     }
@@ -242,14 +306,32 @@ fn test_every_write_is_refused_and_changes_nothing(f: &Fixture) -> Result<(), Fa
 type Body = fn(&Fixture) -> Result<(), Failed>;
 
 const TESTS: &[(&str, Body)] = &[
-    ("test_len_is_the_number_of_frames", test_len_is_the_number_of_frames),
-    ("test_get_reads_every_frame_at_any_sign", test_get_reads_every_frame_at_any_sign),
-    ("test_get_out_of_range_is_index_error", test_get_out_of_range_is_index_error),
-    ("test_get_many_in_requested_order_with_duplicates", test_get_many_in_requested_order_with_duplicates),
+    (
+        "test_len_is_the_number_of_frames",
+        test_len_is_the_number_of_frames,
+    ),
+    (
+        "test_get_reads_every_frame_at_any_sign",
+        test_get_reads_every_frame_at_any_sign,
+    ),
+    (
+        "test_get_out_of_range_is_index_error",
+        test_get_out_of_range_is_index_error,
+    ),
+    (
+        "test_get_many_in_requested_order_with_duplicates",
+        test_get_many_in_requested_order_with_duplicates,
+    ),
     ("test_get_with_keys_is_strict", test_get_with_keys_is_strict),
     ("test_keys_list_the_frame", test_keys_list_the_frame),
-    ("test_get_column_reads_one_key_of_every_frame", test_get_column_reads_one_key_of_every_frame),
-    ("test_every_write_is_refused_and_changes_nothing", test_every_write_is_refused_and_changes_nothing),
+    (
+        "test_get_column_reads_one_key_of_every_frame",
+        test_get_column_reads_one_key_of_every_frame,
+    ),
+    (
+        "test_every_write_is_refused_and_changes_nothing",
+        test_every_write_is_refused_and_changes_nothing,
+    ),
 ];
 
 /// Every read-only trial of every source.
@@ -260,10 +342,13 @@ pub fn trials(out: &mut Vec<Trial>) {
     unsafe { std::env::set_var("ASEBYTES_CACHE_DIR", cache) };
     for &src in SOURCES {
         for &(name, body) in TESTS {
-            out.push(Trial::test(format!("contract::{}::{name}", src.scheme), move || {
-                let f = Fixture::new(src)?;
-                body(&f)
-            }));
+            out.push(Trial::test(
+                format!("contract::{}::{name}", src.scheme),
+                move || {
+                    let f = Fixture::new(src)?;
+                    body(&f)
+                },
+            ));
         }
     }
 }
