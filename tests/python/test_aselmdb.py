@@ -5,6 +5,7 @@ shard, or a folder of shards as one dataset with a global index; every row reads
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import ase
@@ -104,6 +105,27 @@ def test_a_folder_of_shards_is_one_dataset_with_a_global_index(tmp_path: Path) -
         assert_same_atoms(db[-1], want[-1], "folder[-1]")
     energies = asebytes.ASEIO(str(folder))["calc.energy"].to_list()
     assert len(energies) == 15
+
+
+def test_a_list_of_shards_is_one_dataset_in_the_order_given(tmp_path: Path) -> None:
+    paths = [tmp_path / "b.aselmdb", tmp_path / "a.aselmdb"]
+    _write_shard(paths[0], range(3))
+    _write_shard(paths[1], range(3, 8), delete=[1])
+    want = _expected(paths)
+    db = asebytes.ASEIO([str(p) for p in paths])
+    assert len(db) == 7
+    for i, w in enumerate(want):
+        assert_same_atoms(db[i], w, f"list[{i}]")
+
+    async def last() -> tuple[int, ase.Atoms]:
+        adb = asebytes.AsyncASEIO(paths)
+        return await adb.len(), await adb[-1]
+
+    n, atoms = asyncio.run(last())
+    assert n == 7
+    assert_same_atoms(atoms, want[-1], "async list[-1]")
+    with pytest.raises(TypeError, match="shard of the same format"):
+        asebytes.ASEIO([str(paths[0]), str(tmp_path / "x.lmdb")])
 
 
 def test_writes_are_refused_and_groups_are_empty(tmp_path: Path) -> None:

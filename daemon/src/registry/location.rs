@@ -52,7 +52,8 @@ impl Location {
         let path = match entry.location {
             LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
             LocationKind::Name => rest.to_string(),
-            LocationKind::File | LocationKind::Shards => canonical_file(location, rest)?,
+            LocationKind::File => canonical_file(location, rest)?,
+            LocationKind::Shards => canonical_shards(location, rest)?,
         };
         Ok(Self { entry, path })
     }
@@ -109,6 +110,19 @@ fn canonical_file(location: &str, path: &str) -> Result<String> {
         .into_os_string()
         .into_string()
         .map_err(|_| invalid("the path is not valid UTF-8".into()))
+}
+
+/// A shards location: one path, or several joined by `:` (a list of shards as one
+/// dataset), each made canonical.
+fn canonical_shards(location: &str, rest: &str) -> Result<String> {
+    if !rest.contains(':') || Path::new(rest).exists() {
+        return canonical_file(location, rest);
+    }
+    let parts: Vec<String> = rest
+        .split(':')
+        .map(|p| canonical_file(location, p))
+        .collect::<Result<_>>()?;
+    Ok(parts.join(":"))
 }
 
 /// `fs::canonicalize`, except that components that do not exist yet are appended to the

@@ -124,6 +124,23 @@ def _shards_entry(
     return None
 
 
+def shard_list(locations: list[Any] | tuple[Any, ...]) -> str:
+    """One location for a list of shard files (``["a.aselmdb", "b.aselmdb"]`` ->
+    ``"aselmdb:///abs/a.aselmdb:/abs/b.aselmdb"``): one dataset with a global index, in
+    the order given. Every item must be a path that a ``shards`` backend matches."""
+    paths = [os.fspath(p) for p in locations]
+    entries = {resolve(p).entry for p in paths} if paths else set()
+    if len(entries) != 1 or next(iter(entries)).location != "shards":
+        raise AsebytesTypeError(
+            "A list of locations is one dataset only when every item is a shard of the "
+            "same format (e.g. *.aselmdb files); got " + ", ".join(map(repr, paths))
+        )
+    if any(":" in os.path.abspath(p) for p in paths):
+        raise AsebytesTypeError("shard paths in a list must not contain ':'")
+    entry = next(iter(entries))
+    return f"{entry.scheme}://" + ":".join(os.path.abspath(p) for p in paths)
+
+
 def resolve(location: str) -> Resolved:
     """The backend for ``location``; relative file paths become absolute (the daemon runs
     in another working directory)."""

@@ -193,9 +193,13 @@ impl Shard {
     }
 }
 
-/// The shard files a location names: the file itself, or a directory's `*.aselmdb`
-/// entries in sorted order.
+/// The shard files a location names: the file itself, a directory's `*.aselmdb` entries
+/// in sorted order, or a list of files joined by `:` in the order given.
 pub fn shard_paths(location: &Path) -> Result<Vec<PathBuf>> {
+    let text = location.to_string_lossy();
+    if !location.exists() && text.contains(':') {
+        return Ok(text.split(':').map(PathBuf::from).collect());
+    }
     if !location.is_dir() {
         return Ok(vec![location.to_path_buf()]);
     }
@@ -218,4 +222,25 @@ pub fn shard_paths(location: &Path) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_names_a_file_a_folder_or_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.aselmdb", "a.aselmdb", "a.aselmdb-lock", "notes.txt"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let a = dir.path().join("a.aselmdb");
+        let b = dir.path().join("b.aselmdb");
+        assert_eq!(shard_paths(dir.path()).unwrap(), [a.clone(), b.clone()]);
+        assert_eq!(shard_paths(&a).unwrap(), [a.clone()]);
+        let list = PathBuf::from(format!("{}:{}", b.display(), a.display()));
+        assert_eq!(shard_paths(&list).unwrap(), [b, a]);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(shard_paths(empty.path()).unwrap_err().kind, ErrorKind::NotFound);
+    }
 }
