@@ -241,6 +241,9 @@ mod tests {
         let list = PathBuf::from(format!("{}:{}", b.display(), a.display()));
         assert_eq!(shard_paths(&list).unwrap(), [b, a]);
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(shard_paths(empty.path()).unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            shard_paths(empty.path()).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
     }
 }
