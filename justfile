@@ -100,6 +100,12 @@ bench-latency: develop ref-venv
 bench-readers *ARGS: develop ref-venv
     {{py}} benches/python/bench_readers.py --ref-python {{ref_py}} {{ARGS}}
 
+# Read-only sources (extxyz, traj, aselmdb) against ase.io, ase.db and asebytes 0.3.3 on
+# 10,000 frames; results in benches/results/readonly.{json,md}.
+[group('bench')]
+bench-readonly: develop ref-venv
+    {{py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
+
 # Create .venv-bench: the peers (requirements-bench.txt) and our package as a release wheel
 # built from this checkout (so editing the tree never changes a running benchmark).
 [group('bench')]

@@ -78,6 +78,7 @@ fn backends(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
             LocationKind::File => "file",
             LocationKind::Name => "name",
             LocationKind::Url => "url",
+            LocationKind::Shards => "shards",
         };
         d.set_item("location", kind)?;
         d.set_item("options", e.options.to_vec())?;

@@ -11,6 +11,8 @@ mod errors;
 mod lifecycle;
 mod oracle;
 mod read;
+#[cfg(feature = "asefiles")]
+mod readonly;
 mod write;
 
 use libtest_mimic::Arguments;
@@ -18,6 +20,8 @@ use libtest_mimic::Arguments;
 fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
+    #[cfg(feature = "asefiles")]
+    readonly::trials(&mut trials);
     for fx in asebytes_tests::backends() {
         read::trials(&fx, &mut trials);
         write::trials(&fx, &mut trials);

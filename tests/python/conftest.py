@@ -25,6 +25,8 @@ import pytest
 _SOCKET_DIR = Path(tempfile.mkdtemp(prefix="abt-"))
 os.environ["ASEBYTES_SOCKET"] = str(_SOCKET_DIR / "asebytesd.sock")
 os.environ["ASEBYTES_IDLE_TIMEOUT"] = "0"
+# Frame indexes of read-only files go here, not into the user's cache.
+os.environ["ASEBYTES_CACHE_DIR"] = str(_SOCKET_DIR / "cache")
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -103,9 +103,6 @@ def test_registry_makes_relative_paths_absolute(
 @pytest.mark.parametrize(
     "location",
     [
-        "x.xyz",
-        "x.extxyz",
-        "x.traj",
         "mongodb://localhost/db",
         "hf://user/ds",
         "colabfit://ds",

@@ -11,8 +11,14 @@
 //! The trait is synchronous on purpose: LMDB, HDF5 and Zarr are blocking libraries. The
 //! store actor's own thread absorbs writes; concurrent readers run on connection threads.
 
+#[cfg(feature = "asefiles")]
+pub mod aselmdb;
 pub mod columnar;
 pub mod error;
+#[cfg(feature = "asefiles")]
+pub mod extxyz;
+#[cfg(feature = "asefiles")]
+pub mod frames;
 #[cfg(feature = "hdf5")]
 pub mod h5md;
 #[cfg(feature = "hdf5")]
@@ -26,6 +32,8 @@ pub mod redis;
 pub mod row;
 pub mod space;
 pub mod table;
+#[cfg(feature = "asefiles")]
+pub mod traj;
 #[cfg(feature = "zarr")]
 pub mod zarr;
 

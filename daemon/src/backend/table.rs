@@ -20,6 +20,9 @@ pub enum LocationKind {
     /// everything shown to anyone carry it redacted
     /// ([`asebytes_protocol::redact::redact`]).
     Url,
+    /// A file, or a directory whose entries match the patterns: the shards of one dataset
+    /// (a folder of `*.aselmdb`). Canonicalised as [`LocationKind::File`].
+    Shards,
 }
 
 /// One backend's declaration.
@@ -66,6 +69,12 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::h5md::ENTRY,
     #[cfg(feature = "redis")]
     super::redis::ENTRY,
+    #[cfg(feature = "asefiles")]
+    super::extxyz::ENTRY,
+    #[cfg(feature = "asefiles")]
+    super::traj::ENTRY,
+    #[cfg(feature = "asefiles")]
+    super::aselmdb::ENTRY,
 ];
 
 /// The entry for `scheme`.
@@ -103,6 +112,22 @@ pub fn sniffed(e: &BackendEntry, location: &str) -> bool {
         return false;
     };
     e.sniffed_patterns.iter().any(|p| glob_match(p, location)) && sniff(Path::new(location))
+}
+
+/// The entry of kind [`LocationKind::Shards`] whose patterns match an entry of the
+/// directory `location` (a folder of shards names its dataset).
+pub fn by_directory(location: &str) -> Option<&'static BackendEntry> {
+    let entries: Vec<String> = std::fs::read_dir(location)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .collect();
+    BACKENDS.iter().find(|e| {
+        e.location == LocationKind::Shards
+            && entries
+                .iter()
+                .any(|name| e.patterns.iter().any(|p| glob_match(p, name)))
+    })
 }
 
 /// What this build knows, for "no backend" messages: `*.lmdb, memory://`.

@@ -43,13 +43,19 @@ impl Location {
         };
         let (entry, rest) = match location.split_once("://") {
             Some((scheme, rest)) => (table::by_scheme(scheme).ok_or_else(unknown)?, rest),
-            None => (table::by_pattern(location).ok_or_else(unknown)?, location),
+            None => (
+                table::by_pattern(location)
+                    .or_else(|| table::by_directory(location))
+                    .ok_or_else(unknown)?,
+                location,
+            ),
         };
         let path = match entry.location {
             LocationKind::Name if rest.is_empty() => DEFAULT_GROUP.to_string(),
             LocationKind::Name => rest.to_string(),
             LocationKind::File => canonical_file(location, rest)?,
             LocationKind::Url => canonical_url(location)?,
+            LocationKind::Shards => canonical_shards(location, rest)?,
         };
         Ok(Self { entry, path })
     }
@@ -125,6 +131,19 @@ fn canonical_file(location: &str, path: &str) -> Result<String> {
         .into_os_string()
         .into_string()
         .map_err(|_| invalid("the path is not valid UTF-8".into()))
+}
+
+/// A shards location: one path, or several joined by `:` (a list of shards as one
+/// dataset), each made canonical.
+fn canonical_shards(location: &str, rest: &str) -> Result<String> {
+    if !rest.contains(':') || Path::new(rest).exists() {
+        return canonical_file(location, rest);
+    }
+    let parts: Vec<String> = rest
+        .split(':')
+        .map(|p| canonical_file(location, p))
+        .collect::<Result<_>>()?;
+    Ok(parts.join(":"))
 }
 
 /// `fs::canonicalize`, except that components that do not exist yet are appended to the

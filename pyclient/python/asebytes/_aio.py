@@ -52,6 +52,8 @@ class _AsyncFacade(Displayable, FacadeCore, Generic[R]):
     def __init__(
         self, backend: Any, *, readonly: bool | None = None, **kwargs: Any
     ) -> None:
+        if isinstance(backend, (list, tuple)) and backend:
+            backend = _registry.shard_list(backend)
         if isinstance(backend, (str, os.PathLike)):
             backend = _registry.open_backend(
                 os.fspath(backend),

@@ -47,6 +47,8 @@ class _Facade(Displayable, FacadeCore, MutableSequence[R], Generic[R]):
     def __init__(
         self, backend: Any, *, readonly: bool | None = None, **kwargs: Any
     ) -> None:
+        if isinstance(backend, (list, tuple)) and backend:
+            backend = _registry.shard_list(backend)
         if not isinstance(backend, (str, os.PathLike)):
             _registry.refuse_options(kwargs)
         else:

@@ -42,9 +42,6 @@ _REFERENCE_LOCATIONS: tuple[tuple[str, str], ...] = (
     ("*.h5md", "H5MD"),
     ("*.zarr", "Zarr (ragged columnar)"),
     ("*.zarrp", "Zarr (padded columnar)"),
-    ("*.traj", "ASE trajectory (read-only)"),
-    ("*.xyz", "ASE xyz (read-only)"),
-    ("*.extxyz", "ASE extxyz (read-only)"),
 )
 
 #: Keywords every daemon-served backend takes; any other keyword is a backend option
@@ -121,6 +118,39 @@ def _not_built(location: str) -> UnsupportedOperationError | None:
     return None
 
 
+def _shards_entry(
+    location: str, table: tuple[BackendEntry, ...]
+) -> BackendEntry | None:
+    """The backend whose shards fill the directory ``location`` (a folder of
+    ``*.aselmdb`` is one dataset), as the daemon's table decides it."""
+    if not os.path.isdir(location):
+        return None
+    names = os.listdir(location)
+    for entry in table:
+        if entry.location == "shards" and any(
+            fnmatch.fnmatchcase(n, p) for n in names for p in entry.patterns
+        ):
+            return entry
+    return None
+
+
+def shard_list(locations: list[Any] | tuple[Any, ...]) -> str:
+    """One location for a list of shard files (``["a.aselmdb", "b.aselmdb"]`` ->
+    ``"aselmdb:///abs/a.aselmdb:/abs/b.aselmdb"``): one dataset with a global index, in
+    the order given. Every item must be a path that a ``shards`` backend matches."""
+    paths = [os.fspath(p) for p in locations]
+    entries = {resolve(p).entry for p in paths} if paths else set()
+    if len(entries) != 1 or next(iter(entries)).location != "shards":
+        raise AsebytesTypeError(
+            "A list of locations is one dataset only when every item is a shard of the "
+            "same format (e.g. *.aselmdb files); got " + ", ".join(map(repr, paths))
+        )
+    if any(":" in os.path.abspath(p) for p in paths):
+        raise AsebytesTypeError("shard paths in a list must not contain ':'")
+    entry = next(iter(entries))
+    return f"{entry.scheme}://" + ":".join(os.path.abspath(p) for p in paths)
+
+
 def resolve(location: str) -> Resolved:
     """The backend for ``location``; relative file paths become absolute (the daemon runs
     in another working directory)."""
@@ -144,6 +174,9 @@ def resolve(location: str) -> Resolved:
     for entry in table:
         if any(fnmatch.fnmatchcase(location, p) for p in entry.patterns):
             return Resolved(entry.scheme, os.path.abspath(location), entry)
+    shards = _shards_entry(location, table)
+    if shards is not None:
+        return Resolved(shards.scheme, os.path.abspath(location), shards)
     not_built = _not_built(location)
     if not_built is not None:
         raise not_built
