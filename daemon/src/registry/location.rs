@@ -65,11 +65,20 @@ impl Location {
         self.entry.scheme
     }
 
-    /// The registry key for `group` (secrets of a URL location hidden: the key is logged
-    /// and shown by `status`).
+    /// The registry key for `group`. A URL location's secrets are hidden (the key is
+    /// logged and shown by `status`), but they still tell stores apart: a URL with a
+    /// secret gets a fingerprint of the whole URL, salted per daemon, so opening it with
+    /// a wrong password never joins the store opened with the right one.
     pub fn key(&self, group: &str) -> String {
         match self.entry.location {
-            LocationKind::Url => format!("{}#{}", redact(&self.path), group),
+            LocationKind::Url => {
+                let shown = redact(&self.path);
+                if shown == self.path {
+                    format!("{shown}#{group}")
+                } else {
+                    format!("{shown}#{group}~{:016x}", fingerprint(&self.path))
+                }
+            }
             _ => format!("{}://{}#{}", self.scheme(), self.path, group),
         }
     }
@@ -97,6 +106,14 @@ impl Location {
         }
         Ok(Options::new(map))
     }
+}
+
+/// A hash of `secret` under a key drawn once per daemon process: equal secrets give equal
+/// fingerprints within one daemon, and nothing about the secret can be read back from it.
+fn fingerprint(secret: &str) -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    static SALT: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    SALT.get_or_init(RandomState::new).hash_one(secret)
 }
 
 /// A server URL as the backend receives it: the scheme lower-cased, a trailing `/` of an

@@ -84,7 +84,23 @@ fn url_locations_keep_their_secret_for_the_backend_and_hide_it_in_the_key() {
         path: location::canonical_url("MEMORY://u:pw@h:7/0/").unwrap(),
     };
     assert_eq!(loc.path, "memory://u:pw@h:7/0");
-    assert_eq!(loc.key("g"), "memory://u:***@h:7/0#g");
+    let key = loc.key("g");
+    assert!(key.starts_with("memory://u:***@h:7/0#g~"), "{key}");
+    assert!(!key.contains("pw@"), "{key}");
+    let other = Location {
+        entry: &URL_ENTRY,
+        path: location::canonical_url("memory://u:wrong@h:7/0").unwrap(),
+    };
+    assert_ne!(
+        other.key("g"),
+        key,
+        "a wrong password must not join the store"
+    );
+    let plain = Location {
+        entry: &URL_ENTRY,
+        path: location::canonical_url("memory://h:7/0").unwrap(),
+    };
+    assert_eq!(plain.key("g"), "memory://h:7/0#g");
     for bad in ["memory://", "memory:///path", "memory://?x=1"] {
         let err = location::canonical_url(bad).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidArgument, "{bad}");
