@@ -27,5 +27,7 @@ fn main() {
         lifecycle::trials(&fx, &mut trials);
         oracle::trials(&fx, &mut trials);
     }
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    asebytes_tests::stop_servers();
+    conclusion.exit();
 }

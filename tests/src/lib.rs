@@ -8,6 +8,8 @@
 //! backend's capabilities to exercise the refusal paths.
 
 pub mod as_values;
+#[cfg(feature = "mongodb")]
+pub mod mongo_server;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,6 +58,14 @@ pub fn backends() -> Vec<BackendFixture> {
         all.push(fixture("h5", open_h5, open_h5_readonly));
         all.push(fixture("h5p", open_h5p, open_h5p_readonly));
     }
+    #[cfg(feature = "mongodb")]
+    if wanted("mongodb") {
+        match mongo_server::shared_uri(MONGO_DATABASE) {
+            Ok(_) => all.push(fixture("mongodb", open_mongodb, open_mongodb_readonly)),
+            Err(e) if std::env::var_os("CI").is_some() => panic!("mongodb: {e}"),
+            Err(e) => eprintln!("contract: mongodb left out: {e}"),
+        }
+    }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
             let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
@@ -70,6 +80,22 @@ pub fn backends() -> Vec<BackendFixture> {
         }
         _ => all,
     }
+}
+
+/// Whether `ASEBYTES_TEST_BACKENDS` (if set) names `name`: a backend that needs a server
+/// starts one only when it runs.
+#[cfg(feature = "mongodb")]
+fn wanted(name: &str) -> bool {
+    match std::env::var("ASEBYTES_TEST_BACKENDS") {
+        Ok(w) if !w.trim().is_empty() => w.split(',').any(|n| n.trim() == name),
+        _ => true,
+    }
+}
+
+/// Stops the servers the suite started (a test binary calls this before it exits).
+pub fn stop_servers() {
+    #[cfg(feature = "mongodb")]
+    mongo_server::stop_shared();
 }
 
 fn fixture(
@@ -250,6 +276,38 @@ fn open_h5p(dir: &Path) -> Box<dyn Backend> {
 #[cfg(feature = "hdf5")]
 fn open_h5p_readonly(dir: &Path) -> Box<dyn Backend> {
     h5_open(dir, "h5p", true)
+}
+
+/// Database of the contract suite on its private MongoDB server.
+#[cfg(feature = "mongodb")]
+const MONGO_DATABASE: &str = "contract";
+
+/// The store of the trial in `dir` on the suite's MongoDB server: the collection is named
+/// after the (unique) directory, so trials never share one.
+#[cfg(feature = "mongodb")]
+fn mongodb_open(dir: &Path, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::mongodb::MongoBackend;
+    let uri = mongo_server::shared_uri(MONGO_DATABASE).expect("the suite's MongoDB server");
+    let name = dir.file_name().expect("temporary directory name");
+    let opts = OpenOptions {
+        path: uri,
+        group: name.to_string_lossy().trim_start_matches('.').to_string(),
+        readonly,
+        ..Default::default()
+    };
+    Box::new(as_values::AsValues::new(Box::new(
+        MongoBackend::open(&opts).expect("open mongodb"),
+    )))
+}
+
+#[cfg(feature = "mongodb")]
+fn open_mongodb(dir: &Path) -> Box<dyn Backend> {
+    mongodb_open(dir, false)
+}
+
+#[cfg(feature = "mongodb")]
+fn open_mongodb_readonly(dir: &Path) -> Box<dyn Backend> {
+    mongodb_open(dir, true)
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

@@ -18,6 +18,8 @@ pub mod hdf5;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 pub mod options;
 pub mod row;
 pub mod space;

@@ -52,6 +52,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::hdf5::ENTRY,
     #[cfg(feature = "hdf5")]
     super::hdf5::ENTRY_PADDED,
+    #[cfg(feature = "mongodb")]
+    super::mongodb::ENTRY,
 ];
 
 /// The entry for `scheme`.
