@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_datasets as data
+import bench_mongo
 import bench_report
 from bench_load import LoadMeter
 from bench_peers import NA_REASONS, PEERS
@@ -158,6 +159,7 @@ def main() -> None:
         env = dict(os.environ)
         env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
         env["ASEBYTES_IDLE_TIMEOUT"] = "0"
+        mongo = bench_mongo.start_if_needed(peers, tmp, env)
         try:
             results = _run(
                 args, tmp, env, pythons, peers, ops, datasets, rounds, repeats, single
@@ -170,6 +172,7 @@ def main() -> None:
                 capture_output=True,
                 timeout=60,
             )
+            bench_mongo.stop(mongo)
 
     report = {
         "meta": {

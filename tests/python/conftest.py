@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Imported only now: the environment above must be in place before the first connection.
 import _custom_backends
 import _fake_native
+import _mongo_server
 import asebytes
 from _async_shim import ASYNC_TWIN, Loop, SyncFacade
 from asebytes import AsyncReadWriteBackend, ReadWriteBackend, _native
@@ -53,6 +54,7 @@ def private_daemon() -> Iterator[str]:
     _native.ping()
     yield os.environ["ASEBYTES_SOCKET"]
     _stop_daemon()
+    _mongo_server.stop_shared()
     shutil.rmtree(_SOCKET_DIR, ignore_errors=True)
 
 
@@ -98,7 +100,7 @@ class Backend:
 
 
 #: Backends served by the daemon; the others live in this process.
-DAEMON = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p")
+DAEMON = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p", "mongodb")
 MODES = ("sync", "async")
 #: File extension of each file-backed daemon backend.
 _FILES = {
@@ -116,6 +118,8 @@ def _make_backend(name: str, mode: str, tmp_path: Path) -> Backend:
         return Backend(name, str(tmp_path / f"x{_FILES[name]}"), mode, loop)
     if name == "memory":
         return Backend(name, f"memory://{uuid.uuid4().hex}", mode, loop)
+    if name == "mongodb":
+        return Backend(name, _mongo_server.fresh_location(), mode, loop)
     return Backend(name, f"{name}://{uuid.uuid4().hex}", mode, loop)
 
 
