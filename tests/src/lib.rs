@@ -278,20 +278,21 @@ fn open_h5p_readonly(dir: &Path) -> Box<dyn Backend> {
     h5_open(dir, "h5p", true)
 }
 
-/// Database of the contract suite on its private MongoDB server.
+/// Database the suite probes its private MongoDB server with.
 #[cfg(feature = "mongodb")]
 const MONGO_DATABASE: &str = "contract";
 
-/// The store of the trial in `dir` on the suite's MongoDB server: the collection is named
-/// after the (unique) directory, so trials never share one.
+/// The store of the trial in `dir` on the suite's MongoDB server: the database is named
+/// after the (unique) directory, so trials never share one; the group is `default`.
 #[cfg(feature = "mongodb")]
 fn mongodb_open(dir: &Path, readonly: bool) -> Box<dyn Backend> {
     use asebytes_daemon::backend::mongodb::MongoBackend;
-    let uri = mongo_server::shared_uri(MONGO_DATABASE).expect("the suite's MongoDB server");
     let name = dir.file_name().expect("temporary directory name");
+    let database = name.to_string_lossy().replace('.', "");
+    let uri = mongo_server::shared_uri(&database).expect("the suite's MongoDB server");
     let opts = OpenOptions {
         path: uri,
-        group: name.to_string_lossy().trim_start_matches('.').to_string(),
+        group: "default".into(),
         readonly,
         ..Default::default()
     };

@@ -3,11 +3,13 @@
 //! temporary directory, stopped when the test binary is done with it.
 //!
 //! Layer: test-only. One server per test binary, started on first use from the main thread
-//! (the contract suite probes every fixture there); each trial uses its own collection.
+//! (the contract suite probes every fixture there; the server dies with that thread); each
+//! trial uses its own database.
 //! `ASEBYTES_SECANTUSD` names the server program when it is elsewhere. The URI is plain
 //! `mongodb://127.0.0.1:<port>/…`, so a real `mongod` serves the same tests.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -39,7 +41,17 @@ impl MongoServer {
             .map_err(|e| format!("server log: {e}"))?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data).map_err(|e| format!("server directory: {e}"))?;
-        let mut child = Command::new(&program)
+        let mut command = Command::new(&program);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the server
+        // when the thread that started it (the test binary's main thread) dies, so a test
+        // binary that is killed leaves no server behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--storage-path")
             .arg(&data)

@@ -3,7 +3,8 @@
 //!
 //! - One collection per group. The metadata document
 //!   `{_id: "__meta__", sort_keys: [int…], count: int, next_sort_key: int}` orders the rows:
-//!   row `i` is the document whose `_id` is `sort_keys[i]`.
+//!   row `i` is the document whose `_id` is `sort_keys[i]`. We add `schema` (every key
+//!   ever written), which 0.3.3 neither reads nor removes.
 //! - Rows: `{_id: <int sort key>, data: {<flat key>: value, …}}`; a placeholder is
 //!   `data: null`. Flat keys are stored literally (`"calc.energy"` is one field), and unlike
 //!   0.3.3 every read and write addresses them literally too (`$getField`/`$setField`,
@@ -32,6 +33,10 @@ pub const SORT_KEYS: &str = "sort_keys";
 pub const COUNT: &str = "count";
 /// The next sort key to hand out.
 pub const NEXT_SORT_KEY: &str = "next_sort_key";
+/// Every key ever written through this backend (ours; asebytes 0.3.3 ignores the field and
+/// its writes leave it alone). The schema is this plus the keys rows have now, so keys
+/// written by 0.3.3 clients are in it too.
+pub const SCHEMA: &str = "schema";
 
 /// The metadata document's filter.
 pub fn meta_filter() -> Document {

@@ -18,7 +18,8 @@ pub mod reader;
 pub mod writer;
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::Capabilities;
@@ -73,6 +74,8 @@ struct Conn {
     cfg: MongoConfig,
     client: Client,
     coll: Collection<Document>,
+    /// Keys this backend knows are in the metadata's `schema` (only the writer uses it).
+    known: Mutex<HashSet<String>>,
 }
 
 impl Conn {
@@ -104,7 +107,12 @@ impl MongoBackend {
         let coll = client
             .database(&cfg.database)
             .collection::<Document>(&opts.group);
-        let conn = Conn { cfg, client, coll };
+        let conn = Conn {
+            cfg,
+            client,
+            coll,
+            known: Mutex::default(),
+        };
         // One cheap read: the server is there, the credentials work, the metadata reads.
         MongoSnapshot::new(conn.query()).len()?;
         let mut caps = Capabilities::all();
@@ -162,10 +170,24 @@ impl MongoBackend {
                 session: Some(&session),
                 cfg,
             };
-            let outcome = f(&mut MongoTxn::new(q));
+            let known = self
+                .conn
+                .known
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut txn = MongoTxn::new(q, &known);
+            let outcome = f(&mut txn);
+            let recorded = txn.into_recorded();
+            drop(known);
             let mut session = session.into_inner();
             let result = match outcome {
-                Ok(()) => commit(cfg, &mut session),
+                Ok(()) => commit(cfg, &mut session).map(|()| {
+                    self.conn
+                        .known
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend(recorded);
+                }),
                 Err(e) => {
                     // Nothing was committed; an abort that fails leaves it to the server's
                     // transaction timeout, with the same effect.

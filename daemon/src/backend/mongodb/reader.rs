@@ -19,7 +19,7 @@ use asebytes_protocol::{Key, Row};
 use mongodb::bson::{Bson, doc};
 
 use super::layout::{
-    self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SORT_KEYS, as_int, data_to_row, literal,
+    self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, as_int, data_to_row, literal,
     meta_filter, sort_keys_filter,
 };
 use super::query::{Query, int};
@@ -284,12 +284,17 @@ impl Snapshot for MongoSnapshot<'_> {
             doc! { "$group": { "_id": "$k" } },
         ];
         let docs = self.q.aggregate(pipeline, "reading the schema")?;
+        let recorded = self
+            .q
+            .find_one(meta_filter(), doc! { SCHEMA: 1 }, "reading the schema")?;
         let mut keys: Vec<Key> = docs
             .iter()
             .filter_map(|d| d.get_str("_id").ok())
             .map(|s| Key::from(s.as_bytes().to_vec()))
+            .chain(strings(recorded.as_ref().and_then(|d| d.get(SCHEMA))))
             .collect();
         keys.sort();
+        keys.dedup();
         Ok(keys)
     }
 }

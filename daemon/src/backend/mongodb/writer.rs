@@ -11,17 +11,25 @@
 //! Sort keys come from the metadata read inside the transaction (never from a
 //! `findAndModify` pre-image, which SecantusDB serves stale under concurrency).
 
+use std::collections::HashSet;
+
 use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Bytes, Key, Row};
 use mongodb::bson::{Bson, Document, doc};
 
 use super::layout::{
-    self, COUNT, DATA, NEXT_SORT_KEY, SORT_KEYS, field_name, field_to_bson, literal, meta_filter,
-    row_document, rows_filter, sort_keys_filter,
+    self, COUNT, DATA, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, field_name, field_to_bson, literal,
+    meta_filter, row_document, rows_filter, sort_keys_filter,
 };
 use super::query::Query;
 use super::reader::{Meta, MongoSnapshot};
 use crate::backend::{Error, ErrorKind, Result, Snapshot, Writer};
+
+/// The keys of `rows` as field names (keys that cannot be one were refused already).
+fn row_names<'r>(rows: impl Iterator<Item = &'r Row>) -> impl Iterator<Item = &'r str> {
+    rows.flat_map(|r| r.iter())
+        .filter_map(|(k, _)| std::str::from_utf8(k).ok())
+}
 
 /// Most rows one column update sends in one command (bounded well under the 16 MiB
 /// command size for typical per-row values; larger updates take several commands).
@@ -31,14 +39,54 @@ const COLUMN_CHUNK: usize = 2048;
 #[derive(Debug)]
 pub struct MongoTxn<'a> {
     snap: MongoSnapshot<'a>,
+    /// Keys already recorded in the metadata's `schema` (by earlier commits).
+    known: &'a HashSet<String>,
+    /// Keys this transaction records; known once it commits.
+    recorded: Vec<String>,
 }
 
 impl<'a> MongoTxn<'a> {
-    /// A transaction writing through `q` (whose session has a transaction started).
-    pub fn new(q: Query<'a>) -> Self {
+    /// A transaction writing through `q` (whose session has a transaction started);
+    /// `known` are the keys earlier commits recorded in the schema.
+    pub fn new(q: Query<'a>, known: &'a HashSet<String>) -> Self {
         Self {
             snap: MongoSnapshot::new(q),
+            known,
+            recorded: Vec::new(),
         }
+    }
+
+    /// The keys this transaction recorded in the schema (to remember once committed).
+    pub fn into_recorded(self) -> Vec<String> {
+        self.recorded
+    }
+
+    /// Which of `names` the schema does not have yet; remembered as recorded by this
+    /// transaction (the caller adds them to the metadata in the same transaction).
+    fn unrecorded<'n>(&mut self, names: impl Iterator<Item = &'n str>) -> Vec<String> {
+        let mut new = Vec::new();
+        for n in names {
+            if !self.known.contains(n) && !self.recorded.iter().any(|r| r == n) {
+                self.recorded.push(n.to_string());
+                new.push(n.to_string());
+            }
+        }
+        new
+    }
+
+    /// Records `names` in the schema when any is new (one metadata update).
+    fn record(&mut self, names: &[String]) -> Result<()> {
+        let new = self.unrecorded(names.iter().map(String::as_str));
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.q().update_one(
+            meta_filter(),
+            doc! { "$addToSet": { SCHEMA: { "$each": new } } },
+            true,
+            "recording keys",
+        )?;
+        Ok(())
     }
 
     fn q(&self) -> &Query<'a> {
@@ -103,12 +151,14 @@ impl Writer for MongoTxn<'_> {
             .map(|(row, sk)| row_document(sk, row.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let sks: Vec<i64> = (first..first + n as i64).collect();
+        let new = self.unrecorded(row_names(rows.iter().flatten()));
         self.q().insert_many(docs, "appending rows")?;
         self.q().update_one(
             meta_filter(),
             doc! {
                 "$push": { SORT_KEYS: { "$each": sks } },
                 "$inc": { COUNT: n as i64, NEXT_SORT_KEY: n as i64 },
+                "$addToSet": { SCHEMA: { "$each": new } },
             },
             true,
             "appending rows",
@@ -124,12 +174,14 @@ impl Writer for MongoTxn<'_> {
     fn insert(&mut self, index: u64, row: Option<Row>) -> Result<()> {
         let (meta, sk) = self.reserve(1)?;
         let doc = row_document(sk, row.as_ref())?;
+        let new = self.unrecorded(row_names(row.iter()));
         self.q().insert_many(vec![doc], "inserting a row")?;
         self.q().update_one(
             meta_filter(),
             doc! {
                 "$push": { SORT_KEYS: { "$each": [sk], "$position": super::query::int(index) } },
                 "$inc": { COUNT: 1i64, NEXT_SORT_KEY: 1i64 },
+                "$addToSet": { SCHEMA: { "$each": new } },
             },
             true,
             "inserting a row",
@@ -157,10 +209,11 @@ impl Writer for MongoTxn<'_> {
             return Ok(());
         }
         let sk = self.sort_key(index)?;
+        let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let pipeline = vec![doc! { "$set": { DATA: layout::set_fields_expr(fields) } }];
         self.q()
             .update_one(doc! { "_id": sk }, pipeline, false, "updating a row")?;
-        Ok(())
+        self.record(&names)
     }
 
     fn update_column(&mut self, key: &Key, indices: &[u64], values: Vec<Bytes>) -> Result<()> {
@@ -196,7 +249,7 @@ impl Writer for MongoTxn<'_> {
             self.q()
                 .update_many(sort_keys_filter(&sks), pipeline, "updating a column")?;
         }
-        Ok(())
+        self.record(&[name])
     }
 
     fn delete_range(&mut self, start: u64, stop: u64) -> Result<()> {
