@@ -107,7 +107,6 @@ def test_registry_makes_relative_paths_absolute(
         "x.xyz",
         "x.extxyz",
         "x.traj",
-        "mongodb://localhost/db",
         "redis://localhost:6379",
         "hf://user/ds",
         "colabfit://ds",
