@@ -281,6 +281,55 @@ class RefH5MD(RefLMDB):
     suffix = ".h5md"
 
 
+def _mongo_location(workdir: str, tag: str, peer: str) -> str:
+    """A database of its own on the run's server (``bench_mongo``) for one store."""
+    import hashlib
+
+    key = hashlib.sha1(f"{workdir}|{peer}|{tag}".encode()).hexdigest()[:24]
+    return f"{os.environ['ASEBYTES_BENCH_MONGODB']}/b{key}"
+
+
+class OursMongo(OursLMDB):
+    name = "ours-mongodb"
+    label = "asebytes-rs MongoDB (daemon)"
+    suffix = ""
+    file_size = None
+
+    def store_path(self, workdir: str, tag: str) -> str:
+        return _mongo_location(workdir, tag, self.name)
+
+    def discard(self, path: str) -> None:
+        from asebytes import ObjectIO
+
+        with contextlib.suppress(Exception):
+            ObjectIO(path).remove()
+
+
+class RefMongo(RefLMDB):
+    name = "asebytes-mongodb"
+    label = "asebytes 0.3.3 MongoDB"
+    suffix = ""
+    file_size = None
+    # asebytes 0.3.3 addresses `calc.energy` as a nested path (spec §4.4): its column
+    # reads and keyed gets return nothing and its updates write a nested field, so those
+    # operations read wrong data and are not counted.
+    positions_view = None
+    positions_single = None
+    column_energy = None
+    update_bulk = None
+    update_single = None
+
+    def store_path(self, workdir: str, tag: str) -> str:
+        return _mongo_location(workdir, tag, self.name)
+
+    def discard(self, path: str) -> None:
+        from pymongo import MongoClient
+
+        uri, _, database = path.rpartition("/")
+        with MongoClient(uri) as client:
+            client.drop_database(database)
+
+
 # ---------------------------------------------------------------------- ase.db (aselmdb, SQLite)
 
 
@@ -592,10 +641,12 @@ PEERS: dict[str, type[Peer]] = {
         OursH5,
         OursH5MD,
         OursMemory,
+        OursMongo,
         RefLMDB,
         RefZarr,
         RefH5,
         RefH5MD,
+        RefMongo,
         AseLMDB,
         ZnH5MD,
         ExtXYZ,
@@ -617,6 +668,26 @@ NA_REASONS = {
     ("extxyz", "open_len"): "no length without parsing every frame",
     ("aselmdb", "random_view"): "no multi-row read by index",
     ("sqlite", "random_view"): "no multi-row read by index",
+    (
+        "asebytes-mongodb",
+        "positions_view",
+    ): "dotted-key bug of asebytes 0.3.3: reads nothing / writes a nested field (spec §4.4)",
+    (
+        "asebytes-mongodb",
+        "positions_single",
+    ): "dotted-key bug of asebytes 0.3.3: reads nothing / writes a nested field (spec §4.4)",
+    (
+        "asebytes-mongodb",
+        "column_energy",
+    ): "dotted-key bug of asebytes 0.3.3: reads nothing / writes a nested field (spec §4.4)",
+    (
+        "asebytes-mongodb",
+        "update_bulk",
+    ): "dotted-key bug of asebytes 0.3.3: reads nothing / writes a nested field (spec §4.4)",
+    (
+        "asebytes-mongodb",
+        "update_single",
+    ): "dotted-key bug of asebytes 0.3.3: reads nothing / writes a nested field (spec §4.4)",
 }
 
 NOTES = {
@@ -633,6 +704,8 @@ NOTES = {
     "ours-zarr": "as ours-lmdb; energies column read packed (one array from the daemon)",
     "ours-h5": "as ours-zarr",
     "ours-h5md": "as ours-zarr; the file is the one znh5md reads",
+    "ours-mongodb": "as ours-lmdb, on the run's private SecantusDB server",
+    "asebytes-mongodb": "pymongo, same server as ours-mongodb",
 }
 
 # Peers on a server the suite starts live in their own modules and join the table here.

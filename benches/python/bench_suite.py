@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_datasets as data
+import bench_mongo
 import bench_report
 from bench_load import LoadMeter
 from bench_peers import NA_REASONS, PEERS, start_redis
@@ -159,6 +160,7 @@ def main() -> None:
         env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
         env["ASEBYTES_IDLE_TIMEOUT"] = "0"
         redis_server = start_redis(peers, env)
+        mongo = bench_mongo.start_if_needed(peers, tmp, env)
         try:
             results = _run(
                 args, tmp, env, pythons, peers, ops, datasets, rounds, repeats, single
@@ -173,6 +175,7 @@ def main() -> None:
             )
             if redis_server is not None:
                 redis_server.close()
+            bench_mongo.stop(mongo)
 
     report = {
         "meta": {

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _custom_backends
 import _fake_native
 import _redis_server
+import _mongo_server
 import asebytes
 from _async_shim import ASYNC_TWIN, Loop, SyncFacade
 from asebytes import AsyncReadWriteBackend, ReadWriteBackend, _native
@@ -57,6 +58,7 @@ def private_daemon() -> Iterator[str]:
     yield os.environ["ASEBYTES_SOCKET"]
     _stop_daemon()
     _redis_server.stop_shared()
+    _mongo_server.stop_shared()
     shutil.rmtree(_SOCKET_DIR, ignore_errors=True)
 
 
@@ -102,7 +104,7 @@ class Backend:
 
 
 #: Backends served by the daemon; the others live in this process.
-DAEMON = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p", "h5md", "redis")
+DAEMON = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p", "h5md", "redis", "mongodb")
 MODES = ("sync", "async")
 #: File extension of each file-backed daemon backend.
 _FILES = {
@@ -124,6 +126,8 @@ def _make_backend(name: str, mode: str, tmp_path: Path) -> Backend:
     if name == "redis":
         # A database of its own on the session's private server.
         return Backend(name, _redis_server.fresh_url(), mode, loop)
+    if name == "mongodb":
+        return Backend(name, _mongo_server.fresh_location(), mode, loop)
     return Backend(name, f"{name}://{uuid.uuid4().hex}", mode, loop)
 
 

@@ -103,7 +103,6 @@ def test_registry_makes_relative_paths_absolute(
 @pytest.mark.parametrize(
     "location",
     [
-        "mongodb://localhost/db",
         "hf://user/ds",
         "colabfit://ds",
         "optimade://org/ds",

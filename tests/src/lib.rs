@@ -8,6 +8,8 @@
 //! backend's capabilities to exercise the refusal paths.
 
 pub mod as_values;
+#[cfg(feature = "mongodb")]
+pub mod mongo_server;
 #[cfg(feature = "redis")]
 pub mod redis_server;
 
@@ -64,6 +66,14 @@ pub fn backends() -> Vec<BackendFixture> {
     if selected("redis") {
         all.push(fixture("redis", open_redis, open_redis_readonly));
     }
+    #[cfg(feature = "mongodb")]
+    if selected("mongodb") {
+        match mongo_server::shared_uri(MONGO_DATABASE) {
+            Ok(_) => all.push(fixture("mongodb", open_mongodb, open_mongodb_readonly)),
+            Err(e) if std::env::var_os("CI").is_some() => panic!("mongodb: {e}"),
+            Err(e) => eprintln!("contract: mongodb left out: {e}"),
+        }
+    }
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => {
             let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
@@ -80,8 +90,9 @@ pub fn backends() -> Vec<BackendFixture> {
     }
 }
 
-/// Whether `ASEBYTES_TEST_BACKENDS` (unset: every backend) selects `name`.
-#[cfg(feature = "redis")]
+/// Whether `ASEBYTES_TEST_BACKENDS` (unset: every backend) selects `name`: a backend
+/// that needs a server starts one only when it runs.
+#[cfg(any(feature = "redis", feature = "mongodb"))]
 fn selected(name: &str) -> bool {
     match std::env::var("ASEBYTES_TEST_BACKENDS") {
         Ok(wanted) if !wanted.trim().is_empty() => wanted.split(',').any(|w| w.trim() == name),
@@ -329,6 +340,41 @@ fn open_redis_readonly(dir: &Path) -> Box<dyn Backend> {
 pub fn stop_servers() {
     #[cfg(feature = "redis")]
     redis_server::stop_shared();
+    #[cfg(feature = "mongodb")]
+    mongo_server::stop_shared();
+}
+
+/// Database the suite probes its private MongoDB server with.
+#[cfg(feature = "mongodb")]
+const MONGO_DATABASE: &str = "contract";
+
+/// The store of the trial in `dir` on the suite's MongoDB server: the database is named
+/// after the (unique) directory, so trials never share one; the group is `default`.
+#[cfg(feature = "mongodb")]
+fn mongodb_open(dir: &Path, readonly: bool) -> Box<dyn Backend> {
+    use asebytes_daemon::backend::mongodb::MongoBackend;
+    let name = dir.file_name().expect("temporary directory name");
+    let database = name.to_string_lossy().replace('.', "");
+    let uri = mongo_server::shared_uri(&database).expect("the suite's MongoDB server");
+    let opts = OpenOptions {
+        path: uri,
+        group: "default".into(),
+        readonly,
+        ..Default::default()
+    };
+    Box::new(as_values::AsValues::new(Box::new(
+        MongoBackend::open(&opts).expect("open mongodb"),
+    )))
+}
+
+#[cfg(feature = "mongodb")]
+fn open_mongodb(dir: &Path) -> Box<dyn Backend> {
+    mongodb_open(dir, false)
+}
+
+#[cfg(feature = "mongodb")]
+fn open_mongodb_readonly(dir: &Path) -> Box<dyn Backend> {
+    mongodb_open(dir, true)
 }
 
 /// Sets named flags: `write_can_insert=false,concurrent_readers=false`.

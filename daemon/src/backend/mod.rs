@@ -26,6 +26,8 @@ pub mod hdf5;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 pub mod options;
 #[cfg(feature = "redis")]
 pub mod redis;

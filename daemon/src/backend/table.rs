@@ -75,6 +75,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::traj::ENTRY,
     #[cfg(feature = "asefiles")]
     super::aselmdb::ENTRY,
+    #[cfg(feature = "mongodb")]
+    super::mongodb::ENTRY,
 ];
 
 /// The entry for `scheme`.
