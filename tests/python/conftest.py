@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Imported only now: the environment above must be in place before the first connection.
 import _custom_backends
 import _fake_native
-import _redis_server
 import _mongo_server
+import _redis_server
 import asebytes
 from _async_shim import ASYNC_TWIN, Loop, SyncFacade
 from asebytes import AsyncReadWriteBackend, ReadWriteBackend, _native
