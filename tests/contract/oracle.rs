@@ -236,12 +236,18 @@ fn run_oracle(
         .map_err(|e| Failed::from(format!("{e}")))
 }
 
+/// Sequences to run on `fx`: `PROPTEST_CASES` (default 64), a quarter on a slow test server.
+fn cases_for(fx: &BackendFixture) -> u32 {
+    let n = cases(64);
+    if fx.slow { n.div_ceil(4) } else { n }
+}
+
 fn test_random_operations_match_the_memory_oracle(fx: &BackendFixture) -> Result<(), Failed> {
-    run_oracle(fx, cases(64), 0, 40)
+    run_oracle(fx, cases_for(fx), 0, 40)
 }
 
 fn test_random_operations_on_a_large_store_match_the_memory_oracle(
     fx: &BackendFixture,
 ) -> Result<(), Failed> {
-    run_oracle(fx, cases(64).div_ceil(8), 2100, 24)
+    run_oracle(fx, cases_for(fx).div_ceil(8), 2100, 24)
 }

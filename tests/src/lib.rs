@@ -42,6 +42,9 @@ pub struct BackendFixture {
     pub make_readonly: fn(&Path) -> Box<dyn Backend>,
     /// Capabilities of a writable open, probed once, to gate trials.
     pub caps: Capabilities,
+    /// Its test server is slow (SecantusDB, a Python process standing in for MongoDB): the
+    /// randomised oracle runs fewer sequences on it, so the suite stays within CI's time.
+    pub slow: bool,
 }
 
 /// The backends to run: memory always, lmdb with the `lmdb` feature, narrowed by
@@ -114,6 +117,7 @@ fn fixture(
         make,
         make_readonly,
         caps,
+        slow: name == "mongodb",
     }
 }
 
