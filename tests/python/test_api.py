@@ -133,7 +133,7 @@ def test_registry_unknown_location_is_key_error_listing_known(location: str) -> 
 
 def test_list_groups_of_unbuilt_backend_is_not_implemented() -> None:
     with pytest.raises(NotImplementedError):
-        ObjectIO.list_groups("x.h5md")
+        ObjectIO.list_groups("x.xyz")
 
 
 def test_aseio_cache_to_is_not_available_yet(tmp_path: object) -> None:
