@@ -127,11 +127,12 @@ class WrongData(AssertionError):
     """A timed read returned something other than what was written."""
 
 
-def _close(a: Any, b: Any) -> bool:
-    # extxyz stores text with 8 decimals; every binary peer round-trips exactly.
+def _close(a: Any, b: Any, tol: float = 1e-7) -> bool:
+    # extxyz stores text with 8 decimals; every binary peer round-trips exactly, except
+    # those that store float32 (their peer says so with a larger ``tol``).
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-7, atol=1e-7))
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=tol, atol=tol))
 
 
 def check_count(what: str, got: Any, expected: int) -> None:
@@ -145,6 +146,7 @@ def check_atoms(
     frames: list[dict[str, Any]],
     indices: list[int],
     energy: bool = True,
+    tol: float = 1e-7,
 ) -> None:
     """``got[k]`` must be frame ``indices[k]``: atom count, numbers, positions, energy."""
     check_count(what, got, len(indices))
@@ -154,22 +156,28 @@ def check_atoms(
             raise WrongData(f"{what}: frame {i} has the wrong atom count")
         if not np.array_equal(atoms.numbers, f["numbers"]):
             raise WrongData(f"{what}: frame {i} has the wrong atomic numbers")
-        if not _close(atoms.positions, f["positions"]):
+        if not _close(atoms.positions, f["positions"], tol):
             raise WrongData(f"{what}: frame {i} has the wrong positions")
-        if energy and not _close(atoms.get_potential_energy(), f["energy"]):
+        if energy and not _close(atoms.get_potential_energy(), f["energy"], tol):
             raise WrongData(f"{what}: frame {i} has the wrong energy")
 
 
 def check_positions(
-    what: str, got: list[Any], frames: list[dict[str, Any]], indices: list[int]
+    what: str,
+    got: list[Any],
+    frames: list[dict[str, Any]],
+    indices: list[int],
+    tol: float = 1e-7,
 ) -> None:
     check_count(what, got, len(indices))
     for pos, i in zip(got, indices):
-        if not _close(pos, frames[i]["positions"]):
+        if not _close(pos, frames[i]["positions"], tol):
             raise WrongData(f"{what}: frame {i} has the wrong positions")
 
 
-def check_values(what: str, got: list[Any], expected: list[float]) -> None:
+def check_values(
+    what: str, got: list[Any], expected: list[float], tol: float = 1e-7
+) -> None:
     check_count(what, got, len(expected))
-    if not _close(got, expected):
+    if not _close(got, expected, tol):
         raise WrongData(f"{what}: values differ from the written data")

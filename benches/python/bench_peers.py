@@ -16,6 +16,7 @@ read so the worker can check it):
 * ``write_trajectory(path, frames)``, ``write_single(path, frames)``: open, write, close;
 * ``open(path)`` -> handle, then ``read_trajectory(h, n)``, ``read_single(h, idx)``,
   ``random_view(h, idx)``, ``positions_view(h, n)``, ``positions_single(h, idx)``,
+  ``row_single(h, idx)`` (one row as plain values, no ``Atoms``, then its positions),
   ``column_energy(h, n)``;
 * ``update_bulk(h, values)``, ``update_single(h, values)``, ``updated_values(h, n)``
   on a handle from ``open_update(path, frames)`` (a fresh store, written untimed);
@@ -63,6 +64,9 @@ class Peer:
     suffix = ""
     kind = "peer"  # "ours", "peer" or "floor"
     imports: tuple[str, ...] = ()  # imported before anything is timed
+    #: relative and absolute tolerance of its read checks (exact binary round trip; a
+    #: peer that stores float32 says so with a larger one)
+    precision = 1e-7
 
     write_trajectory: Any = None
     write_single: Any = None
@@ -71,6 +75,7 @@ class Peer:
     random_view: Any = None
     positions_view: Any = None
     positions_single: Any = None
+    row_single: Any = None
     column_energy: Any = None
     update_bulk: Any = None
     update_single: Any = None
@@ -143,6 +148,11 @@ class _AsebytesPeer(Peer):
     def positions_single(self, h: Any, idx: list[int]) -> list[Any]:
         db = self._obj(h)
         return [db.get(i, keys=["arrays.positions"])["arrays.positions"] for i in idx]
+
+    def row_single(self, h: Any, idx: list[int]) -> list[Any]:
+        # One row as plain values (a dict, no Atoms), then its positions.
+        db = self._obj(h)
+        return [db[i]["arrays.positions"] for i in idx]
 
     def column_energy(self, h: Any, n: int) -> list[Any]:
         return list(self._obj(h)["calc.energy"][0:n].to_list())
@@ -715,3 +725,9 @@ from bench_redis import start_server as start_redis  # noqa: F401
 PEERS.update(REDIS_PEERS)
 NA_REASONS.update(REDIS_NA)
 NOTES.update(REDIS_NOTES)
+
+from bench_atompack import ATOMPACK_NA, ATOMPACK_NOTES, ATOMPACK_PEERS
+
+PEERS.update(ATOMPACK_PEERS)
+NA_REASONS.update(ATOMPACK_NA)
+NOTES.update(ATOMPACK_NOTES)

@@ -27,6 +27,7 @@ OP_TITLES = {
     "random_single": "random access, one by one",
     "positions_view": "positions only, bulk",
     "positions_single": "positions only, one by one",
+    "row_single": "one row without Atoms (dict / lazy row), one by one",
     "column_energy": "column energy (all energies)",
     "update_bulk": "update one property, bulk",
     "update_single": "update one property, one by one",
@@ -42,6 +43,7 @@ TARGETS = {
     "random_single": 0.7,
     "positions_view": 1.0,
     "positions_single": 1.0,
+    "row_single": 1.0,
     "column_energy": 1.0,
     "update_bulk": 1.0,
 }

@@ -1,5 +1,5 @@
-"""The benchmark suite: asebytes-rs against aselmdb, znh5md, extxyz, ASE SQLite and the
-Python ``asebytes`` 0.3.3, side by side in one run (``just bench``, ``just bench-quick``).
+"""The benchmark suite: asebytes-rs against aselmdb, znh5md, extxyz, ASE SQLite, atompack and
+the Python ``asebytes`` 0.3.3, side by side in one run (``just bench``, ``just bench-quick``).
 
 Method: the datasets are generated once (fixed seed) and pickled; then for every round,
 dataset and operation each peer runs in its own process (``bench_worker.py``) with the
@@ -81,7 +81,7 @@ def versions(python: str) -> dict[str, str]:
         "import importlib.metadata as m, json, sys\n"
         "out = {'python': sys.version.split()[0]}\n"
         "for p in ('asebytes', 'asebytes-rs', 'ase', 'numpy', 'ase-db-backends',\n"
-        "          'znh5md', 'h5py', 'lmdb', 'zarr'):\n"
+        "          'znh5md', 'h5py', 'lmdb', 'zarr', 'atompack-db'):\n"
         "    try:\n"
         "        out[p] = m.version(p)\n"
         "    except m.PackageNotFoundError:\n"

@@ -35,6 +35,7 @@ OPS: dict[str, tuple[str, str]] = {
     "random_single": ("read_single", "perm"),
     "positions_view": ("positions_view", "all"),
     "positions_single": ("positions_single", "all"),
+    "row_single": ("row_single", "all"),
     "column_energy": ("column_energy", "all"),
     "update_bulk": ("update_bulk", "all"),
     "update_single": ("update_single", "single"),
@@ -62,12 +63,15 @@ def _check_read(peer: Peer, op: str, got: Any, ds: dict[str, Any], idx: list[int
                 _native.decode_atoms({k: v for k, v in r.items() if v is not None})
                 for r in got
             ]
-    if op in ("positions_view", "positions_single"):
-        data.check_positions(what, got, frames, idx)
+    tol = peer.precision
+    if op in ("positions_view", "positions_single", "row_single"):
+        data.check_positions(what, got, frames, idx, tol)
     elif op == "column_energy":
-        data.check_values(what, got, [frames[i]["energy"] for i in idx])
+        data.check_values(what, got, [frames[i]["energy"] for i in idx], tol)
     else:
-        data.check_atoms(what, got, frames, idx, energy=peer.name != "floor-atoms")
+        data.check_atoms(
+            what, got, frames, idx, energy=peer.name != "floor-atoms", tol=tol
+        )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
