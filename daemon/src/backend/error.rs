@@ -59,6 +59,9 @@ pub struct Error {
     pub message: String,
     /// The native error, if any.
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// For [`ErrorKind::IndexOutOfRange`] found by the backend itself: the index and the
+    /// length it was checked against (they travel in the wire error's fields).
+    pub range: Option<(u64, u64)>,
 }
 
 impl Error {
@@ -68,6 +71,19 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            range: None,
+        }
+    }
+
+    /// `IndexOutOfRange` for `index` checked against `len`, worded as the layer above
+    /// words its own check.
+    pub fn out_of_range(index: u64, len: u64) -> Self {
+        Self {
+            range: Some((index, len)),
+            ..Self::new(
+                ErrorKind::IndexOutOfRange,
+                format!("Index {index} out of range [0, {len})"),
+            )
         }
     }
 

@@ -76,13 +76,22 @@ pub struct OpenOptions {
 /// A consistent read view of a store.
 ///
 /// # Behavior
-/// - Indices passed in are `< len()` of this same view (checked above this layer).
+/// - Indices passed in are `< len()` of this same view (checked above this layer), unless
+///   [`Snapshot::checks_bounds`] says the backend checks them itself.
 /// - `get` with `keys` returns only the requested keys the row has (absent ones are simply
 ///   left out; strictness is decided above). A placeholder row is `Ok(None)`.
 /// - Field order within a row is stable (the order written, or sorted, per backend).
 pub trait Snapshot {
     /// Number of rows.
     fn len(&self) -> Result<u64>;
+    /// Whether [`Snapshot::visit_rows`], [`Snapshot::get_column`] and [`Snapshot::keys`]
+    /// check their indices against the length themselves, in the same server call that
+    /// reads (an index `>= len` is `IndexOutOfRange` "Index i out of range [0, len)"), so
+    /// the layer above may pass non-negative indices without asking `len()` first: one
+    /// round trip per read instead of two for a server store (Redis).
+    fn checks_bounds(&self) -> bool {
+        false
+    }
     /// Whether there are no rows.
     fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)

@@ -105,7 +105,12 @@ pub(crate) fn wire(e: backend::Error) -> WireError {
     if e.kind == backend::ErrorKind::DiskFull {
         log::error!("{e}");
     }
-    WireError::new(e.kind.code(), e.to_string())
+    match e.range {
+        Some((index, len)) => {
+            WireError::index_out_of_range(i64::try_from(index).unwrap_or(i64::MAX), len)
+        }
+        None => WireError::new(e.kind.code(), e.to_string()),
+    }
 }
 
 /// A write as the actor applies it: payload already in its stored shape (duplicate keys
@@ -376,8 +381,8 @@ pub(crate) fn read(snap: &dyn Snapshot, req: &Request) -> Result<Response, WireE
         }
         Request::GetColumn(g) => get_column(snap, g),
         Request::Keys(k) => {
-            let i = normalise(k.index, snap.len().map_err(wire)?)?;
-            Ok(Response::Keys(snap.keys(i).map_err(wire)?))
+            let at = positions(snap, &[k.index])?;
+            Ok(Response::Keys(snap.keys(at[0]).map_err(wire)?))
         }
         Request::Schema(_) => Ok(Response::Keys(snap.schema().map_err(wire)?)),
         other => Err(WireError::new(
@@ -445,13 +450,13 @@ impl RowSink for Vec<Option<Row>> {
 }
 
 fn get(snap: &dyn Snapshot, g: &Get, sink: &mut impl RowSink) -> Result<(), WireError> {
-    let i = normalise(g.index, snap.len().map_err(wire)?)?;
+    let at = positions(snap, &[g.index])?;
     let keys = g.keys.as_deref().map(unique);
-    emit_rows(snap, &[i], &[g.index], keys.as_deref(), true, sink)
+    emit_rows(snap, &at, &[g.index], keys.as_deref(), true, sink)
 }
 
 fn get_many(snap: &dyn Snapshot, g: &GetMany, sink: &mut impl RowSink) -> Result<(), WireError> {
-    let at = normalise_all(&g.indices, snap.len().map_err(wire)?)?;
+    let at = positions(snap, &g.indices)?;
     let keys = g.keys.as_deref().map(unique);
     emit_rows(snap, &at, &g.indices, keys.as_deref(), !g.missing_ok, sink)
 }
@@ -519,10 +524,9 @@ fn one_key(data: &[Row]) -> Option<&Key> {
 }
 
 fn get_column(snap: &dyn Snapshot, g: &GetColumn) -> Result<Response, WireError> {
-    let len = snap.len().map_err(wire)?;
     let at = match &g.indices {
-        Some(ix) => normalise_all(ix, len)?,
-        None => (0..len).collect(),
+        Some(ix) => positions(snap, ix)?,
+        None => (0..snap.len().map_err(wire)?).collect(),
     };
     if g.packed
         && let Some(col) = snap.get_column_packed(&g.key, &at).map_err(wire)?
@@ -585,6 +589,16 @@ pub(crate) fn normalise(index: i64, len: u64) -> Result<u64, WireError> {
     } else {
         Err(WireError::index_out_of_range(index, len))
     }
+}
+
+/// The positions of `indices` for a read: normalised against the snapshot's length, or,
+/// where the backend checks bounds in the read itself ([`Snapshot::checks_bounds`]) and no
+/// index counts from the end, passed through without asking the length.
+fn positions(snap: &dyn Snapshot, indices: &[i64]) -> Result<Vec<u64>, WireError> {
+    if snap.checks_bounds() && indices.iter().all(|&i| i >= 0) {
+        return Ok(indices.iter().map(|&i| i.unsigned_abs()).collect());
+    }
+    normalise_all(indices, snap.len().map_err(wire)?)
 }
 
 /// Normalises every index, failing on the first one out of range.

@@ -16,7 +16,7 @@ use std::ops::ControlFlow;
 
 use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Key, Row};
-use mongodb::bson::{Bson, doc};
+use mongodb::bson::{Bson, Document, doc};
 
 use super::layout::{
     self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, as_int, data_to_row, literal,
@@ -57,10 +57,19 @@ impl<'a> MongoSnapshot<'a> {
             return Ok(m);
         }
         let projection = doc! { COUNT: 1, NEXT_SORT_KEY: 1 };
-        let m = match self
+        let d = self
             .q
-            .find_one(meta_filter(), projection, "reading the metadata")?
-        {
+            .find_one(meta_filter(), projection, "reading the metadata")?;
+        self.learn_meta(d.as_ref())
+    }
+
+    /// The metadata from a read of the metadata document that also projected `count` and
+    /// `next_sort_key` (`None`: no document), unless already known.
+    fn learn_meta(&self, d: Option<&Document>) -> Result<Meta> {
+        if let Some(m) = self.meta.get() {
+            return Ok(m);
+        }
+        let m = match d {
             None => Meta::default(),
             Some(d) => {
                 let count = match d.get(COUNT).and_then(as_int) {
@@ -99,10 +108,14 @@ impl<'a> MongoSnapshot<'a> {
         };
         let span = hi - lo + 1;
         let picked = if span <= 2 * indices.len() as u64 + 64 {
-            let projection = doc! { "_id": 1, SORT_KEYS: { "$slice": [int(lo), int(span)] } };
+            let projection = doc! {
+                "_id": 1, COUNT: 1, NEXT_SORT_KEY: 1,
+                SORT_KEYS: { "$slice": [int(lo), int(span)] },
+            };
             let d = self
                 .q
                 .find_one(meta_filter(), projection, "reading the sort keys")?;
+            self.learn_meta(d.as_ref())?;
             let slice = match d.as_ref().and_then(|d| d.get(SORT_KEYS)) {
                 Some(b) => ints(b)?,
                 None => Vec::new(),
@@ -115,12 +128,13 @@ impl<'a> MongoSnapshot<'a> {
             let at: Vec<Bson> = indices.iter().map(|&i| int(i)).collect();
             let pipeline = vec![
                 doc! { "$match": { "_id": META_ID } },
-                doc! { "$project": { "sks": { "$map": {
+                doc! { "$project": { COUNT: 1, NEXT_SORT_KEY: 1, "sks": { "$map": {
                     "input": literal(at),
                     "in": { "$arrayElemAt": ["$sort_keys", "$$this"] },
                 } } } },
             ];
             let docs = self.q.aggregate(pipeline, "reading the sort keys")?;
+            self.learn_meta(docs.first())?;
             let got = match docs.first().and_then(|d| d.get("sks")) {
                 Some(Bson::Array(items)) => items.iter().map(as_int).collect(),
                 _ => Vec::new(),
@@ -131,6 +145,11 @@ impl<'a> MongoSnapshot<'a> {
                 .map(|(j, _)| got.get(j).copied().flatten())
                 .collect()
         };
+        // The count came with the sort keys (or was known): bounds checked in the same read.
+        let count = self.meta()?.count;
+        if let Some(&past) = indices.iter().find(|&&i| i >= count) {
+            return Err(Error::out_of_range(past, count));
+        }
         picked
             .into_iter()
             .zip(indices)
@@ -214,6 +233,11 @@ fn ints(b: &Bson) -> Result<Vec<i64>> {
 impl Snapshot for MongoSnapshot<'_> {
     fn len(&self) -> Result<u64> {
         Ok(self.meta()?.count)
+    }
+
+    /// Row reads fetch the count with the sort keys ([`MongoSnapshot::sort_keys_at`]).
+    fn checks_bounds(&self) -> bool {
+        true
     }
 
     fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>> {

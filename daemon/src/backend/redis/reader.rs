@@ -86,10 +86,7 @@ pub fn read_chunk(
     if items.len() != positions.len() {
         if items.is_empty() {
             let past = positions.iter().copied().find(|&p| p >= n).unwrap_or(n);
-            return Err(Error::new(
-                ErrorKind::IndexOutOfRange,
-                format!("Index {past} out of range [0, {n})"),
-            ));
+            return Err(Error::out_of_range(past, n));
         }
         return Err(bad_reply("row count"));
     }
@@ -290,6 +287,12 @@ impl Snapshot for RedisSnapshot<'_> {
         let n = len(&mut self.conn.borrow_mut(), self.names)?;
         self.len.set(Some(n));
         Ok(n)
+    }
+
+    /// Every read script checks its positions against the list's length (see
+    /// [`read_chunk`]).
+    fn checks_bounds(&self) -> bool {
+        true
     }
 
     fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>> {
