@@ -116,15 +116,17 @@ bench-venv: venv
     cd pyclient && {{venv}}/bin/maturin build --release --locked -q --auditwheel skip --out ../target/bench-wheels
     {{bench_py}} -m pip install -q --disable-pip-version-check --no-deps --force-reinstall target/bench-wheels/*.whl
 
-# The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite and asebytes 0.3.3, the
-# multi-process scenario and the latency benchmark; results in benches/results/, plots in
-# docs/benchmarks/ (about 20 min on 2 cores). Extra arguments go to bench_suite.py.
+# The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite, atompack and asebytes
+# 0.3.3, the multi-process scenarios, the latency benchmark and the read-only sources;
+# results in benches/results/, plots in docs/benchmarks/ (about 30 min on 2 cores). Extra
+# arguments go to bench_suite.py.
 [group('bench')]
 bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
     {{bench_py}} benches/python/bench_concurrency.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_latency.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_readers.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
 
 # A small run of the suite and the multi-process scenario for development (under 3 min);
 # writes benches/results/quick/ (not committed), no plots.
