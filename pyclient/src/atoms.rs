@@ -46,7 +46,6 @@ struct Names {
     prefix: Py<PyString>,
     use_cache: Py<PyString>,
     get_spin_polarized: Py<PyString>,
-    deprecated_get_spin_polarized: Py<PyString>,
     copy: Py<PyString>,
 }
 
@@ -58,6 +57,9 @@ struct Api {
     parameters: Py<PyType>,
     dict_to_atoms: Py<PyAny>,
     constraints_from: Py<PyAny>,
+    /// `_convert._GET_SPIN_POLARIZED`: every calculator's `get_spin_polarized`, unbound
+    /// so that a calculator is no reference cycle.
+    get_spin_polarized: Py<PyAny>,
     int64: Py<PyArrayDescr>,
     float64: Py<PyArrayDescr>,
     bool_: Py<PyArrayDescr>,
@@ -91,6 +93,7 @@ fn api(py: Python<'_>) -> PyResult<&Api> {
             parameters: ty("ase.calculators.calculator", "Parameters")?,
             dict_to_atoms: convert.getattr("dict_to_atoms")?.unbind(),
             constraints_from: convert.getattr("_constraints_from")?.unbind(),
+            get_spin_polarized: convert.getattr("_GET_SPIN_POLARIZED")?.unbind(),
             int64: dtype("int64")?,
             float64: dtype("float64")?,
             bool_: dtype("bool")?,
@@ -113,7 +116,6 @@ fn api(py: Python<'_>) -> PyResult<&Api> {
                 prefix: s("prefix"),
                 use_cache: s("use_cache"),
                 get_spin_polarized: s("get_spin_polarized"),
-                deprecated_get_spin_polarized: s("_deprecated_get_spin_polarized"),
                 copy: s("copy"),
             },
         })
@@ -498,7 +500,8 @@ fn snapshot<'py>(py: Python<'py>, api: &Api, parts: &Parts<'py>) -> PyResult<Bou
 }
 
 /// `_make_calc`: a `SinglePointCalculator` as `SinglePointCalculator(atoms)` builds it,
-/// holding `results`, whose `.atoms` is an independent snapshot.
+/// holding `results`, whose `.atoms` is an independent snapshot, and (no reference cycle)
+/// an unbound `get_spin_polarized`.
 fn make_calc<'py>(
     py: Python<'py>,
     api: &Api,
@@ -516,9 +519,8 @@ fn make_calc<'py>(
             (&n.directory, n.dot.bind(py).as_any()),
             (&n.prefix, &py.None().into_bound(py)),
             (&n.use_cache, &PyBool::new(py, false).to_owned().into_any()),
+            (&n.get_spin_polarized, api.get_spin_polarized.bind(py)),
         ],
     )?;
-    let method = calc.getattr(n.deprecated_get_spin_polarized.bind(py))?;
-    calc.setattr(n.get_spin_polarized.bind(py), method)?;
     Ok(calc)
 }
