@@ -106,6 +106,12 @@ bench-readers *ARGS: develop ref-venv
 bench-readonly: develop ref-venv
     {{py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
 
+# cache_to: epoch 1 vs later epochs of random db[i] over a 10,000-frame extxyz, ours vs
+# asebytes 0.3.3's cache_to; results in benches/results/cache.{json,md}.
+[group('bench')]
+bench-cache: develop ref-venv
+    {{py}} benches/python/bench_cache.py --ref-python {{ref_py}}
+
 # Create .venv-bench: the peers (requirements-bench.txt) and our package as a release wheel
 # built from this checkout (so editing the tree never changes a running benchmark).
 [group('bench')]

@@ -274,7 +274,7 @@ impl Registry {
                 fallback.as_str()
             }
         };
-        let key = loc.key(group);
+        let key = loc.store_key(group, &options);
         loop {
             let mut inner = self.lock();
             if inner.closed {
@@ -577,11 +577,12 @@ impl Registry {
 /// the store was closed.
 const REOPEN_GRACE: Duration = Duration::from_secs(10);
 
-/// Opens a backend and starts its store actor.
-fn start(entry: &BackendEntry, opts: &OpenOptions) -> Result<StoreHandle> {
+/// Opens a backend (behind its read-through cache, if the options name one) and starts
+/// its store actor.
+fn start(entry: &'static BackendEntry, opts: &OpenOptions) -> Result<StoreHandle> {
     let deadline = Instant::now() + REOPEN_GRACE;
     let backend = loop {
-        match (entry.open)(opts) {
+        match backend::cached::open(entry, opts) {
             Ok(b) => break b,
             Err(e) if e.kind == backend::ErrorKind::AlreadyExists && Instant::now() < deadline => {
                 std::thread::park_timeout(Duration::from_millis(5));

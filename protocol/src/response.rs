@@ -136,4 +136,7 @@ pub struct StoreStatus {
     pub space_reserved: u64,
     /// Connections waiting in `Follow` on it right now. Absent (0) from older daemons.
     pub followers: u64,
+    /// For a source behind a read-through cache (`cache_to`): rows copied from the source
+    /// into the cache since the store opened. Absent (0) from older daemons.
+    pub cache_fills: u64,
 }

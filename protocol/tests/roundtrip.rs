@@ -186,6 +186,7 @@ fn all_responses() -> Vec<Response> {
                 followers: 1,
                 space_used: 4096,
                 space_reserved: 1 << 20,
+                cache_fills: 9,
             }],
             store_idle_secs: 5,
             connections: vec![ClientStatus {

@@ -222,6 +222,7 @@ fn status_dict<'py>(py: Python<'py>, s: Status) -> PyResult<Bound<'py, PyDict>> 
         e.set_item("followers", st.followers)?;
         e.set_item("space_used", st.space_used)?;
         e.set_item("space_reserved", st.space_reserved)?;
+        e.set_item("cache_fills", st.cache_fills)?;
         stores.append(e)?;
     }
     d.set_item("stores", stores)?;

@@ -150,8 +150,14 @@ impl Spec {
             .as_deref()
             .map(|g| format!(", group={g:?}"))
             .unwrap_or_default();
+        let cache = match self.options.get("cache_to") {
+            Some(asebytes_protocol::OptionValue::Str(c)) => {
+                format!(", cache_to={:?}", asebytes_protocol::redact::redact(c))
+            }
+            _ => String::new(),
+        };
         format!(
-            "{class}({:?}{group}, tier={:?}{})",
+            "{class}({:?}{group}, tier={:?}{}{cache})",
             asebytes_protocol::redact::redact(&self.location),
             self.tier.name(),
             if self.readonly { ", readonly=True" } else { "" }

@@ -144,11 +144,6 @@ def test_list_groups_of_unbuilt_backend_is_not_implemented() -> None:
         ObjectIO.list_groups("hf://user/ds")
 
 
-def test_aseio_cache_to_is_not_available_yet(tmp_path: object) -> None:
-    with pytest.raises(NotImplementedError, match="cache_to"):
-        ASEIO(f"{tmp_path}/x.lmdb", cache_to=f"{tmp_path}/c.lmdb")
-
-
 def test_registry_reads_the_daemons_backend_table() -> None:
     from asebytes import _native
     from asebytes._registry import backend_table

@@ -13,6 +13,7 @@
 
 #[cfg(feature = "asefiles")]
 pub mod aselmdb;
+pub mod cached;
 pub mod columnar;
 pub mod error;
 #[cfg(feature = "asefiles")]
@@ -163,6 +164,12 @@ pub trait Reader: Send + Sync {
     /// pages in use and the map size), for `asebytesd status`; `None` otherwise. Must be
     /// cheap: no I/O, no transaction.
     fn space(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Rows copied from a source into a read-through cache since the store opened
+    /// ([`cached`]); `None` for a store that is not a cache. For `asebytesd status`.
+    fn rows_fetched(&self) -> Option<u64> {
         None
     }
 }

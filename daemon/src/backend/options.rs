@@ -23,6 +23,13 @@ impl Options {
         self
     }
 
+    /// These options without `name`.
+    pub fn without(&self, name: &str) -> Self {
+        let mut map = self.0.clone();
+        map.remove(name);
+        Self(map)
+    }
+
     /// The raw value of `name`, if given.
     pub fn get(&self, name: &str) -> Option<&OptionValue> {
         self.0.get(name)

@@ -245,6 +245,7 @@ mod tests {
                     released: false,
                     space_used: 1536 * 1024,
                     space_reserved: 10 << 30,
+                    cache_fills: 0,
                 },
                 StoreStatus {
                     canonical: "lmdb:///d/y.lmdb#default".into(),

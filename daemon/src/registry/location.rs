@@ -12,6 +12,7 @@ use asebytes_protocol::request::Open;
 
 use super::DEFAULT_GROUP;
 use crate::backend::Options;
+use crate::backend::cached::CACHE_TO;
 use crate::backend::table::{self, BackendEntry, LocationKind};
 use crate::error::{Error, Result};
 
@@ -83,6 +84,15 @@ impl Location {
         }
     }
 
+    /// The registry key of the store opened with `options` in `group`: the location's
+    /// key, or for a source behind a read-through cache, that key and the cache's.
+    pub fn store_key(&self, group: &str, options: &Options) -> String {
+        match options.get(CACHE_TO) {
+            Some(OptionValue::Str(cache)) => format!("{}?cache_to={cache}", self.key(group)),
+            _ => self.key(group),
+        }
+    }
+
     /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
     /// carried `map_size` as a field; it joins the map here.
     pub(super) fn options(&self, req: &Open) -> Result<Options> {
@@ -94,7 +104,7 @@ impl Location {
         let accepted = self.entry.options;
         let unknown: Vec<String> = map
             .keys()
-            .filter(|k| !accepted.contains(&k.as_str()))
+            .filter(|k| !accepted.contains(&k.as_str()) && k.as_str() != CACHE_TO)
             .cloned()
             .collect();
         if !unknown.is_empty() {
@@ -104,7 +114,42 @@ impl Location {
                 accepted,
             });
         }
+        if let Some(target) = map.remove(CACHE_TO) {
+            let key = self.cache_key(&target)?;
+            map.insert(CACHE_TO.into(), OptionValue::Str(key));
+        }
         Ok(Options::new(map))
+    }
+
+    /// The store key of the read-through cache a `cache_to` option names: a file or
+    /// named store that is not this source (its default group).
+    fn cache_key(&self, target: &OptionValue) -> Result<String> {
+        let OptionValue::Str(target) = target else {
+            return Err(Error::InvalidLocation {
+                location: format!("{target:?}"),
+                reason: "cache_to must be a location string (e.g. 'cache.lmdb')".into(),
+            });
+        };
+        let cache = Location::parse(target)?;
+        if !matches!(
+            cache.entry.location,
+            LocationKind::File | LocationKind::Name
+        ) {
+            return Err(Error::InvalidLocation {
+                location: redact(target).into_owned(),
+                reason: format!(
+                    "cache_to must be a file or memory store; {} is not",
+                    cache.entry.label
+                ),
+            });
+        }
+        if cache == *self {
+            return Err(Error::InvalidLocation {
+                location: target.clone(),
+                reason: "cache_to names the source itself".into(),
+            });
+        }
+        Ok(cache.key(DEFAULT_GROUP))
     }
 }
 

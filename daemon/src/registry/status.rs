@@ -79,6 +79,7 @@ impl Registry {
         for Open { mut line, handle } in open {
             line.len = handle.len().unwrap_or_default();
             (line.space_used, line.space_reserved) = handle.space().unwrap_or_default();
+            line.cache_fills = handle.cache_fills().unwrap_or_default();
             out.push(line);
         }
         out.sort_by(|a, b| a.canonical.cmp(&b.canonical));

@@ -111,6 +111,12 @@ impl StoreHandle {
         self.inner.current_reader().ok()?.space()
     }
 
+    /// Rows copied from its source into its read-through cache since it opened (`None`:
+    /// not a cached store, or closed).
+    pub fn cache_fills(&self) -> Option<u64> {
+        self.inner.current_reader().ok()?.rows_fetched()
+    }
+
     /// Current number of rows.
     pub fn len(&self) -> Result<u64, WireError> {
         match self.execute(Request::Len(StoreRef { store: 0 }), false) {

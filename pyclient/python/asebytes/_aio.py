@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import ase
 
-from . import _registry
-from ._abc import AsyncReadBackend
+from . import _cache, _registry
+from ._abc import AsyncReadBackend, ReadBackend, ReadWriteBackend
 from ._adapters import sync_to_async
 from ._aviews import (
     AsyncASEColumnView,
@@ -36,12 +36,32 @@ from ._index import ColumnSelector, IntIndex, RowSelector, parse_index
 from ._schema import SchemaEntry
 from ._tiers import ASETier, BlobTier, ObjectTier, flatten_update
 from ._views import _Rows
-from .exceptions import AsebytesTypeError, UnsupportedOperationError
+from .exceptions import AsebytesTypeError
 
 __all__ = ["AsyncASEIO", "AsyncBlobIO", "AsyncObjectIO"]
 
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+def _sync_source(
+    backend: Any, readonly: bool | None, kwargs: dict[str, Any], tier: str
+) -> ReadBackend[Any, Any]:
+    """The sync backend an in-process read-through of an async facade reads from."""
+    if isinstance(backend, (list, tuple)) and backend:
+        backend = _registry.shard_list(backend)
+    if isinstance(backend, (str, os.PathLike)):
+        source: ReadBackend[Any, Any] = _registry.open_backend(
+            os.fspath(backend), tier=tier, readonly=readonly, **kwargs
+        )
+        return source
+    _registry.refuse_options(kwargs)
+    if not isinstance(backend, ReadBackend):
+        raise AsebytesTypeError(
+            "AsyncASEIO(cache_to=<backend instance>) reads through a sync source; got "
+            f"{type(backend).__name__}. Pass a location, or cache_to as a location."
+        )
+    return backend
 
 
 class _AsyncFacade(Displayable, FacadeCore, Generic[R]):
@@ -210,13 +230,35 @@ class AsyncASEIO(ASETier, _AsyncSchemaMixin, _AsyncFacade[ase.Atoms]):
         backend: Any,
         *,
         readonly: bool | None = None,
-        cache_to: object = None,
+        cache_to: str | os.PathLike[str] | ReadWriteBackend[Any, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if cache_to is not None:
-            raise UnsupportedOperationError(
-                "AsyncASEIO(cache_to=...) is not available in this build yet"
+        location, cache = _cache.parse(cache_to)
+        if location is not None and not isinstance(
+            backend, (str, os.PathLike, list, tuple)
+        ):
+            cache = _registry.open_backend(location, tier=self._tier)
+        elif location is not None:
+            # The daemon keeps the cache, shared by every process reading this source.
+            kwargs["cache_to"] = location
+        if cache is not None:
+            # An in-process read-through runs on the sync twin of the source, in worker
+            # threads (as any sync backend in an async facade).
+            source = _sync_source(backend, readonly, kwargs, self._tier)
+            if cache_to is not None:
+                _cache.warn_if_writable(source, readonly)
+            wrapper = (
+                _cache.ReadThroughWrite
+                if isinstance(source, ReadWriteBackend)
+                else _cache.ReadThrough
             )
+            super().__init__(wrapper(source, cache))
+            return
+        if cache_to is not None and readonly is not True:
+            # Whether the source is writable, from a sync handle on the same store.
+            probe = _sync_source(backend, readonly, dict(kwargs), self._tier)
+            _cache.warn_if_writable(probe, readonly)
+            getattr(probe, "close", lambda: None)()
         super().__init__(backend, readonly=readonly, **kwargs)
 
     async def update(

@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 import ase
 import numpy as np
 
-from . import _registry
+from . import _cache, _registry
+from ._abc import ReadWriteBackend
 from ._concat import ConcatView, concat
 from ._core import ITER_CHUNK, FacadeCore, InRange, Op, chunks, run
 from ._display import Displayable
@@ -27,7 +28,6 @@ from ._index import ColumnSelector, IntIndex, RowSelector, parse_index
 from ._schema import SchemaEntry
 from ._tiers import ASETier, BlobTier, ObjectTier, flatten_update
 from ._views import ASEColumnView, ColumnView, RowView, _Rows
-from .exceptions import UnsupportedOperationError
 
 __all__ = ["ASEIO", "BlobIO", "ObjectIO"]
 
@@ -36,6 +36,13 @@ T = TypeVar("T")
 
 #: A row index: a Python int or any numpy integer (negatives count from the end).
 Index = int | np.integer[Any]
+
+
+def _is_location(backend: Any) -> bool:
+    """Whether a facade's ``backend`` argument names a daemon-served location."""
+    return isinstance(backend, (str, os.PathLike)) or (
+        isinstance(backend, (list, tuple)) and bool(backend)
+    )
 
 
 class _Facade(Displayable, FacadeCore, MutableSequence[R], Generic[R]):
@@ -249,15 +256,25 @@ class ASEIO(ASETier, _SchemaMixin, _Facade[ase.Atoms]):
         backend: Any,
         *,
         readonly: bool | None = None,
-        cache_to: object = None,
+        cache_to: str | os.PathLike[str] | ReadWriteBackend[Any, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if cache_to is not None:
-            raise UnsupportedOperationError(
-                "ASEIO(cache_to=...) is not available in this build yet; every process "
-                "already shares one store through the daemon"
-            )
+        location, cache = _cache.parse(cache_to)
+        if location is not None and _is_location(backend):
+            # The daemon keeps the cache, shared by every process reading this source.
+            kwargs["cache_to"] = location
+        elif location is not None:
+            cache = _registry.open_backend(location, tier=self._tier)
         super().__init__(backend, readonly=readonly, **kwargs)
+        if cache_to is not None:
+            _cache.warn_if_writable(self._backend, readonly)
+        if cache is not None:
+            wrapper = (
+                _cache.ReadThroughWrite
+                if isinstance(self._backend, ReadWriteBackend)
+                else _cache.ReadThrough
+            )
+            self._attach(wrapper(self._backend, cache))
 
     def update(
         self,

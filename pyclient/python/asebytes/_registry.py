@@ -204,14 +204,19 @@ def open_backend(
     readonly: bool | None = None,
     asynchronous: bool = False,
     group: str | None = None,
+    cache_to: str | None = None,
     **options: Any,
 ) -> Any:
     """The backend serving ``location`` for a facade of ``tier`` (``"object"`` or
-    ``"blob"``): a daemon-backed store, sync or (``asynchronous``) async. Keywords other
-    than ``group``/``readonly`` are the backend's options (``map_size``, ``compressor``,
-    ``compression``, ...)."""
+    ``"blob"``): a daemon-backed store, sync or (``asynchronous``) async, behind the
+    daemon's read-through cache at ``cache_to`` (a resolved location) if given. Keywords
+    other than ``group``/``readonly``/``cache_to`` are the backend's options
+    (``map_size``, ``compressor``, ``compression``, ...)."""
     resolved = resolve(location)
     check_options(resolved.entry, options)
+    if cache_to is not None:
+        # A read-through cache the daemon keeps (``asebytes._cache``); a store option.
+        options["cache_to"] = cache_to
     if "compression" in options and options["compression"] is None:
         options["compression"] = False  # h5py and the reference: None = no compression
     from . import _stores
