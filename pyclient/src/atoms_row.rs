@@ -165,7 +165,10 @@ fn fast(py: Python<'_>, api: &Api, atoms: &Bound<'_, PyAny>) -> PyResult<Option<
     let results = if calc.is_none() {
         None
     } else {
-        match calc.getattr(n.results.bind(py))?.cast_into_exact::<PyDict>() {
+        match calc
+            .getattr(n.results.bind(py))?
+            .cast_into_exact::<PyDict>()
+        {
             Ok(results) => Some(results),
             Err(_) => return Ok(None),
         }
@@ -182,14 +185,21 @@ fn fast(py: Python<'_>, api: &Api, atoms: &Bound<'_, PyAny>) -> PyResult<Option<
     let cell = cellobj.getattr(n.array.bind(py))?;
     fields.push((b"cell".to_vec(), codec::encode(&cell, "cell")?));
     fields.push((b"pbc".to_vec(), codec::encode(&pbc, "pbc")?));
-    for (prefix, dict) in [("arrays.", Some(arrays)), ("info.", Some(info)), ("calc.", results.as_ref())] {
+    for (prefix, dict) in [
+        ("arrays.", Some(arrays)),
+        ("info.", Some(info)),
+        ("calc.", results.as_ref()),
+    ] {
         let Some(dict) = dict else { continue };
         if !push_prefixed(&mut fields, prefix, dict)? {
             return Ok(None);
         }
     }
     if let Some(dicts) = constraint_dicts.filter(|d| d.len().is_ok_and(|n| n > 0)) {
-        fields.push((b"constraints".to_vec(), codec::encode(&dicts, "constraints")?));
+        fields.push((
+            b"constraints".to_vec(),
+            codec::encode(&dicts, "constraints")?,
+        ));
     }
     Ok(Some(fields))
 }
@@ -199,7 +209,11 @@ fn fast(py: Python<'_>, api: &Api, atoms: &Bound<'_, PyAny>) -> PyResult<Option<
 fn push_prefixed(fields: &mut Fields, prefix: &str, dict: &Bound<'_, PyDict>) -> PyResult<bool> {
     for (name, value) in dict.iter() {
         // A surrogate (no UTF-8 form) gets the dict path's error.
-        let Some(name) = name.cast_exact::<PyString>().ok().and_then(|n| n.to_str().ok().map(str::to_owned)) else {
+        let Some(name) = name
+            .cast_exact::<PyString>()
+            .ok()
+            .and_then(|n| n.to_str().ok().map(str::to_owned))
+        else {
             return Ok(false);
         };
         let mut key = String::with_capacity(prefix.len() + name.len());
@@ -227,10 +241,7 @@ fn zero_f64_array(py: Python<'_>, value: &Bound<'_, PyAny>) -> bool {
             (*array.as_array_ptr()).fields.flags,
         )
     };
-    if !exact
-        || flags & want != want
-        || !array.dtype().is_equiv_to(&dtype::<f64>(py))
-    {
+    if !exact || flags & want != want || !array.dtype().is_equiv_to(&dtype::<f64>(py)) {
         return false;
     }
     let count = array.len();
@@ -239,7 +250,8 @@ fn zero_f64_array(py: Python<'_>, value: &Bound<'_, PyAny>) -> bool {
     }
     // SAFETY: an aligned, C-contiguous float64 array holds `count` items at `data`, which
     // stays alive while we hold `value`.
-    let data =
-        unsafe { std::slice::from_raw_parts((*array.as_array_ptr()).fields.data.cast::<f64>(), count) };
+    let data = unsafe {
+        std::slice::from_raw_parts((*array.as_array_ptr()).fields.data.cast::<f64>(), count)
+    };
     data.iter().all(|&v| v == 0.0)
 }

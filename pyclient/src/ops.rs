@@ -20,10 +20,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::args::{self, Positions, index_arg, indices_arg, keys_list, opt_indices_arg};
-use crate::{atoms_row, codec};
 use crate::errors::{AsebytesTypeError, AsebytesValueError, IndexOutOfRangeError};
 pub use crate::finish::{Finish, capabilities_dict, expect_len, expect_opened, unexpected};
 pub use crate::tier::Tier;
+use crate::{atoms_row, codec};
 
 /// Which store a handle means and how its rows are typed: everything a handle needs to
 /// plan requests, nothing about connections.

@@ -55,7 +55,10 @@ def _info_of_every_type() -> Atoms:
             "off": False,
             "ratio": 0.25,
             "none": None,
-            "nested": {"a": {"b": [1, 2.5, {"c": "d", "e": None}]}, "arr": np.arange(3)},
+            "nested": {
+                "a": {"b": [1, 2.5, {"c": "d", "e": None}]},
+                "arr": np.arange(3),
+            },
             "list": [1, "two", 3.0, [True, None]],
             "tuple": (1, 2),
             "vec": np.linspace(0, 1, 4),

@@ -129,7 +129,10 @@ def test_unusual_frames_take_the_python_path() -> None:
     sub = MyAtoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
     moved = molecule("H2O")
     moved.calc = SinglePointCalculator(moved, energy=1.0)
-    moved.calc.results = {"energy": 1.0, 7: "int key"}  # a non-str key: dict path's error
+    moved.calc.results = {
+        "energy": 1.0,
+        7: "int key",
+    }  # a non-str key: dict path's error
     for atoms in (sub, moved):
         assert rust_path(atoms) == python_path(atoms)
 

@@ -105,6 +105,9 @@ mod tests {
         assert_eq!(capped.max_wait, MAX_MAX_WAIT);
         let bad = GroupWindow::from_lookup(|_| Some("soon".into()));
         assert_eq!(bad.max_wait, DEFAULT_MAX_WAIT);
-        assert_eq!(GroupWindow::from_lookup(|_| None).max_wait, DEFAULT_MAX_WAIT);
+        assert_eq!(
+            GroupWindow::from_lookup(|_| None).max_wait,
+            DEFAULT_MAX_WAIT
+        );
     }
 }

@@ -143,9 +143,7 @@ impl WriterActor {
                         let left = deadline.saturating_duration_since(Instant::now());
                         match self.rx.recv_timeout(left) {
                             Ok(cmd) => Some(cmd),
-                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                                None
-                            }
+                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
                         }
                     }
                     _ => None,

@@ -131,7 +131,7 @@ class ASETier(ObjectTier):
             return row  # checked and converted by the backend, before anything is sent
         return _atoms_to_dict(row, copy=False)
 
-    def _prepare_view_row(self, row: Any) -> dict[str, Any] | None:
+    def _prepare_view_row(self, row: Any) -> Any:
         # A view's set() also takes the flat dicts of the reference (its async facades
         # only take dicts there); they follow the same key rule as update().
         if isinstance(row, Mapping):

@@ -134,9 +134,18 @@ mod tests {
     #[test]
     fn test_durability_option_defaults_to_disk_and_takes_os() {
         let opts = |v: &str| Options::default().with(OPTION, OptionValue::Str(v.into()));
-        assert_eq!(Durability::from_options(&Options::default()).unwrap(), Durability::Disk);
-        assert_eq!(Durability::from_options(&opts("disk")).unwrap(), Durability::Disk);
-        assert_eq!(Durability::from_options(&opts("os")).unwrap(), Durability::Os);
+        assert_eq!(
+            Durability::from_options(&Options::default()).unwrap(),
+            Durability::Disk
+        );
+        assert_eq!(
+            Durability::from_options(&opts("disk")).unwrap(),
+            Durability::Disk
+        );
+        assert_eq!(
+            Durability::from_options(&opts("os")).unwrap(),
+            Durability::Os
+        );
         let err = Durability::from_options(&opts("fast")).unwrap_err();
         assert!(err.message.contains("durability") && err.message.contains("disk, os"));
         assert_eq!(Durability::Os.env_flags(), EnvFlags::NO_SYNC);
@@ -145,7 +154,10 @@ mod tests {
 
     #[test]
     fn test_sync_interval_reads_the_variable() {
-        assert_eq!(sync_interval_from(|_| None).unwrap(), DEFAULT_OS_SYNC_INTERVAL);
+        assert_eq!(
+            sync_interval_from(|_| None).unwrap(),
+            DEFAULT_OS_SYNC_INTERVAL
+        );
         let ms = sync_interval_from(|_| Some("250".into())).unwrap();
         assert_eq!(ms, Duration::from_millis(250));
         assert!(sync_interval_from(|_| Some("soon".into())).is_err());
