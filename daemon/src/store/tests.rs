@@ -412,8 +412,9 @@ fn test_framed_reads_are_byte_identical_to_encoded_responses() {
 }
 
 /// Two writers, each waiting for its acknowledgement before writing again: while the
-/// previous batch held two commands, the window keeps a batch open for the second writer's
-/// write (one commit for both); without a window each write commits alone.
+/// previous batch held two commands and its commit was costly, the window keeps a batch
+/// open for the second writer's write (one commit for both); without a window each write
+/// commits alone.
 #[test]
 fn test_the_window_holds_a_batch_open_for_the_other_writers() {
     for window in [Duration::from_secs(5), Duration::ZERO] {
@@ -421,7 +422,7 @@ fn test_the_window_holds_a_batch_open_for_the_other_writers() {
         let shared = Arc::new(Shared::default());
         let backend = Box::new(memory(&format!("window-{}", window.as_millis())));
         let mut learned = GroupWindow::new(window);
-        learned.committed(2);
+        learned.committed(2, Duration::from_secs(10)); // two writers, commits that flush
         let actor = WriterActor {
             reader: backend.reader(),
             backend,

@@ -6,10 +6,12 @@
 //! and wait for its acknowledgement, their next rows arrive a few microseconds apart, so
 //! the first one would start a batch (and pay a whole flush) alone while the others queue
 //! behind it. The window closes that gap: while the previous batch held writes of several
-//! commands, the actor waits up to [`GroupWindow::max_wait`] (default 200 µs, env
+//! commands and its commit took longer than the window (a flush to disk, not a memory
+//! store or an `os`-durability commit, where waiting would cost more than it saves), the
+//! actor waits up to [`GroupWindow::max_wait`] (default 200 µs, env
 //! `ASEBYTES_GROUP_COMMIT_US`, 0 turns it off) for as many commands as that batch had,
 //! then commits. A lone writer (previous batch of one) never waits, and the wait follows
-//! the number of writers up and down batch by batch.
+//! the number of writers and the cost of a commit batch by batch.
 
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct GroupWindow {
     pub max_wait: Duration,
     /// Commands in the previous batch (1 at start: nobody waits for a first writer).
     last_batch: usize,
+    /// How long the previous batch took to apply and commit.
+    last_cost: Duration,
 }
 
 impl GroupWindow {
@@ -35,6 +39,7 @@ impl GroupWindow {
         Self {
             max_wait,
             last_batch: 1,
+            last_cost: Duration::ZERO,
         }
     }
 
@@ -61,12 +66,14 @@ impl GroupWindow {
     /// How many commands a batch that has `have` so far should wait for, or `None` when
     /// it should commit now.
     pub fn wait_for(&self, have: usize) -> Option<usize> {
-        (!self.max_wait.is_zero() && have < self.last_batch).then_some(self.last_batch)
+        let worth_it = !self.max_wait.is_zero() && self.last_cost > self.max_wait;
+        (worth_it && have < self.last_batch).then_some(self.last_batch)
     }
 
-    /// Records the size of the batch just committed.
-    pub fn committed(&mut self, commands: usize) {
+    /// Records the size of the batch just committed and what its commit cost.
+    pub fn committed(&mut self, commands: usize, cost: Duration) {
         self.last_batch = commands.max(1);
+        self.last_cost = cost;
     }
 }
 
@@ -74,30 +81,40 @@ impl GroupWindow {
 mod tests {
     use super::*;
 
+    /// A commit that flushes to disk.
+    const FLUSH: Duration = Duration::from_millis(2);
+
     #[test]
     fn test_a_lone_writer_never_waits() {
         let mut w = GroupWindow::new(DEFAULT_MAX_WAIT);
         assert_eq!(w.wait_for(1), None);
-        w.committed(1);
+        w.committed(1, FLUSH);
         assert_eq!(w.wait_for(1), None);
     }
 
     #[test]
     fn test_the_window_follows_the_number_of_writers() {
         let mut w = GroupWindow::new(DEFAULT_MAX_WAIT);
-        w.committed(4);
+        w.committed(4, FLUSH);
         assert_eq!(w.wait_for(1), Some(4));
         assert_eq!(w.wait_for(4), None);
-        w.committed(2); // two writers left: wait for the two that remain
+        w.committed(2, FLUSH); // two writers left: wait for the two that remain
         assert_eq!(w.wait_for(1), Some(2));
-        w.committed(0);
+        w.committed(0, FLUSH);
+        assert_eq!(w.wait_for(1), None);
+    }
+
+    #[test]
+    fn test_cheap_commits_never_wait() {
+        let mut w = GroupWindow::new(DEFAULT_MAX_WAIT);
+        w.committed(4, Duration::from_micros(30)); // memory, or an `os`-durability commit
         assert_eq!(w.wait_for(1), None);
     }
 
     #[test]
     fn test_zero_turns_it_off_and_the_variable_is_read() {
         let mut off = GroupWindow::from_lookup(|_| Some("0".into()));
-        off.committed(8);
+        off.committed(8, FLUSH);
         assert_eq!(off.wait_for(1), None);
         let set = GroupWindow::from_lookup(|_| Some(" 50 ".into()));
         assert_eq!(set.max_wait, Duration::from_micros(50));

@@ -88,8 +88,9 @@ impl WriterActor {
                 Command::Write { op, reply } => {
                     let mut batch = vec![Pending { op, reply }];
                     next = self.drain_into(&mut batch);
-                    self.window.committed(batch.len());
+                    let (commands, started) = (batch.len(), Instant::now());
                     self.commit_batch(batch);
+                    self.window.committed(commands, started.elapsed());
                 }
                 Command::Read { req, reply } => {
                     let resp = guarded(|| match self.reader.snapshot() {
