@@ -63,11 +63,11 @@ impl GroupWindow {
         Self::new(max_wait.min(MAX_MAX_WAIT))
     }
 
-    /// How many commands a batch that has `have` so far should wait for, or `None` when
-    /// it should commit now.
-    pub fn wait_for(&self, have: usize) -> Option<usize> {
+    /// Whether a batch of `have` commands should wait for more (until the window ends)
+    /// rather than commit now.
+    pub fn waits(&self, have: usize) -> bool {
         let worth_it = !self.max_wait.is_zero() && self.last_cost > self.max_wait;
-        (worth_it && have < self.last_batch).then_some(self.last_batch)
+        worth_it && have < self.last_batch
     }
 
     /// Records the size of the batch just committed and what its commit cost.
@@ -87,35 +87,35 @@ mod tests {
     #[test]
     fn test_a_lone_writer_never_waits() {
         let mut w = GroupWindow::new(DEFAULT_MAX_WAIT);
-        assert_eq!(w.wait_for(1), None);
+        assert!(!w.waits(1));
         w.committed(1, FLUSH);
-        assert_eq!(w.wait_for(1), None);
+        assert!(!w.waits(1));
     }
 
     #[test]
     fn test_the_window_follows_the_number_of_writers() {
         let mut w = GroupWindow::new(DEFAULT_MAX_WAIT);
         w.committed(4, FLUSH);
-        assert_eq!(w.wait_for(1), Some(4));
-        assert_eq!(w.wait_for(4), None);
+        assert!(w.waits(1));
+        assert!(!w.waits(4));
         w.committed(2, FLUSH); // two writers left: wait for the two that remain
-        assert_eq!(w.wait_for(1), Some(2));
+        assert!(w.waits(1));
         w.committed(0, FLUSH);
-        assert_eq!(w.wait_for(1), None);
+        assert!(!w.waits(1));
     }
 
     #[test]
     fn test_cheap_commits_never_wait() {
         let mut w = GroupWindow::new(DEFAULT_MAX_WAIT);
         w.committed(4, Duration::from_micros(30)); // memory, or an `os`-durability commit
-        assert_eq!(w.wait_for(1), None);
+        assert!(!w.waits(1));
     }
 
     #[test]
     fn test_zero_turns_it_off_and_the_variable_is_read() {
         let mut off = GroupWindow::from_lookup(|_| Some("0".into()));
         off.committed(8, FLUSH);
-        assert_eq!(off.wait_for(1), None);
+        assert!(!off.waits(1));
         let set = GroupWindow::from_lookup(|_| Some(" 50 ".into()));
         assert_eq!(set.max_wait, Duration::from_micros(50));
         let capped = GroupWindow::from_lookup(|_| Some("1000000".into()));

@@ -12,7 +12,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
@@ -139,16 +139,11 @@ impl WriterActor {
             let received = match self.rx.try_recv() {
                 Ok(cmd) => Some(cmd),
                 Err(TryRecvError::Disconnected) => None,
-                Err(TryRecvError::Empty) => match self.window.wait_for(batch.len()) {
-                    Some(_) if atomic => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        match self.rx.recv_timeout(left) {
-                            Ok(cmd) => Some(cmd),
-                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                        }
-                    }
-                    _ => None,
-                },
+                Err(TryRecvError::Empty) if atomic && self.window.waits(batch.len()) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.rx.recv_timeout(left).ok()
+                }
+                Err(TryRecvError::Empty) => None,
             };
             match received {
                 Some(Command::Write { op, reply }) => {
