@@ -100,6 +100,13 @@ bench-latency: develop ref-venv
 bench-readers *ARGS: develop ref-venv
     {{py}} benches/python/bench_readers.py --ref-python {{ref_py}} {{ARGS}}
 
+# The write path before and after in one run: extend (Atoms converted in Rust or Python),
+# one append at a time (durable, durability="os", asebytes 0.3.3, extxyz), 4 processes
+# appending (group-commit window on/off); results in benches/results/writes.{json,md}.
+[group('bench')]
+bench-writes *ARGS: develop ref-venv
+    {{py}} benches/python/bench_writes.py --ref-python {{ref_py}} {{ARGS}}
+
 # Read-only sources (extxyz, traj, aselmdb) against ase.io, ase.db and asebytes 0.3.3 on
 # 10,000 frames; results in benches/results/readonly.{json,md}.
 [group('bench')]

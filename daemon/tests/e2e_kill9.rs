@@ -1,7 +1,7 @@
 //! `kill -9` of the daemon during concurrent appends from several client processes, and of
 //! a client mid-batch, on every persistent backend the daemon serves: one test body
 //! ([`e2e_common::kill9::run`]) per store kind. LMDB and Zarr must keep every acknowledged
-//! batch through every kill; HDF5 and H5MD are measured against the rate their docs state.
+//! batch through every kill (LMDB also with `durability="os"`); HDF5 and H5MD are measured against the rate their docs state.
 
 mod e2e_common;
 
@@ -18,6 +18,14 @@ fn kill9_client_process() {
 #[test]
 fn kill9_lmdb() {
     kill9::run("lmdb", Promise::Always);
+}
+
+/// `durability="os"` acknowledges once a commit reached the OS: a killed daemon loses
+/// nothing acknowledged all the same.
+#[cfg(feature = "lmdb")]
+#[test]
+fn kill9_lmdb_durability_os() {
+    kill9::run_with("lmdb", "durability=os", Promise::Always);
 }
 
 #[cfg(feature = "zarr")]

@@ -19,6 +19,7 @@
 pub mod args;
 pub mod astore;
 pub mod atoms;
+pub mod atoms_row;
 pub mod client;
 pub mod codec;
 pub mod column;
@@ -122,6 +123,17 @@ fn decode_value<'py>(py: Python<'py>, data: Cow<'_, [u8]>) -> PyResult<Bound<'py
 fn encode_row<'py>(py: Python<'py>, row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     for (k, v) in codec::encode_row(row)? {
+        out.set_item(PyBytes::new(py, &k), PyBytes::new(py, &v))?;
+    }
+    Ok(out)
+}
+
+/// `ase.Atoms` → `dict[bytes, bytes]` (the stored row), converted in Rust from the Atoms'
+/// arrays: byte-identical to `encode_row(atoms_to_dict(atoms))`.
+#[pyfunction]
+fn encode_atoms<'py>(py: Python<'py>, atoms: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (k, v) in atoms_row::encode_atoms(atoms)? {
         out.set_item(PyBytes::new(py, &k), PyBytes::new(py, &v))?;
     }
     Ok(out)
@@ -312,6 +324,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_value, m)?)?;
     m.add_function(wrap_pyfunction!(decode_value, m)?)?;
     m.add_function(wrap_pyfunction!(encode_row, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_atoms, m)?)?;
     m.add_function(wrap_pyfunction!(decode_row, m)?)?;
     m.add_function(wrap_pyfunction!(decode_atoms, m)?)?;
     m.add_function(wrap_pyfunction!(ping, m)?)?;

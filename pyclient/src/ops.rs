@@ -20,10 +20,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::args::{self, Positions, index_arg, indices_arg, keys_list, opt_indices_arg};
-use crate::codec;
 use crate::errors::{AsebytesTypeError, AsebytesValueError, IndexOutOfRangeError};
 pub use crate::finish::{Finish, capabilities_dict, expect_len, expect_opened, unexpected};
 pub use crate::tier::Tier;
+use crate::{atoms_row, codec};
 
 /// Which store a handle means and how its rows are typed: everything a handle needs to
 /// plan requests, nothing about connections.
@@ -484,6 +484,10 @@ impl Spec {
 
     fn data_arg(&self, data: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
         match self.tier {
+            // `ASEIO` hands its `Atoms` over as they are: converted in Rust, no dict.
+            Tier::Object if !data.is_instance_of::<PyDict>() && atoms_row::is_atoms(data)? => {
+                atoms_row::encode_atoms(data)
+            }
             Tier::Object => codec::encode_row(data),
             Tier::Blob | Tier::TypedBlob => codec::blob_row_in(data),
         }

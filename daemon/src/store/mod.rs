@@ -12,6 +12,7 @@
 mod command;
 mod ops;
 mod watch;
+mod window;
 mod writer;
 
 use std::sync::atomic::Ordering;
@@ -67,6 +68,7 @@ impl StoreHandle {
             reader: reader.clone(),
             rx,
             shared: shared.clone(),
+            window: window::GroupWindow::from_env(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("store-writer:{}", info.scheme))

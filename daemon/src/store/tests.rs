@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use asebytes_protocol::request::{Extend, Get, GetColumn, Insert, Set, StoreRef, Update};
 use asebytes_protocol::value::{key, row};
@@ -12,6 +13,7 @@ use asebytes_protocol::{Capabilities, ErrorCode, Key, Request, Response, Row};
 
 use super::command::Command;
 use super::ops::WriteOp;
+use super::window::GroupWindow;
 use super::writer::{Shared, WriterActor};
 use super::*;
 use crate::backend::memory::MemoryBackend;
@@ -137,6 +139,7 @@ fn run_prequeued(backend: Box<dyn Backend>, ops: Vec<WriteOp>) -> (Vec<Response>
         reader: reader.clone(),
         rx,
         shared: shared.clone(),
+        window: GroupWindow::new(Duration::ZERO),
     }
     .run();
     closed.recv().expect("shutdown answered").expect("closed");
@@ -405,5 +408,53 @@ fn test_framed_reads_are_byte_identical_to_encoded_responses() {
             assert_eq!(by_default.unwrap_or_else(Response::Error), want, "{req:?}");
         }
         handle.shutdown().expect("shutdown");
+    }
+}
+
+/// Two writers, each waiting for its acknowledgement before writing again: while the
+/// previous batch held two commands and its commit was costly, the window keeps a batch
+/// open for the second writer's write (one commit for both); without a window each write
+/// commits alone.
+#[test]
+fn test_the_window_holds_a_batch_open_for_the_other_writers() {
+    for window in [Duration::from_secs(5), Duration::ZERO] {
+        let (tx, rx) = mpsc::sync_channel(64);
+        let shared = Arc::new(Shared::default());
+        let backend = Box::new(memory(&format!("window-{}", window.as_millis())));
+        let mut learned = GroupWindow::new(window);
+        learned.committed(2, Duration::from_secs(10)); // two writers, commits that flush
+        let actor = WriterActor {
+            reader: backend.reader(),
+            backend,
+            rx,
+            shared: shared.clone(),
+            window: learned,
+        };
+        let thread = std::thread::spawn(move || actor.run());
+        let write = |v: &str| {
+            let (reply, answer) = mpsc::sync_channel(1);
+            let op = extend(vec![Some(row([("a", v)]))]);
+            tx.send(Command::Write { op, reply }).expect("queue");
+            answer
+        };
+        let first = write("1");
+        if window.is_zero() {
+            first.recv().expect("answered at once");
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(first.try_recv().is_err(), "held open for the second writer");
+        }
+        let second = write("2");
+        for answer in [first, second] {
+            if let Ok(reply) = answer.recv() {
+                assert!(matches!(reply, Response::Len(_)), "{reply:?}");
+            }
+        }
+        let (reply, closed) = mpsc::sync_channel(1);
+        tx.send(Command::Shutdown { reply }).expect("queue");
+        closed.recv().expect("shutdown answered").expect("closed");
+        thread.join().expect("actor");
+        let want = if window.is_zero() { 2 } else { 1 };
+        assert_eq!(shared.commits.load(Ordering::Relaxed), want, "{window:?}");
     }
 }

@@ -5,19 +5,23 @@
 //! The loop blocks for the next command, drains what else is already queued into a bounded
 //! batch, applies every write of the batch in ONE backend transaction, commits, and only
 //! then replies to everyone in it: an acknowledged write is a committed write. A read or a
-//! control command ends a batch, so it observes every write queued before it.
+//! control command ends a batch, so it observes every write queued before it. While
+//! several clients write, a batch is held open a little for their next writes
+//! ([`super::window`]).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, mpsc};
+use std::time::Instant;
 
 use asebytes_protocol::{ErrorCode, Response, WireError};
 
 use super::command::{Command, Reply};
 use super::ops::{self, WriteOp};
 use super::watch::CommitWatch;
+use super::window::GroupWindow;
 use crate::backend::{self, Backend, ErrorKind, Reader};
 
 /// Most commands one group commit holds.
@@ -53,6 +57,7 @@ pub(crate) struct WriterActor {
     pub(crate) reader: Arc<dyn Reader>,
     pub(crate) rx: Receiver<Command>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) window: GroupWindow,
 }
 
 /// A write waiting for its batch to commit.
@@ -83,7 +88,9 @@ impl WriterActor {
                 Command::Write { op, reply } => {
                     let mut batch = vec![Pending { op, reply }];
                     next = self.drain_into(&mut batch);
+                    let (commands, started) = (batch.len(), Instant::now());
                     self.commit_batch(batch);
+                    self.window.committed(commands, started.elapsed());
                 }
                 Command::Read { req, reply } => {
                     let resp = guarded(|| match self.reader.snapshot() {
@@ -118,24 +125,33 @@ impl WriterActor {
     }
 
     /// Moves already-queued writes into `batch` until a limit is hit or a non-write shows
-    /// up; returns that non-write so it runs right after this batch commits. A backend
-    /// whose write is not all-or-nothing over several commands (no `atomic_batches`)
-    /// gets one command per write, so a failure can only ever undo that command.
+    /// up; returns that non-write so it runs right after this batch commits. While the
+    /// group-commit window says more writers are active, waits (boundedly) for their
+    /// writes too. A backend whose write is not all-or-nothing over several commands (no
+    /// `atomic_batches`) gets one command per write, so a failure can only ever undo that
+    /// command.
     fn drain_into(&mut self, batch: &mut Vec<Pending>) -> Option<Command> {
-        let max_commands = if self.backend.info().caps.atomic_batches {
-            MAX_BATCH_COMMANDS
-        } else {
-            1
-        };
+        let atomic = self.backend.info().caps.atomic_batches;
+        let max_commands = if atomic { MAX_BATCH_COMMANDS } else { 1 };
         let mut bytes: usize = batch.iter().map(|p| p.op.payload_bytes()).sum();
+        let deadline = Instant::now() + self.window.max_wait;
         while batch.len() < max_commands && bytes < MAX_BATCH_BYTES {
-            match self.rx.try_recv() {
-                Ok(Command::Write { op, reply }) => {
+            let received = match self.rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) if atomic && self.window.waits(batch.len()) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.rx.recv_timeout(left).ok()
+                }
+                Err(TryRecvError::Empty) => None,
+            };
+            match received {
+                Some(Command::Write { op, reply }) => {
                     bytes += op.payload_bytes();
                     batch.push(Pending { op, reply });
                 }
-                Ok(other) => return Some(other),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                Some(other) => return Some(other),
+                None => break,
             }
         }
         None

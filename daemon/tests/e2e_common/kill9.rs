@@ -8,6 +8,8 @@
 //! it opens, every acknowledged batch is there exactly once, whole and contiguous, every
 //! row reads back as written, and nothing of the half-sent batches is there.
 //!
+//! [`run_with`] passes open options (e.g. LMDB's `durability="os"`) to every open.
+//!
 //! The client processes are the test binary itself, re-run with `ABT_KILL9_CHILD` set:
 //! the test binary must have a test named [`CHILD_TEST`] that calls [`child_main`].
 //! `ABT_KILL9_ROUNDS` sets the number of daemon kills (default [`DEFAULT_ROUNDS`]).
@@ -40,6 +42,8 @@ pub const CHILD_TEST: &str = "kill9_client_process";
 /// The writer id of the clients killed mid-batch.
 const PARTIAL_WRITER: u64 = 99;
 const CHILD_ENV: &str = "ABT_KILL9_CHILD";
+/// `name=value,...` open options for the client processes (see [`run_with`]).
+const OPTIONS_ENV: &str = "ABT_KILL9_OPTIONS";
 
 /// What a backend promises about a kill of the daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +56,13 @@ pub enum Promise {
     Measured,
 }
 
-/// Options of the `Open` request: `ABT_HDF5_KILL_COMPRESSION` for HDF5 stores.
-fn open_request(location: &str) -> Request {
+/// Options of the `Open` request: `extra` (`name=value,...`), and
+/// `ABT_HDF5_KILL_COMPRESSION` for HDF5 stores.
+fn open_request(location: &str, extra: &str) -> Request {
     let mut options = OptionMap::new();
+    for (name, value) in extra.split(',').filter_map(|o| o.split_once('=')) {
+        options.insert(name.into(), OptionValue::Str(value.into()));
+    }
     let hdf5 = [".h5", ".h5p", ".h5md"]
         .iter()
         .any(|e| location.ends_with(e));
@@ -121,7 +129,9 @@ pub fn child_main() {
         return;
     };
     let mut c = Client::from_stream(stream, welcome);
-    let Some(Response::Opened(opened)) = try_call(&mut c, 1, &open_request(&location)) else {
+    let extra = std::env::var(OPTIONS_ENV).unwrap_or_default();
+    let Some(Response::Opened(opened)) = try_call(&mut c, 1, &open_request(&location, &extra))
+    else {
         return;
     };
     let extend = |seq| {
@@ -147,8 +157,16 @@ pub fn child_main() {
     }
 }
 
+/// How one kill loop opens its store.
+struct Setup<'a> {
+    socket: &'a Path,
+    /// `name=value,...` open options.
+    options: &'a str,
+}
+
 /// Starts a client process of `role` (see [`child_main`]); its stdout is piped.
-fn spawn_child(role: &str, socket: &Path, location: &str, w: u64, seq: u64) -> Child {
+fn spawn_child(role: &str, setup: &Setup<'_>, location: &str, w: u64, seq: u64) -> Child {
+    let socket = setup.socket;
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -162,6 +180,7 @@ fn spawn_child(role: &str, socket: &Path, location: &str, w: u64, seq: u64) -> C
         .env("ABT_KILL9_LOCATION", location)
         .env("ABT_KILL9_W", w.to_string())
         .env("ABT_KILL9_SEQ", seq.to_string())
+        .env(OPTIONS_ENV, setup.options)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -186,8 +205,8 @@ fn connect(socket: &Path) -> Client {
 }
 
 /// Kills a client process in the middle of sending its batch.
-fn kill_mid_batch(socket: &Path, location: &str, seq: u64) {
-    let mut child = spawn_child("partial", socket, location, PARTIAL_WRITER, seq);
+fn kill_mid_batch(setup: &Setup<'_>, location: &str, seq: u64) {
+    let mut child = spawn_child("partial", setup, location, PARTIAL_WRITER, seq);
     let out = BufReader::new(child.stdout.take().unwrap());
     let sent_half = out
         .lines()
@@ -203,9 +222,10 @@ fn kill_mid_batch(socket: &Path, location: &str, seq: u64) {
 fn check(
     c: &mut Client,
     location: &str,
+    options: &str,
     acked: &[(u64, u64)],
 ) -> Result<usize, (&'static str, String)> {
-    let opened = match c.call(open_request(location)) {
+    let opened = match c.call(open_request(location, options)) {
         Response::Opened(o) => o,
         other => return Err(("unreadable", format!("open: {other:?}"))),
     };
@@ -263,6 +283,11 @@ fn check(
 /// The kill loop on a store `crash-<n>.<ext>` in a temporary directory (see the module
 /// docs); panics when the backend breaks its [`Promise`].
 pub fn run(ext: &str, promise: Promise) {
+    run_with(ext, "", promise);
+}
+
+/// [`run`] with open options `name=value,...` on every open.
+pub fn run_with(ext: &str, options: &str, promise: Promise) {
     let rounds: u64 = std::env::var("ABT_KILL9_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -278,14 +303,18 @@ pub fn run(ext: &str, promise: Promise) {
     let mut location = loc(file_no);
     let mut acked: Vec<(u64, u64)> = Vec::new();
     let mut daemon = spawn_daemon(&socket);
+    let setup = Setup {
+        socket: &socket,
+        options,
+    };
     for round in 0..rounds {
         connect(&socket);
-        kill_mid_batch(&socket, &location, 9_000_000 + round);
+        kill_mid_batch(&setup, &location, 9_000_000 + round);
         let round_acks: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let seq = w * 1_000_000 + round * 10_000;
-                let mut child = spawn_child("writer", &socket, &location, w, seq);
+                let mut child = spawn_child("writer", &setup, &location, w, seq);
                 let out = BufReader::new(child.stdout.take().unwrap());
                 let acks = round_acks.clone();
                 let reader = std::thread::spawn(move || {
@@ -317,7 +346,7 @@ pub fn run(ext: &str, promise: Promise) {
         acked.extend(round_acks.lock().unwrap().iter().copied());
         daemon = spawn_daemon(&socket);
         let mut c = connect(&socket);
-        match check(&mut c, &location, &acked) {
+        match check(&mut c, &location, options, &acked) {
             Ok(n) => frames = n,
             Err((what, why)) => {
                 assert!(
@@ -335,7 +364,7 @@ pub fn run(ext: &str, promise: Promise) {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     eprintln!(
-        "{ext}: {rounds} daemon kills during appends by {WRITERS} processes (and {rounds} \
+        "{ext} {options}: {rounds} daemon kills during appends by {WRITERS} processes (and {rounds} \
          clients killed mid-batch): {damaged} damaged the store, {frames} frames in the last file"
     );
     // HDF5: measured at about 2.5 % of kills (docs/backends/hdf5.md); fail well above.

@@ -358,9 +358,9 @@ def encode(atoms: ase.Atoms) -> dict[bytes, bytes]:
     """``atoms`` as ``dict[bytes, bytes]``: UTF-8 keys, each value packed on its own in the
     msgpack-numpy layout (byte-compatible with the reference). Same validation as
     :func:`atoms_to_dict`; values that cannot be stored raise ``TypeError`` naming the key.
+    Converted in Rust straight from the Atoms' arrays (no intermediate dict).
     """
-    row = _atoms_to_dict(atoms, copy=False)
-    encoded: dict[bytes, bytes] = _native().encode_row(row)
+    encoded: dict[bytes, bytes] = _native().encode_atoms(atoms)
     return encoded
 
 

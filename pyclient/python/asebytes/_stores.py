@@ -51,6 +51,8 @@ class DaemonBackend(DaemonReadBackend, ReadWriteBackend[Any, Any]):
     """A store served by the daemon, readable and writable."""
 
     _returns_mutable = True
+    # Object-tier rows may be ``ase.Atoms``: converted in Rust from their arrays.
+    _takes_atoms = True
     # The native multi-row writes take index lists: one request for any selection.
     set_rows = _native.Store.set_many  # type: ignore[assignment]
     update_rows = _native.Store.update_many  # type: ignore[assignment]
@@ -215,6 +217,7 @@ class AsyncDaemonBackend(_RemoteOperations, AsyncReadWriteBackend[Any, Any]):  #
 
     _negative_indices = True
     _returns_mutable = True
+    _takes_atoms = True
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ input never leaves a partial write.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -96,22 +97,41 @@ def _blob_value(key: bytes, value: Any) -> bytes:
     return bytes(value)
 
 
+#: ``ASEBYTES_ATOMS_ENCODE=python`` sends every ``Atoms`` through :func:`atoms_to_dict`
+#: even where the backend converts them natively (to compare the two paths).
+_PYTHON_ENCODE = os.environ.get("ASEBYTES_ATOMS_ENCODE", "").lower() == "python"
+
+
 class ASETier(ObjectTier):
     """``ase.Atoms`` rows; column views yield Atoms built from the requested keys only.
 
     Backends that build ``Atoms`` themselves (the native store's ``get_atoms_many``) are
     read through that; any other backend through its row dicts and
-    :func:`asebytes.dict_to_atoms`.
+    :func:`asebytes.dict_to_atoms`. Likewise on write: a backend that takes ``Atoms``
+    rows (``_takes_atoms``: the daemon's object-tier stores) gets them as they are and
+    converts them in Rust, byte-identical to :func:`asebytes.atoms_to_dict` and the codec;
+    any other backend gets the flat dicts.
     """
 
     _reads_atoms: ClassVar[bool] = True
+    _writes_atoms: bool = False
 
-    def _prepare_row(self, row: Any) -> dict[str, Any] | None:
+    def _attach(self, backend: Any) -> None:
+        super()._attach(backend)
+        self._writes_atoms = (
+            not _PYTHON_ENCODE
+            and bool(getattr(backend, "_takes_atoms", False))
+            and getattr(backend, "tier", None) == "object"
+        )
+
+    def _prepare_row(self, row: Any) -> Any:
         if row is None:
             return None
+        if self._writes_atoms and type(row) is ase.Atoms:
+            return row  # checked and converted by the backend, before anything is sent
         return _atoms_to_dict(row, copy=False)
 
-    def _prepare_view_row(self, row: Any) -> dict[str, Any] | None:
+    def _prepare_view_row(self, row: Any) -> Any:
         # A view's set() also takes the flat dicts of the reference (its async facades
         # only take dicts there); they follow the same key rule as update().
         if isinstance(row, Mapping):

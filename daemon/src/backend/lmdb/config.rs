@@ -8,6 +8,7 @@
 //! | `ASEBYTES_LMDB_MAX_MAP_SIZE` | `4T` | the map never grows beyond this |
 //! | `ASEBYTES_LMDB_MAX_READERS` | `1024` | reader slots in a lock file this process creates |
 //! | `ASEBYTES_LMDB_RESIZE_WAIT_MS` | `10000` | how long a write that needs a bigger map waits for open snapshots to end |
+//! | `ASEBYTES_LMDB_OS_SYNC_MS` | `1000` | `durability="os"`: longest time commits stay unflushed while writes keep coming |
 //!
 //! Sizes accept a plain byte count or a binary suffix (`64K`, `512M`, `10G`, `1T`).
 //! The map is a sparse reservation of address space, so a large initial size costs
@@ -16,6 +17,7 @@
 
 use std::time::Duration;
 
+use super::durability::{self, Durability};
 use crate::backend::{Error, ErrorKind, Result};
 
 /// The reference's default map size (10 GiB).
@@ -41,6 +43,10 @@ pub struct LmdbConfig {
     /// How long a write that hit a full map waits for this process's open snapshots to
     /// end before it gives up (growing the map needs no transaction open in-process).
     pub resize_wait: Duration,
+    /// When commits are acknowledged (the `durability` open option).
+    pub durability: Durability,
+    /// `durability="os"`: flush at most this long after the oldest unflushed commit.
+    pub os_sync_interval: Duration,
 }
 
 impl Default for LmdbConfig {
@@ -50,6 +56,8 @@ impl Default for LmdbConfig {
             max_map_size: DEFAULT_MAX_MAP_SIZE,
             max_readers: DEFAULT_MAX_READERS,
             resize_wait: DEFAULT_RESIZE_WAIT,
+            durability: Durability::Disk,
+            os_sync_interval: durability::DEFAULT_OS_SYNC_INTERVAL,
         }
     }
 }
@@ -85,6 +93,7 @@ impl LmdbConfig {
                 .map_err(|_| invalid("ASEBYTES_LMDB_RESIZE_WAIT_MS", &v))?;
             cfg.resize_wait = Duration::from_millis(ms);
         }
+        cfg.os_sync_interval = durability::sync_interval_from(&lookup)?;
         Ok(cfg)
     }
 

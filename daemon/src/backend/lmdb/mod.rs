@@ -3,7 +3,8 @@
 //! its files open here and ours open there.
 //!
 //! Layer: below [`crate::store`], beside the other backends. [`layout`] is the key schema,
-//! [`reader`] the snapshots, [`writer`] the write transaction, [`config`] the tuning.
+//! [`reader`] the snapshots, [`writer`] the write transaction, [`config`] the tuning,
+//! [`durability`] when a commit is acknowledged (`durability="disk"` or `"os"`).
 //!
 //! Sharing with the reference. heed compiles LMDB's mdb.master branch, whose lock file
 //! (format 2) differs from the 0.9 releases py-lmdb ships (format 1); the data file is the
@@ -27,6 +28,7 @@
 //! hold a snapshot while waiting for a write of the same store.
 
 pub mod config;
+pub mod durability;
 pub mod layout;
 pub mod reader;
 pub mod space;
@@ -42,6 +44,7 @@ use heed::types::Bytes as RawBytes;
 use heed::{CommitOrAbort, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, WithoutTls};
 
 use self::config::LmdbConfig;
+use self::durability::{Durability, Flusher};
 use self::reader::{IndexCache, LmdbReader, Store};
 use self::writer::LmdbWriter;
 use super::{
@@ -61,7 +64,7 @@ pub const ENTRY: BackendEntry = BackendEntry {
     sniff: None,
     default_group: None,
     location: LocationKind::File,
-    options: &["map_size"],
+    options: &["map_size", durability::OPTION],
     open: |opts| Ok(Box::new(LmdbBackend::open(opts)?)),
     list_groups,
 };
@@ -418,6 +421,8 @@ pub struct LmdbBackend {
     /// The group directory (or, for the empty group, the store directory itself).
     dir: PathBuf,
     group: String,
+    /// Flushes `durability="os"` commits now and then and at close.
+    flusher: Flusher,
 }
 
 /// What one attempt at a write transaction came to.
@@ -431,13 +436,15 @@ enum Attempt {
 
 impl LmdbBackend {
     /// Opens (creating unless read-only) `opts.path/opts.group`, tuned by the
-    /// `ASEBYTES_LMDB_*` variables (see [`config`]).
+    /// `ASEBYTES_LMDB_*` variables (see [`config`]) and the options `map_size` and
+    /// `durability`.
     pub fn open(opts: &OpenOptions) -> Result<Self> {
-        let cfg = LmdbConfig::from_env()?.with_map_size(opts.options.u64("map_size")?);
+        let mut cfg = LmdbConfig::from_env()?.with_map_size(opts.options.u64("map_size")?);
+        cfg.durability = Durability::from_options(&opts.options)?;
         Self::open_with(opts, cfg)
     }
 
-    /// [`LmdbBackend::open`] with explicit settings (option `map_size` is not consulted).
+    /// [`LmdbBackend::open`] with explicit settings (options are not consulted).
     pub fn open_with(opts: &OpenOptions, cfg: LmdbConfig) -> Result<Self> {
         let group = opts.group.as_str();
         if group.contains('/') || group.contains('\0') || group == "." || group == ".." {
@@ -510,9 +517,12 @@ impl LmdbBackend {
 
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.map_size(map_size).max_readers(cfg.max_readers);
+        // SAFETY: READ_ONLY only restricts what this handle may do; NO_SYNC (`os`
+        // durability) only skips the flush of each commit, which `Flusher` does instead.
         if opts.readonly {
-            // SAFETY: READ_ONLY only restricts what this handle may do.
             unsafe { options.flags(EnvFlags::READ_ONLY) };
+        } else {
+            unsafe { options.flags(cfg.durability.env_flags()) };
         }
         // SAFETY: the files are only ever changed through LMDB (here or in other processes,
         // which LMDB's lock file coordinates), and heed refuses a second open of the same
@@ -555,6 +565,10 @@ impl LmdbBackend {
         };
 
         let canonical = format!("{SCHEME}://{}#{group}", base.display());
+        let flusher = Flusher::new(cfg.durability, cfg.os_sync_interval);
+        if cfg.durability == Durability::Os && !opts.readonly {
+            log::info!("{canonical}: durability=os (commits acknowledged once in the OS)");
+        }
         let mut caps = Capabilities::all();
         // Values are stored as msgpack bytes per field; nothing to pack.
         caps.packed_columns = false;
@@ -587,6 +601,7 @@ impl LmdbBackend {
             shared,
             dir,
             group: group.to_owned(),
+            flusher,
         })
     }
 
@@ -594,6 +609,16 @@ impl LmdbBackend {
     /// and whenever the reader table is full); returns how many were freed.
     pub fn clear_stale_readers(&self) -> Result<usize> {
         self.shared.env.clear_stale_readers().map_err(map_heed_err)
+    }
+
+    /// The durability the environment really runs with (from LMDB's own flags).
+    pub fn durability(&self) -> Result<Durability> {
+        let flags = self.shared.env.get_flags().map_err(map_heed_err)?;
+        Ok(if flags & EnvFlags::NO_SYNC.bits() != 0 {
+            Durability::Os
+        } else {
+            Durability::Disk
+        })
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -691,7 +716,16 @@ impl Backend for LmdbBackend {
             } else {
                 e
             }
-        })
+        })?;
+        // The commit stands whatever the flush does: it is in the OS, as `os` promises.
+        if let Err(e) = self.flusher.committed(&self.shared.env) {
+            log::warn!("{}: periodic flush failed: {e}", self.info.canonical);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.flusher.flush(&self.shared.env)
     }
 
     fn remove(&mut self) -> Result<()> {
