@@ -130,8 +130,8 @@ bench-venv: venv
     {{bench_py}} -m pip install -q --disable-pip-version-check --no-deps --force-reinstall target/bench-wheels/*.whl
 
 # The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite, atompack and asebytes
-# 0.3.3, the multi-process scenarios, the latency benchmark and the read-only sources;
-# results in benches/results/, plots in docs/benchmarks/ (about 30 min on 2 cores). Extra
+# 0.3.3, the multi-process scenarios, the latency benchmark, the read-only sources, the write path and cache_to;
+# results in benches/results/, plots in docs/benchmarks/ (about 40 min on 2 cores). Extra
 # arguments go to bench_suite.py.
 [group('bench')]
 bench *ARGS: bench-venv ref-venv
@@ -140,6 +140,8 @@ bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_latency.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_readers.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_writes.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_cache.py --ref-python {{ref_py}}
 
 # A small run of the suite and the multi-process scenario for development (under 3 min);
 # writes benches/results/quick/ (not committed), no plots.
