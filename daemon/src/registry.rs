@@ -274,7 +274,7 @@ impl Registry {
                 fallback.as_str()
             }
         };
-        let key = loc.key(group);
+        let key = loc.key_with(group, &options);
         loop {
             let mut inner = self.lock();
             if inner.closed {

@@ -83,6 +83,34 @@ impl Location {
         }
     }
 
+    /// The registry key for `group` opened with `options`. A URL location's options name
+    /// what it serves (a hub dataset's split, config and mapping), so two opens that differ
+    /// in them are two stores; an option that is a secret ([`SECRET_OPTIONS`]) joins the key
+    /// only as a fingerprint, as a URL's password does.
+    pub fn key_with(&self, group: &str, options: &Options) -> String {
+        let key = self.key(group);
+        if self.entry.location != LocationKind::Url || options.is_empty() {
+            return key;
+        }
+        let mut shown = Vec::new();
+        let mut secret = String::new();
+        for name in options.names() {
+            let Some(value) = options.get(name) else {
+                continue;
+            };
+            if SECRET_OPTIONS.contains(&name) {
+                secret.push_str(&format!("{name}={value}\0"));
+            } else {
+                shown.push(format!("{name}={value}"));
+            }
+        }
+        let mut key = format!("{key}?{}", shown.join("&"));
+        if !secret.is_empty() {
+            key.push_str(&format!("~{:016x}", fingerprint(&secret)));
+        }
+        key
+    }
+
     /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
     /// carried `map_size` as a field; it joins the map here.
     pub(super) fn options(&self, req: &Open) -> Result<Options> {
@@ -107,6 +135,9 @@ impl Location {
         Ok(Options::new(map))
     }
 }
+
+/// Options whose values are secrets: never shown in a store key, log or status.
+pub const SECRET_OPTIONS: &[&str] = &["token", "password"];
 
 /// A hash of `secret` under a key drawn once per daemon process: equal secrets give equal
 /// fingerprints within one daemon, and nothing about the secret can be read back from it.

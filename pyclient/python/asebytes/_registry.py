@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from . import _hub
 from .exceptions import AsebytesTypeError, KeyNotFoundError, UnsupportedOperationError
 
 __all__ = [
@@ -212,6 +213,8 @@ def open_backend(
     ``compression``, ...)."""
     resolved = resolve(location)
     check_options(resolved.entry, options)
+    if resolved.entry.scheme in _hub.SCHEMES:
+        options = _hub.hub_options(options)
     if "compression" in options and options["compression"] is None:
         options["compression"] = False  # h5py and the reference: None = no compression
     from . import _stores
