@@ -106,6 +106,12 @@ bench-readers *ARGS: develop ref-venv
 bench-readonly: develop ref-venv
     {{py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
 
+# Hub datasets (colabfit://) against asebytes 0.3.3's HuggingFaceBackend on a local mock
+# Hub, 10,000 frames; results in benches/results/hub.{json,md}.
+[group('bench')]
+bench-hub: develop ref-venv
+    {{py}} benches/python/bench_hub.py --ref-python {{ref_py}}
+
 # Create .venv-bench: the peers (requirements-bench.txt) and our package as a release wheel
 # built from this checkout (so editing the tree never changes a running benchmark).
 [group('bench')]
