@@ -12,7 +12,7 @@ served by the local mock Hub (``tests/python/_hub_server.py``; nothing touches t
   subprocess): the reference's best case, a local map-style ``Dataset`` (its default,
   ``streaming=True``, restarts a stream for every backward read).
 
-Operations, each a time per frame: ``random_single`` (``db[i]`` at 2,000 seeded random
+Operations, each a time per frame: ``random_single`` (``db[i]`` at ``--reads`` seeded random
 indices) and ``read_trajectory`` (``db[:].to_list()``). Every read is checked (energy and
 atom count against the generated data).
 
