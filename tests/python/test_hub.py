@@ -115,12 +115,12 @@ def _reference(
         p.write_bytes(data)
         paths.append(str(p))
     code = f"""
-import pickle, sys
+import os, pickle, sys
 import datasets
 from asebytes import ASEIO
 from asebytes.hf import HuggingFaceBackend, COLABFIT, OPTIMADE, ColumnMapping
 ds = datasets.load_dataset("parquet", data_files=sys.argv[1:], split="train",
-                           cache_dir=sys.argv[0] + ".cache")
+                           cache_dir=os.environ["HF_HOME"] + "/datasets")
 db = ASEIO(HuggingFaceBackend(ds, {mapping}))
 sys.stdout.buffer.write(pickle.dumps([db[i] for i in range(len(db))]))
 """
