@@ -119,6 +119,12 @@ bench-readonly: develop ref-venv
 bench-cache: develop ref-venv
     {{py}} benches/python/bench_cache.py --ref-python {{ref_py}}
 
+# Hub datasets (colabfit://) against asebytes 0.3.3's HuggingFaceBackend on a local mock
+# Hub, 10,000 frames; results in benches/results/hub.{json,md}.
+[group('bench')]
+bench-hub: develop ref-venv
+    {{py}} benches/python/bench_hub.py --ref-python {{ref_py}}
+
 # Create .venv-bench: the peers (requirements-bench.txt) and our package as a release wheel
 # built from this checkout (so editing the tree never changes a running benchmark).
 [group('bench')]
@@ -130,8 +136,8 @@ bench-venv: venv
     {{bench_py}} -m pip install -q --disable-pip-version-check --no-deps --force-reinstall target/bench-wheels/*.whl
 
 # The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite, atompack and asebytes
-# 0.3.3, then the multi-process scenarios, latency, the read-only sources, the write path
-# and cache_to; results in benches/results/, plots in docs/benchmarks/ (about 40 min on 2
+# 0.3.3, then the multi-process scenarios, latency, the read-only sources, the Hub, the
+# write path and cache_to; results in benches/results/, plots in docs/benchmarks/ (about 40 min on 2
 # cores). Extra arguments go to bench_suite.py.
 [group('bench')]
 bench *ARGS: bench-venv ref-venv
@@ -142,6 +148,7 @@ bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_writes.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_cache.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_hub.py --ref-python {{ref_py}}
 
 # A small run of the suite and the multi-process scenario for development (under 3 min);
 # writes benches/results/quick/ (not committed), no plots.

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     /// happen and what was stored before is intact (`OSError` with `errno.ENOSPC`). Added
     /// in 0.1 without a protocol bump: an older client decodes it as [`ErrorCode::Unknown`].
     DiskFull,
+    /// The remote refused access (a gated or private dataset without a token that may read
+    /// it; `PermissionError`). Added in 0.1 without a protocol bump, as [`ErrorCode::DiskFull`].
+    PermissionDenied,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,

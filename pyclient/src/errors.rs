@@ -20,6 +20,7 @@ pyo3::import_exception!(asebytes.exceptions, ReadOnlyError);
 pyo3::import_exception!(asebytes.exceptions, DaemonUnavailableError);
 pyo3::import_exception!(asebytes.exceptions, ProtocolVersionError);
 pyo3::import_exception!(asebytes.exceptions, DiskFullError);
+pyo3::import_exception!(asebytes.exceptions, PermissionDeniedError);
 
 /// `errno.ENOSPC` on Linux and macOS, which a `DiskFullError` carries as its `errno`.
 const ENOSPC: i32 = 28;
@@ -104,6 +105,7 @@ pub fn to_pyerr(e: ClientError) -> PyErr {
             }
             // OSError(errno, strerror): `e.errno == errno.ENOSPC`, the message names the store.
             ErrorCode::DiskFull => DiskFullError::new_err((ENOSPC, w.message)),
+            ErrorCode::PermissionDenied => PermissionDeniedError::new_err(w.message),
             ErrorCode::AlreadyExists
             | ErrorCode::Corrupt
             | ErrorCode::Unexpected

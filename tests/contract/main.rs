@@ -13,6 +13,8 @@ mod oracle;
 mod read;
 #[cfg(feature = "asefiles")]
 mod readonly;
+#[cfg(feature = "hub")]
+mod readonly_hub;
 mod write;
 
 use libtest_mimic::Arguments;

@@ -4,7 +4,8 @@
 //! `ReadOnly` and nothing changed. Each source is written here, in its own format, with the
 //! same frames: frame `i` has `1 + i % 3` atoms and energy `-0.5 - i`.
 //!
-//! Trials are named `contract::<source>::<test>`.
+//! Trials are named `contract::<source>::<test>` (`colabfit` for the hub source, see
+//! `readonly_hub.rs`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,21 +17,35 @@ use asebytes_protocol::{ErrorCode, Response};
 use asebytes_tests::*;
 use tempfile::TempDir;
 
-const N: usize = 7;
+pub(crate) const N: usize = 7;
 
-fn energy(i: usize) -> f64 {
+pub(crate) fn energy(i: usize) -> f64 {
     -0.5 - i as f64
 }
 
-fn natoms(i: usize) -> usize {
+pub(crate) fn natoms(i: usize) -> usize {
     1 + i % 3
 }
 
-/// A read-only source: its scheme and how to write the frames in its format.
+/// A read-only source: its scheme, how to write the frames in its format, and how to open
+/// what was written (the options, and whatever must live as long as the store: a server).
 #[derive(Clone, Copy)]
 struct Source {
     scheme: &'static str,
     write: fn(&Path) -> PathBuf,
+    locate: fn(&Path) -> Result<Located, Failed>,
+}
+
+type Located = (OpenOptions, Box<dyn Send + Sync>);
+
+/// A file source opens its path.
+fn locate_file(path: &Path) -> Result<Located, Failed> {
+    let opts = OpenOptions {
+        path: path.to_string_lossy().into_owned(),
+        group: "default".into(),
+        ..Default::default()
+    };
+    Ok((opts, Box::new(())))
 }
 
 fn write_extxyz(dir: &Path) -> PathBuf {
@@ -140,20 +155,30 @@ const SOURCES: &[Source] = &[
     Source {
         scheme: "extxyz",
         write: write_extxyz,
+        locate: locate_file,
     },
     Source {
         scheme: "traj",
         write: write_traj,
+        locate: locate_file,
     },
     Source {
         scheme: "aselmdb",
         write: write_aselmdb,
+        locate: locate_file,
+    },
+    #[cfg(feature = "hub")]
+    Source {
+        scheme: "colabfit",
+        write: super::readonly_hub::write_hub,
+        locate: super::readonly_hub::locate_hub,
     },
 ];
 
 /// A source written in a temporary directory and opened behind a store actor.
 struct Fixture {
     _dir: TempDir,
+    _keep: Box<dyn Send + Sync>,
     path: PathBuf,
     store: StoreHandle,
 }
@@ -162,16 +187,13 @@ impl Fixture {
     fn new(src: Source) -> Result<Self, Failed> {
         let dir = TempDir::new().map_err(|e| format!("temporary directory: {e}"))?;
         let path = (src.write)(dir.path());
-        let opts = OpenOptions {
-            path: path.to_string_lossy().into_owned(),
-            group: "default".into(),
-            ..Default::default()
-        };
+        let (opts, keep) = (src.locate)(&path)?;
         let b: Box<dyn Backend> =
             backend::open(src.scheme, &opts).map_err(|e| format!("open: {e}"))?;
         let store = StoreHandle::spawn(b).map_err(|e| format!("spawn: {e}"))?;
         Ok(Self {
             _dir: dir,
+            _keep: keep,
             path,
             store,
         })

@@ -9,6 +9,8 @@
 
 pub mod as_values;
 mod fixtures;
+#[cfg(feature = "hub")]
+pub mod hub_server;
 #[cfg(feature = "mongodb")]
 pub mod mongo_server;
 #[cfg(feature = "redis")]

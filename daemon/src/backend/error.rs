@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Corrupt,
     /// The filesystem is full (`ENOSPC`); nothing of the failed operation was stored.
     DiskFull,
+    /// The remote refused access (credentials missing or not allowed).
+    PermissionDenied,
     /// Anything else.
     Unexpected,
 }
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => ErrorCode::Unavailable,
             ErrorKind::Corrupt => ErrorCode::Corrupt,
             ErrorKind::DiskFull => ErrorCode::DiskFull,
+            ErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
             ErrorKind::Unexpected => ErrorCode::Unexpected,
         }
     }

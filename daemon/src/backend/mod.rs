@@ -24,6 +24,8 @@ pub mod frames;
 pub mod h5md;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
+#[cfg(feature = "hub")]
+pub mod hub;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;

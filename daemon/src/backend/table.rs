@@ -77,6 +77,12 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::aselmdb::ENTRY,
     #[cfg(feature = "mongodb")]
     super::mongodb::ENTRY,
+    #[cfg(feature = "hub")]
+    super::hub::ENTRY_HF,
+    #[cfg(feature = "hub")]
+    super::hub::ENTRY_COLABFIT,
+    #[cfg(feature = "hub")]
+    super::hub::ENTRY_OPTIMADE,
 ];
 
 /// The entry for `scheme`.

@@ -84,13 +84,46 @@ impl Location {
         }
     }
 
-    /// The registry key of the store opened with `options` in `group`: the location's
-    /// key, or for a source behind a read-through cache, that key and the cache's.
+    /// The registry key of the store opened with `options` in `group`: the location's key
+    /// with its options ([`Location::key_with`]), and for a source behind a read-through
+    /// cache, the cache's key.
     pub fn store_key(&self, group: &str, options: &Options) -> String {
+        let key = self.key_with(group, &options.without(CACHE_TO));
         match options.get(CACHE_TO) {
-            Some(OptionValue::Str(cache)) => format!("{}?cache_to={cache}", self.key(group)),
-            _ => self.key(group),
+            Some(OptionValue::Str(cache)) => {
+                let sep = if key.contains('?') { '&' } else { '?' };
+                format!("{key}{sep}cache_to={cache}")
+            }
+            _ => key,
         }
+    }
+
+    /// The registry key for `group` opened with `options`. A URL location's options name
+    /// what it serves (a hub dataset's split, config and mapping), so two opens that differ
+    /// in them are two stores; an option that is a secret ([`SECRET_OPTIONS`]) joins the key
+    /// only as a fingerprint, as a URL's password does.
+    pub fn key_with(&self, group: &str, options: &Options) -> String {
+        let key = self.key(group);
+        if self.entry.location != LocationKind::Url || options.is_empty() {
+            return key;
+        }
+        let mut shown = Vec::new();
+        let mut secret = String::new();
+        for name in options.names() {
+            let Some(value) = options.get(name) else {
+                continue;
+            };
+            if SECRET_OPTIONS.contains(&name) {
+                secret.push_str(&format!("{name}={value}\0"));
+            } else {
+                shown.push(format!("{name}={value}"));
+            }
+        }
+        let mut key = format!("{key}?{}", shown.join("&"));
+        if !secret.is_empty() {
+            key.push_str(&format!("~{:016x}", fingerprint(&secret)));
+        }
+        key
     }
 
     /// The backend's options from an `Open`, refusing names it does not take. Protocol 1
@@ -152,6 +185,9 @@ impl Location {
         Ok(cache.key(DEFAULT_GROUP))
     }
 }
+
+/// Options whose values are secrets: never shown in a store key, log or status.
+pub const SECRET_OPTIONS: &[&str] = &["token", "password"];
 
 /// A hash of `secret` under a key drawn once per daemon process: equal secrets give equal
 /// fingerprints within one daemon, and nothing about the secret can be read back from it.

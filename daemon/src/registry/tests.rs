@@ -107,6 +107,37 @@ fn url_locations_keep_their_secret_for_the_backend_and_hide_it_in_the_key() {
     }
 }
 
+#[test]
+fn url_options_name_the_store_and_a_token_only_as_a_fingerprint() {
+    use asebytes_protocol::OptionValue;
+    static URL_ENTRY: table::BackendEntry = table::BackendEntry {
+        location: table::LocationKind::Url,
+        ..crate::backend::memory::ENTRY
+    };
+    let loc = Location {
+        entry: &URL_ENTRY,
+        path: location::canonical_url("memory://me/ds").unwrap(),
+    };
+    let opts = |split: &str, token: &str| {
+        crate::backend::Options::default()
+            .with("split", OptionValue::Str(split.into()))
+            .with("token", OptionValue::Str(token.into()))
+    };
+    let train = loc.key_with("g", &opts("train", "hf_secret"));
+    assert!(
+        train.starts_with("memory://me/ds#g?split=train~"),
+        "{train}"
+    );
+    assert!(!train.contains("hf_secret"), "{train}");
+    assert_ne!(train, loc.key_with("g", &opts("test", "hf_secret")));
+    assert_ne!(train, loc.key_with("g", &opts("train", "hf_other")));
+    assert_eq!(train, loc.key_with("g", &opts("train", "hf_secret")));
+    assert_eq!(
+        loc.key_with("g", &crate::backend::Options::default()),
+        loc.key("g")
+    );
+}
+
 #[cfg(feature = "lmdb")]
 #[test]
 fn lmdb_locations_are_canonical_absolute_paths() {

@@ -61,6 +61,7 @@ from ._concat import ConcatView
 from ._convert import atoms_to_dict, decode, dict_to_atoms, encode, get_metadata
 from ._core import FacadeCore as ViewParent
 from ._h5md import H5MDBackend
+from ._hub import COLABFIT, OPTIMADE, ColumnMapping
 from ._io import ASEIO, BlobIO, ObjectIO
 from ._json import AtomsDecoder, AtomsEncoder
 from ._schema import SchemaEntry
@@ -83,6 +84,8 @@ _native.set_daemon_command([sys.executable, "-m", "asebytes.daemon", "run"])
 
 __all__ = [
     "ASEIO",
+    "COLABFIT",
+    "OPTIMADE",
     "ASEColumnView",
     "AsebytesError",
     "AsyncASEColumnView",
@@ -112,6 +115,7 @@ __all__ = [
     "BlobReadWriteBackend",
     "BlobToObjectReadAdapter",
     "BlobToObjectReadWriteAdapter",
+    "ColumnMapping",
     "ColumnView",
     "ColumnarBackend",
     "ConcatView",
@@ -152,9 +156,6 @@ NOT_YET_AVAILABLE: frozenset[str] = frozenset(
         # backend classes and hub mappings
         "ASEReadOnlyBackend",
         "HuggingFaceBackend",
-        "ColumnMapping",
-        "COLABFIT",
-        "OPTIMADE",
         "MongoObjectBackend",
         "AsyncMongoObjectBackend",
         "RedisBlobBackend",

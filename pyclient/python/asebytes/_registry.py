@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from . import _hub
 from .exceptions import AsebytesTypeError, KeyNotFoundError, UnsupportedOperationError
 
 __all__ = [
@@ -214,6 +215,8 @@ def open_backend(
     (``map_size``, ``compressor``, ``compression``, ...)."""
     resolved = resolve(location)
     check_options(resolved.entry, options)
+    if resolved.entry.scheme in _hub.SCHEMES:
+        options = _hub.hub_options(options)
     if cache_to is not None:
         # A read-through cache the daemon keeps (``asebytes._cache``); a store option.
         options["cache_to"] = cache_to

@@ -48,6 +48,11 @@ class DiskFullError(AsebytesError, OSError):
     """
 
 
+class PermissionDeniedError(AsebytesError, PermissionError):
+    """A remote refused access: a gated or private HuggingFace dataset read without a token
+    that may read it (set ``HF_TOKEN`` or pass ``token=``)."""
+
+
 class ProtocolVersionError(AsebytesError, RuntimeError):
     """Client and daemon share no protocol version (restart the daemon: ``asebytesd stop``)."""
 
@@ -60,6 +65,7 @@ __all__ = [
     "DiskFullError",
     "IndexOutOfRangeError",
     "KeyNotFoundError",
+    "PermissionDeniedError",
     "ProtocolVersionError",
     "ReadOnlyError",
     "UnsupportedOperationError",

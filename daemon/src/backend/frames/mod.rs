@@ -33,6 +33,13 @@ pub trait FrameView: Send {
     }
     /// Frame `index` (`< len()`).
     fn frame(&self, index: u64) -> Result<Frame>;
+    /// Frame `index` with at least the fields `keys` names (all when `None`): a source
+    /// that stores fields apart (Parquet columns) reads only those; the default reads the
+    /// whole frame.
+    fn frame_keys(&self, index: u64, keys: Option<&[Key]>) -> Result<Frame> {
+        let _ = keys;
+        self.frame(index)
+    }
 }
 
 /// A read-only collection of frames that may change underneath (a file that grows).
@@ -132,7 +139,7 @@ impl Snapshot for FramesSnapshot<'_> {
     }
 
     fn get(&self, index: u64, keys: Option<&[Key]>) -> Result<Option<Row>> {
-        let frame = self.0.frame(index)?;
+        let frame = self.0.frame_keys(index, keys)?;
         encode_frame(frame, keys).map(Some)
     }
 
