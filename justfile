@@ -137,8 +137,8 @@ bench-venv: venv
 
 # The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite, atompack and asebytes
 # 0.3.3, then the multi-process scenarios, latency, the read-only sources, the Hub, the
-# write path and cache_to; results in benches/results/, plots in docs/benchmarks/ (about 40 min on 2
-# cores). Extra arguments go to bench_suite.py.
+# write path and cache_to; results in benches/results/, plots in docs/benchmarks/ (about
+# 40 min on 2 cores). Extra arguments go to bench_suite.py.
 [group('bench')]
 bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
