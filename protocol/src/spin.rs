@@ -80,7 +80,13 @@ fn crowded(max: u32) -> bool {
 
 /// The runnable count of a `/proc/loadavg` line (`0.86 1.48 1.60 3/512 12345` → 3).
 fn runnable(loadavg: &str) -> Option<u32> {
-    loadavg.split_whitespace().nth(3)?.split('/').next()?.parse().ok()
+    loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn counter() -> &'static AtomicU32 {

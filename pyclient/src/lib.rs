@@ -10,6 +10,8 @@
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
 //! - [`follow`]: the live-follow request and its protocol check.
+//! - [`generation`] / [`readahead`]: `len` and rows without a round trip while the store's
+//!   published commit generation is unchanged.
 //! - [`errors`]: the one mapping from failures to the exceptions of `asebytes.exceptions`.
 //! - [`detach`]: GIL release around blocking I/O.
 //!
@@ -26,8 +28,10 @@ pub mod detach;
 pub mod errors;
 pub mod finish;
 pub mod follow;
+pub mod generation;
 pub mod ops;
 pub mod pool;
+pub mod readahead;
 pub mod store;
 pub mod surface;
 pub mod tier;
