@@ -256,6 +256,13 @@ fn daemon_main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
     })
 }
 
+/// Requests this process has sent to the daemon over sync handles (a diagnostic: `len()`
+/// and rows served while nothing changed send none).
+#[pyfunction]
+fn round_trips() -> u64 {
+    client::round_trips()
+}
+
 /// The socket this process talks to.
 #[pyfunction]
 fn socket_path() -> String {
@@ -321,6 +328,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(daemon_status, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_main, m)?)?;
     m.add_function(wrap_pyfunction!(socket_path, m)?)?;
+    m.add_function(wrap_pyfunction!(round_trips, m)?)?;
     m.add_function(wrap_pyfunction!(redact_location, m)?)?;
     m.add_function(wrap_pyfunction!(set_daemon_command, m)?)?;
     Ok(())

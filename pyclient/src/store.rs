@@ -191,11 +191,7 @@ impl SyncState {
             return Err(plan);
         };
         match (&plan.req, &plan.finish) {
-            (Request::Len(_), Finish::Len) => Ok(now
-                .len
-                .into_pyobject(py)
-                .map(|n| n.into_any())
-                .map_err(Into::into)),
+            (Request::Len(_), Finish::Len) => Ok(Finish::Len.run(py, spec.tier, Reply::Len(now.len))),
             (Request::Get(_), Finish::Row | Finish::Atoms) if ReadAhead::enabled() => {
                 self.get_ahead(py, spec, &st, now, plan)
             }
