@@ -17,8 +17,11 @@ use asebytes_protocol::value::row;
 use asebytes_protocol::{Request, Response};
 use e2e_common::{Client, TestServer, unique_memory, wait_for};
 
+/// The test's read-only mapping of the server's `<socket>.gen` (made as the server starts).
 fn view(server: &TestServer) -> View {
-    View::open(&paths::gen_path(&server.socket)).expect("the daemon maps <socket>.gen")
+    let path = paths::gen_path(&server.socket);
+    wait_for("the daemon to make <socket>.gen", || View::open(&path).is_ok());
+    View::open(&path).expect("mapped once made")
 }
 
 fn extend(c: &mut Client, store: u64, n: usize) -> Response {
