@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_latency import N_FRAMES, checksum, make_frames  # noqa: E402
+from bench_latency import N_FRAMES, checksum, make_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ("cached", "uncached", "ref")
@@ -54,57 +54,44 @@ def per_item(fn, items: int, repeats: int) -> tuple[float, object]:
     return statistics.median(times) * 1e6, out
 
 
-def worker(path: str, repeats: int) -> dict:
-    """Runs in the peer's own process and virtualenv; returns µs per frame (or call)."""
+def worker(path: str, repeats: int, part: str, ref: bool) -> dict:
+    """Runs in the peer's own process and virtualenv; returns µs per frame (or call).
+
+    ``part`` is ``atoms`` (ASEIO patterns) or ``object`` (ObjectIO patterns and ``len``):
+    the reference cannot open one LMDB environment twice in a process, so each part runs
+    in its own, and the reference reuses its one handle where ours takes a fresh one (a
+    cold cache)."""
     import numpy as np
     from asebytes import ASEIO, ObjectIO
 
     frames = make_frames()
-    expected = checksum(frames)
+    if part == "atoms":
+        db = ASEIO(path)
+        if len(db) == 0:
+            db.extend(frames)
+        return atoms_part(db, path, repeats, checksum(frames), ref)
     positions = [f.positions for f in frames]
-    db = ASEIO(path)
-    if len(db) == 0:
-        db.extend(frames)
-    n = len(db)
-    assert n == N_FRAMES, f"expected {N_FRAMES} rows, found {n}"
-    order = np.random.default_rng(7).permutation(n).tolist()
-    res: dict[str, float] = {}
-
-    def in_order(h) -> list:
-        return [h[i] for i in range(n)]
-
-    def shuffled(h) -> list:
-        got = [None] * n
-        for i in order:
-            got[i] = h[i]
-        return got
-
-    in_order(db)  # warm connections and page cache equally for every peer
-    res["atoms_in_order"], got = per_item(lambda: in_order(ASEIO(path)), n, repeats)
-    assert checksum(got) == expected, "in-order read returned wrong data"
-    res["atoms_random_cold"], got = per_item(
-        lambda: shuffled(ASEIO(path)), n, repeats
-    )
-    assert checksum(got) == expected, "random read returned wrong data"
-    warm = ASEIO(path)
-    shuffled(warm)
-    res["atoms_random_warm"], got = per_item(lambda: shuffled(warm), n, repeats)
-    assert checksum(got) == expected, "random read returned wrong data"
-
     obj = ObjectIO(path)
+    n = len(obj)
+    assert n == N_FRAMES, f"expected {N_FRAMES} rows, found {n}"
+    fresh = (lambda: obj) if ref else (lambda: ObjectIO(path))
+    res: dict[str, float] = {}
     keys = ["arrays.positions"]
 
     def get_positions() -> list:
-        h = ObjectIO(path)
+        h = fresh()
         return [h.get(i, keys=keys) for i in range(n)]
 
     res["get_positions"], got = per_item(get_positions, n, repeats)
     assert all(
         np.array_equal(r["arrays.positions"], p) for r, p in zip(got, positions)
     ), "get(keys) returned wrong data"
-    res["objectio_in_order"], got = per_item(
-        lambda: in_order(ObjectIO(path)), n, repeats
-    )
+
+    def objects() -> list:
+        h = fresh()
+        return [h[i] for i in range(n)]
+
+    res["objectio_in_order"], got = per_item(objects, n, repeats)
     assert all(
         np.array_equal(r["arrays.positions"], p) for r, p in zip(got, positions)
     ), "ObjectIO read returned wrong data"
@@ -117,12 +104,48 @@ def worker(path: str, repeats: int) -> dict:
     return res
 
 
-def run_peer(python: str, path: str, repeats: int, env: dict) -> dict:
-    cmd = [python, __file__, "--worker", "--path", path, "--repeats", str(repeats)]
-    out = subprocess.run(
-        cmd, env=env, check=True, capture_output=True, text=True, timeout=1800
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def atoms_part(db, path: str, repeats: int, expected: float, ref: bool) -> dict:
+    """``ASEIO db[i]`` in order, and in a random order on a fresh and a warm handle."""
+    import numpy as np
+    from asebytes import ASEIO
+
+    n = len(db)
+    assert n == N_FRAMES, f"expected {N_FRAMES} rows, found {n}"
+    order = np.random.default_rng(7).permutation(n).tolist()
+    fresh = (lambda: db) if ref else (lambda: ASEIO(path))
+    res: dict[str, float] = {}
+
+    def in_order(h) -> list:
+        return [h[i] for i in range(n)]
+
+    def shuffled(h) -> list:
+        got = [None] * n
+        for i in order:
+            got[i] = h[i]
+        return got
+
+    in_order(db)  # warm connections and page cache equally for every peer
+    res["atoms_in_order"], got = per_item(lambda: in_order(fresh()), n, repeats)
+    assert checksum(got) == expected, "in-order read returned wrong data"
+    res["atoms_random_cold"], got = per_item(lambda: shuffled(fresh()), n, repeats)
+    assert checksum(got) == expected, "random read returned wrong data"
+    warm = fresh()
+    shuffled(warm)
+    res["atoms_random_warm"], got = per_item(lambda: shuffled(warm), n, repeats)
+    assert checksum(got) == expected, "random read returned wrong data"
+    return res
+
+
+def run_peer(python: str, path: str, repeats: int, env: dict, ref: bool) -> dict:
+    res: dict = {}
+    for part in ("atoms", "object"):
+        cmd = [python, __file__, "--worker", part, "--path", path]
+        cmd += ["--repeats", str(repeats)] + (["--ref"] if ref else [])
+        out = subprocess.run(
+            cmd, env=env, check=True, capture_output=True, text=True, timeout=1800
+        )
+        res.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    return res
 
 
 ROWS = [
@@ -142,11 +165,12 @@ def main() -> None:
     ap.add_argument("--ref-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per peer")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per round")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--ref", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.path, args.repeats)))
+        print(json.dumps(worker(args.path, args.repeats, args.worker, args.ref)))
         return
 
     with tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp:
@@ -163,7 +187,9 @@ def main() -> None:
         try:
             for _ in range(args.rounds):
                 for name, (python, path, peer_env) in peers.items():
-                    rounds[name].append(run_peer(python, path, args.repeats, peer_env))
+                    rounds[name].append(
+                        run_peer(python, path, args.repeats, peer_env, name == "ref")
+                    )
         finally:
             subprocess.run(
                 [sys.executable, "-m", "asebytes.daemon", "stop"],
@@ -191,8 +217,10 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "nochange.json").write_text(json.dumps(res, indent=2) + "\n")
     lines = [
-        "| pattern (µs per frame or call) | cached | uncached (`ASEBYTES_SHARED_GEN=0`) "
-        "| asebytes 0.3.3 | cached / 0.3.3 | cached / uncached | target vs 0.3.3 |",
+        (
+            "| pattern (µs per frame or call) | cached | uncached (`ASEBYTES_SHARED_GEN=0`) "
+            "| asebytes 0.3.3 | cached / 0.3.3 | cached / uncached | target vs 0.3.3 |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for key, label, target in ROWS:

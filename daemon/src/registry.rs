@@ -19,12 +19,13 @@
 //! of the same key waits instead of opening the same file twice.
 
 mod follow;
+mod gate;
 mod location;
 mod release;
 mod status;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::ErrorCode;
@@ -37,6 +38,7 @@ use crate::backend::{self, OpenOptions};
 use crate::error::{Error, Result};
 use crate::store::StoreHandle;
 
+use gate::Gate;
 pub use location::{Location, list_groups};
 use release::Dormant;
 pub use release::Releaser;
@@ -101,26 +103,6 @@ struct IdSlot {
     /// Set by every look-up, cleared by the releaser: "used since the last tick". A plain
     /// flag under the lock the look-up takes anyway, so the hot path gains no clock read.
     used: bool,
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    done: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Gate {
-    fn wait(&self) {
-        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*done {
-            done = self.cv.wait(done).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn release(&self) {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.cv.notify_all();
-    }
 }
 
 /// A store taken out of the map, to be shut down outside the lock.

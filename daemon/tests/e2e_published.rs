@@ -20,9 +20,14 @@ use e2e_common::{Client, TestServer, unique_memory, wait_for};
 /// The test's read-only mapping of the server's `<socket>.gen` (made as the server starts).
 fn view(server: &TestServer) -> View {
     let path = paths::gen_path(&server.socket);
-    wait_for("the daemon to make <socket>.gen", || View::open(&path).is_ok());
+    wait_for("the daemon to make <socket>.gen", || {
+        View::open(&path).is_ok()
+    });
     View::open(&path).expect("mapped once made")
 }
+
+/// One write request sent by a client.
+type Write<'a> = dyn Fn(&mut Client) -> Response + 'a;
 
 fn extend(c: &mut Client, store: u64, n: usize) -> Response {
     let rows = (0..n).map(|i| Some(row([("n", i.to_string())]))).collect();
@@ -52,7 +57,7 @@ fn test_every_write_is_published_before_it_is_acknowledged() {
         row: None,
     });
     let delete = Request::Delete(Delete { store, index: -1 });
-    let writes: [(&dyn Fn(&mut Client) -> Response, u64); 5] = [
+    let writes: [(&Write<'_>, u64); 5] = [
         (&|c| extend(c, store, 3), 3),
         (&|c| c.call(insert.clone()), 4),
         (&|c| c.call(delete.clone()), 3),
@@ -119,7 +124,10 @@ fn test_a_released_store_is_withdrawn_and_reopening_it_is_a_new_generation() {
     assert_eq!(c.call(Request::Len(StoreRef { store })), Response::Len(2));
     let after = view.read(&slot).expect("trusted once re-opened");
     assert_eq!(after.len, 2);
-    assert!(after.generation > before.generation + 1, "{after:?} {before:?}");
+    assert!(
+        after.generation > before.generation + 1,
+        "{after:?} {before:?}"
+    );
 }
 
 #[test]
@@ -136,7 +144,11 @@ fn test_a_closed_store_gives_its_slot_back_and_the_old_reference_is_never_truste
     let (b_store, b_slot) = slot_of(&mut c, b.to_str().unwrap());
     assert_eq!(b_slot.index, a_slot.index, "the slot is reused");
     extend(&mut c, b_store, 5);
-    assert_eq!(view.read(&a_slot), None, "another store's state under the old tag");
+    assert_eq!(
+        view.read(&a_slot),
+        None,
+        "another store's state under the old tag"
+    );
     assert_eq!(view.read(&b_slot).map(|p| p.len), Some(5));
 }
 

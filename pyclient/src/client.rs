@@ -601,6 +601,7 @@ mod tests {
             backend: "memory".into(),
             caps: Capabilities::all(),
             len: 5,
+            published: None,
         });
         assert_eq!(
             parse_reply(&roundtrip(&opened)).unwrap().1,

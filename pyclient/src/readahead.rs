@@ -317,6 +317,8 @@ pub fn normalize(index: i64, len: u64) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use asebytes_protocol::value::key;
+
     use super::*;
 
     fn rows(n: usize) -> RowsRef<'static> {
@@ -347,7 +349,7 @@ mod tests {
         let ra = ReadAhead::default();
         ra.store(7, None, &[0, 1], &rows(2));
         assert!(ra.lookup(7, None, 1).is_some());
-        let keys = vec![b"k".to_vec()];
+        let keys = vec![key("k")];
         assert!(ra.lookup(7, Some(&keys), 1).is_none(), "other keys");
         ra.store(7, None, &[0, 1], &rows(2));
         assert!(ra.lookup(8, None, 1).is_none(), "a commit happened");
@@ -357,7 +359,7 @@ mod tests {
     #[test]
     fn a_row_lacking_a_requested_key_is_left_to_the_daemon() {
         let ra = ReadAhead::default();
-        let keys = vec![b"k".to_vec(), b"j".to_vec()];
+        let keys = vec![key("k"), key("j")];
         ra.store(1, Some(&keys), &[0, 1], &rows(2));
         assert!(ra.lookup(1, Some(&keys), 0).is_none(), "row 0 has only k");
         assert!(ra.lookup(1, Some(&keys), 1).is_some());

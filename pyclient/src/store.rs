@@ -162,10 +162,9 @@ impl SyncState {
         spec: &Spec,
         plan: Plan,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let plan = match self.answer_locally(py, spec, plan) {
-            Ok(done) => return done,
-            Err(plan) => plan,
-        };
+        if let Some(done) = self.answer_locally(py, spec, &plan) {
+            return done;
+        }
         let Plan { req, finish } = plan;
         self.call(py, spec, req, |py, tier, reply| finish.run(py, tier, reply))
     }
@@ -180,22 +179,22 @@ impl SyncState {
 
     /// `len` from the published length, and `get` from the read-ahead cache (or one
     /// batched request for a walk), while the published generation says nothing changed;
-    /// `Err(plan)`: send it as usual.
+    /// `None`: send `plan` as usual.
     fn answer_locally<'py>(
         &self,
         py: Python<'py>,
         spec: &Spec,
-        plan: Plan,
-    ) -> Result<PyResult<Bound<'py, PyAny>>, Plan> {
-        let Some((st, now)) = self.published() else {
-            return Err(plan);
-        };
+        plan: &Plan,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let (st, now) = self.published()?;
         match (&plan.req, &plan.finish) {
-            (Request::Len(_), Finish::Len) => Ok(Finish::Len.run(py, spec.tier, Reply::Len(now.len))),
+            (Request::Len(_), Finish::Len) => {
+                Some(Finish::Len.run(py, spec.tier, Reply::Len(now.len)))
+            }
             (Request::Get(_), Finish::Row | Finish::Atoms) if ReadAhead::enabled() => {
                 self.get_ahead(py, spec, &st, now, plan)
             }
-            _ => Err(plan),
+            _ => None,
         }
     }
 
@@ -207,24 +206,22 @@ impl SyncState {
         spec: &Spec,
         st: &OpenState,
         now: Published,
-        plan: Plan,
-    ) -> Result<PyResult<Bound<'py, PyAny>>, Plan> {
+        plan: &Plan,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
         let Request::Get(get) = &plan.req else {
-            return Err(plan);
+            return None;
         };
         // Out of range: the daemon says so, in its words.
-        let Some(index) = readahead::normalize(get.index, now.len) else {
-            return Err(plan);
-        };
+        let index = readahead::normalize(get.index, now.len)?;
         let keys = get.keys.clone();
         let tier = spec.tier.on(st.caps.typed_values);
         if let Some(row) = self.ahead.lookup(now.generation, keys.as_deref(), index) {
-            return Ok(plan.finish.run(py, tier, Reply::Row(row.rows_ref())));
+            return Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref())));
         }
         let Some(indices) = self.ahead.batch(index, now.len) else {
-            let Plan { req, finish } = plan;
+            let finish = &plan.finish;
             let ahead = &self.ahead;
-            return Ok(self.call(py, spec, req, |py, tier, reply| {
+            return Some(self.call(py, spec, plan.req.clone(), |py, tier, reply| {
                 if let Reply::Row(rows) = &reply {
                     ahead.store(now.generation, keys.as_deref(), &[index], rows);
                 }
@@ -247,11 +244,11 @@ impl SyncState {
         });
         let row = ahead.peek(now.generation, keys.as_deref(), index);
         match (fetched, row) {
-            (Ok(()), Some(row)) => Ok(plan.finish.run(py, tier, Reply::Row(row.rows_ref()))),
+            (Ok(()), Some(row)) => Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref()))),
             _ => {
                 // The batch failed (or the row is one the daemon must answer): one row.
                 self.ahead.forget_walk();
-                Err(plan)
+                None
             }
         }
     }

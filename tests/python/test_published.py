@@ -179,6 +179,7 @@ def test_the_cache_can_be_turned_off(tmp_path: Path) -> None:
         "len(db)\n"
         "print(_native.round_trips() - b)\n"
     )
+
     def run(**env: str) -> int:
         out = subprocess.run(
             [sys.executable, "-c", code],

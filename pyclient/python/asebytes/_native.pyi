@@ -246,6 +246,7 @@ def daemon_main(argv: list[str]) -> int: ...
 def socket_path() -> str: ...
 def round_trips() -> int:
     """Requests this process has sent to the daemon over sync handles (diagnostics)."""
+
 def redact_location(location: str) -> str:
     """``location`` with passwords and tokens hidden (``user:***@host``, ``token=***``)."""
 
