@@ -32,11 +32,41 @@ impl Watch {
         })
     }
 
-    /// The store's generation and length now, if the daemon publishes them and they can be
+    /// The store's length and version now, if the daemon publishes them and they can be
     /// trusted; `None`: ask the daemon.
-    pub fn now(&self) -> Option<Published> {
-        self.view.read(&self.slot)
+    pub fn now(&self) -> Option<Seen> {
+        let Published { generation, len } = self.view.read(&self.slot)?;
+        Some(Seen {
+            len,
+            stamp: Stamp {
+                epoch: self.slot.epoch,
+                tag: self.slot.tag,
+                generation,
+            },
+        })
     }
+}
+
+/// Which state of which store something was read under: the daemon (epoch), the store's
+/// slot assignment (tag) and its generation. A generation alone is not enough: a restarted
+/// daemon, or the same store re-opened into another slot, counts generations afresh.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// The daemon's epoch.
+    pub epoch: u64,
+    /// The slot's tag.
+    pub tag: u64,
+    /// The store's generation in that slot.
+    pub generation: u64,
+}
+
+/// A store's published state as a client uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// Rows now.
+    pub len: u64,
+    /// The version those rows are.
+    pub stamp: Stamp,
 }
 
 /// The mapping of `<socket>.gen` for this process's socket (mapped again if the socket

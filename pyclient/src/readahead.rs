@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use asebytes_protocol::Key;
 
 use crate::client::RowsRef;
+use crate::generation::Stamp;
 
 /// Rows in the first batch of a walk; each further batch doubles, up to the row limit.
 const FIRST_BATCH: usize = 16;
@@ -137,8 +138,8 @@ impl CachedRow {
 /// What the cache holds for one handle.
 #[derive(Debug, Default)]
 struct Cache {
-    /// The generation every cached row was read under.
-    generation: u64,
+    /// The version every cached row was read under.
+    stamp: Stamp,
     /// The keys every cached row was read with.
     keys: Option<Vec<Key>>,
     rows: HashMap<u64, Arc<CachedRow>>,
@@ -160,11 +161,11 @@ impl Cache {
         self.bytes = 0;
     }
 
-    /// Drops everything read under another generation or with other keys.
-    fn align(&mut self, generation: u64, keys: Option<&[Key]>) {
-        if self.generation != generation || self.keys.as_deref() != keys {
+    /// Drops everything read under another version or with other keys.
+    fn align(&mut self, stamp: Stamp, keys: Option<&[Key]>) {
+        if self.stamp != stamp || self.keys.as_deref() != keys {
             self.clear_rows();
-            self.generation = generation;
+            self.stamp = stamp;
             self.keys = keys.map(<[Key]>::to_vec);
         }
     }
@@ -186,16 +187,11 @@ impl ReadAhead {
         Limits::get().caching()
     }
 
-    /// The row at `index` read with `keys`, if it is cached under `generation`. Counts as
+    /// The row at `index` read with `keys`, if it is cached under `stamp`. Counts as
     /// an access of the walk either way.
-    pub fn lookup(
-        &self,
-        generation: u64,
-        keys: Option<&[Key]>,
-        index: u64,
-    ) -> Option<Arc<CachedRow>> {
+    pub fn lookup(&self, stamp: Stamp, keys: Option<&[Key]>, index: u64) -> Option<Arc<CachedRow>> {
         let mut c = self.lock();
-        c.align(generation, keys);
+        c.align(stamp, keys);
         let step = c.last.map(|last| index.wrapping_sub(last) as i64);
         if step == Some(c.step) {
             c.repeats = c.repeats.saturating_add(1);
@@ -208,16 +204,11 @@ impl ReadAhead {
         c.rows.get(&index).filter(|r| r.answers(keys)).cloned()
     }
 
-    /// The row at `index` read with `keys`, if cached under `generation`, without counting
+    /// The row at `index` read with `keys`, if cached under `stamp`, without counting
     /// an access (right after a batch that was fetched for it).
-    pub fn peek(
-        &self,
-        generation: u64,
-        keys: Option<&[Key]>,
-        index: u64,
-    ) -> Option<Arc<CachedRow>> {
+    pub fn peek(&self, stamp: Stamp, keys: Option<&[Key]>, index: u64) -> Option<Arc<CachedRow>> {
         let c = self.lock();
-        if c.generation != generation || c.keys.as_deref() != keys {
+        if c.stamp != stamp || c.keys.as_deref() != keys {
             return None;
         }
         c.rows.get(&index).filter(|r| r.answers(keys)).cloned()
@@ -256,21 +247,21 @@ impl ReadAhead {
     }
 
     /// Keeps `rows` (the answer for `indices`, read with `keys`) as read under
-    /// `generation`, dropping the oldest rows beyond the bytes limit.
-    pub fn store(&self, generation: u64, keys: Option<&[Key]>, indices: &[u64], rows: &RowsRef) {
-        self.store_within(Limits::get().bytes, generation, keys, indices, rows);
+    /// `stamp`, dropping the oldest rows beyond the bytes limit.
+    pub fn store(&self, stamp: Stamp, keys: Option<&[Key]>, indices: &[u64], rows: &RowsRef) {
+        self.store_within(Limits::get().bytes, stamp, keys, indices, rows);
     }
 
     fn store_within(
         &self,
         max_bytes: usize,
-        generation: u64,
+        stamp: Stamp,
         keys: Option<&[Key]>,
         indices: &[u64],
         rows: &RowsRef,
     ) {
         let mut c = self.lock();
-        c.align(generation, keys);
+        c.align(stamp, keys);
         for (k, &index) in indices.iter().enumerate() {
             let row = Arc::new(CachedRow::copy(rows.row(k)));
             c.bytes += row.bytes();
@@ -321,6 +312,15 @@ mod tests {
 
     use super::*;
 
+    /// Generation `g` of one slot of one daemon.
+    fn at(g: u64) -> Stamp {
+        Stamp {
+            epoch: 1,
+            tag: 1,
+            generation: g,
+        }
+    }
+
     fn rows(n: usize) -> RowsRef<'static> {
         let mut r = RowsRef::default();
         for i in 0..n {
@@ -347,43 +347,58 @@ mod tests {
     #[test]
     fn rows_are_served_only_under_their_generation_and_keys() {
         let ra = ReadAhead::default();
-        ra.store(7, None, &[0, 1], &rows(2));
-        assert!(ra.lookup(7, None, 1).is_some());
+        ra.store(at(7), None, &[0, 1], &rows(2));
+        assert!(ra.lookup(at(7), None, 1).is_some());
         let keys = vec![key("k")];
-        assert!(ra.lookup(7, Some(&keys), 1).is_none(), "other keys");
-        ra.store(7, None, &[0, 1], &rows(2));
-        assert!(ra.lookup(8, None, 1).is_none(), "a commit happened");
+        assert!(ra.lookup(at(7), Some(&keys), 1).is_none(), "other keys");
+        ra.store(at(7), None, &[0, 1], &rows(2));
+        assert!(ra.lookup(at(8), None, 1).is_none(), "a commit happened");
         assert_eq!(ra.held().0, 0, "and the old rows are gone");
+        ra.store(at(7), None, &[0, 1], &rows(2));
+        let restarted = Stamp { epoch: 2, ..at(7) };
+        assert!(
+            ra.lookup(restarted, None, 1).is_none(),
+            "another daemon's generation 7"
+        );
+        ra.store(at(7), None, &[0, 1], &rows(2));
+        let reopened = Stamp { tag: 2, ..at(7) };
+        assert!(
+            ra.lookup(reopened, None, 1).is_none(),
+            "another slot's generation 7"
+        );
     }
 
     #[test]
     fn a_row_lacking_a_requested_key_is_left_to_the_daemon() {
         let ra = ReadAhead::default();
         let keys = vec![key("k"), key("j")];
-        ra.store(1, Some(&keys), &[0, 1], &rows(2));
-        assert!(ra.lookup(1, Some(&keys), 0).is_none(), "row 0 has only k");
-        assert!(ra.lookup(1, Some(&keys), 1).is_some());
+        ra.store(at(1), Some(&keys), &[0, 1], &rows(2));
+        assert!(
+            ra.lookup(at(1), Some(&keys), 0).is_none(),
+            "row 0 has only k"
+        );
+        assert!(ra.lookup(at(1), Some(&keys), 1).is_some());
     }
 
     #[test]
     fn an_in_order_or_strided_walk_asks_for_growing_batches_within_the_store() {
         let ra = ReadAhead::default();
-        assert!(ra.lookup(1, None, 0).is_none());
+        assert!(ra.lookup(at(1), None, 0).is_none());
         assert_eq!(ra.batch(0, 100), None, "one access is no walk");
-        ra.lookup(1, None, 3);
+        ra.lookup(at(1), None, 3);
         assert_eq!(ra.batch(3, 100), None, "one step is no walk yet");
-        ra.lookup(1, None, 6);
+        ra.lookup(at(1), None, 6);
         let first = ra.batch(6, 100).unwrap();
         assert_eq!(first.len(), FIRST_BATCH);
         assert_eq!(&first[..3], &[6, 9, 12]);
-        ra.lookup(1, None, 6 + 3 * 16);
+        ra.lookup(at(1), None, 6 + 3 * 16);
         let second = ra.batch(6 + 3 * 16, 100).unwrap();
         assert_eq!(second.first(), Some(&54));
         assert!(second.iter().all(|&i| i < 100), "never past the end");
         // Backwards.
         let back = ReadAhead::default();
         for i in [50, 49, 48] {
-            back.lookup(1, None, i);
+            back.lookup(at(1), None, i);
         }
         assert_eq!(&back.batch(48, 100).unwrap()[..3], &[48, 47, 46]);
     }
@@ -392,7 +407,7 @@ mod tests {
     fn random_access_fetches_one_row() {
         let ra = ReadAhead::default();
         for i in [5, 80, 12, 40] {
-            ra.lookup(1, None, i);
+            ra.lookup(at(1), None, i);
             assert_eq!(ra.batch(i, 100), None);
         }
     }
@@ -403,13 +418,13 @@ mod tests {
         let max = 10_000;
         let n = 1000;
         let many: Vec<u64> = (0..n as u64).collect();
-        ra.store_within(max, 1, None, &many, &rows(n));
+        ra.store_within(max, at(1), None, &many, &rows(n));
         let (held, bytes) = ra.held();
         assert!(bytes <= max, "{bytes}");
         assert!(held > 10, "{held}");
         assert!(held < n);
-        assert!(ra.lookup(1, None, 0).is_none(), "the oldest went first");
-        assert!(ra.lookup(1, None, n as u64 - 1).is_some());
+        assert!(ra.lookup(at(1), None, 0).is_none(), "the oldest went first");
+        assert!(ra.lookup(at(1), None, n as u64 - 1).is_some());
     }
 
     #[test]

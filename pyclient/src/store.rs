@@ -12,7 +12,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use asebytes_protocol::published::Published;
 use asebytes_protocol::request::GetMany;
 use asebytes_protocol::request::StoreId;
 use asebytes_protocol::{Capabilities, Request};
@@ -22,7 +21,7 @@ use pyo3::types::PyDict;
 use crate::client::{self, Attempts, Reply, Session, is_unknown_store, retriable};
 use crate::finish::{Finish, expect_len, unexpected};
 use crate::follow;
-use crate::generation::Watch;
+use crate::generation::{Seen, Watch};
 use crate::ops::{self, Plan, Spec};
 use crate::pool::Epoch;
 use crate::readahead::{self, Limits, ReadAhead};
@@ -171,7 +170,7 @@ impl SyncState {
 
     /// The store's published generation and length now, if the daemon publishes them for
     /// this open and they can be trusted (see [`crate::generation`]).
-    fn published(&self) -> Option<(Arc<OpenState>, Published)> {
+    fn published(&self) -> Option<(Arc<OpenState>, Seen)> {
         let st = self.cached()?;
         let now = st.watch.as_ref()?.now()?;
         Some((st, now))
@@ -205,7 +204,7 @@ impl SyncState {
         py: Python<'py>,
         spec: &Spec,
         st: &OpenState,
-        now: Published,
+        now: Seen,
         plan: &Plan,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
         let Request::Get(get) = &plan.req else {
@@ -215,7 +214,7 @@ impl SyncState {
         let index = readahead::normalize(get.index, now.len)?;
         let keys = get.keys.clone();
         let tier = spec.tier.on(st.caps.typed_values);
-        if let Some(row) = self.ahead.lookup(now.generation, keys.as_deref(), index) {
+        if let Some(row) = self.ahead.lookup(now.stamp, keys.as_deref(), index) {
             return Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref())));
         }
         let Some(indices) = self.ahead.batch(index, now.len) else {
@@ -223,7 +222,7 @@ impl SyncState {
             let ahead = &self.ahead;
             return Some(self.call(py, spec, plan.req.clone(), |py, tier, reply| {
                 if let Reply::Row(rows) = &reply {
-                    ahead.store(now.generation, keys.as_deref(), &[index], rows);
+                    ahead.store(now.stamp, keys.as_deref(), &[index], rows);
                 }
                 finish.run(py, tier, reply)
             }));
@@ -237,12 +236,12 @@ impl SyncState {
         let ahead = &self.ahead;
         let fetched = self.call(py, spec, batch, |_, _, reply| match reply {
             Reply::Rows(rows) if rows.rows.len() == indices.len() => {
-                ahead.store(now.generation, keys.as_deref(), &indices, &rows);
+                ahead.store(now.stamp, keys.as_deref(), &indices, &rows);
                 Ok(())
             }
             other => Err(unexpected(&other).into()),
         });
-        let row = ahead.peek(now.generation, keys.as_deref(), index);
+        let row = ahead.peek(now.stamp, keys.as_deref(), index);
         match (fetched, row) {
             (Ok(()), Some(row)) => Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref()))),
             _ => {
