@@ -94,6 +94,12 @@ ci: test
 bench-latency: develop ref-venv
     {{py}} benches/python/bench_latency.py --ref-python {{ref_py}}
 
+# Row-at-a-time reads while nothing changed (db[i] in order / random, get(i, keys), len):
+# with the published generation and read-ahead cache, without, and asebytes 0.3.3, one run.
+[group('bench')]
+bench-nochange: develop ref-venv
+    {{py}} benches/python/bench_nochange.py --ref-python {{ref_py}}
+
 # Eight reader processes on one store: aggregate rows/s with the spin gate, without it,
 # and asebytes 0.3.3 in-process; plus one lone reader's latency (benches/results/readers.*).
 [group('bench')]

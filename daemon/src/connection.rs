@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use asebytes_protocol::budget::MemoryBudget;
 use asebytes_protocol::frame::{self, HANDSHAKE_MAX_FRAME_LEN};
+use asebytes_protocol::published::Publisher;
 use asebytes_protocol::request::StoreId;
 use asebytes_protocol::response::Status;
 use asebytes_protocol::stream::FrameStream;
@@ -82,7 +83,7 @@ impl Context {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         Self {
-            registry: Arc::new(Registry::new()),
+            registry: Arc::new(registry_for(&config.socket)),
             clients: Clients::default(),
             shutdown,
             idle,
@@ -297,6 +298,23 @@ fn answer_guarded(req: Request, id: u64, conn: ConnId, ctx: &Context, out: &mut 
             id,
             &Response::Error(WireError::new(ErrorCode::Unexpected, msg)),
         );
+    }
+}
+
+/// The registry of a daemon on `socket`: its stores publish their commit generations in
+/// `<socket>.gen` ([`asebytes_protocol::published`]), or, if that file cannot be made,
+/// nowhere (clients then ask for every read, as before).
+fn registry_for(socket: &std::path::Path) -> Registry {
+    let path = crate::paths::gen_path(socket);
+    match Publisher::create(&path) {
+        Ok(publisher) => Registry::with_publisher(publisher),
+        Err(e) => {
+            log::warn!(
+                "cannot map {} ({e}); clients will ask the daemon for every length and row",
+                path.display()
+            );
+            Registry::new()
+        }
     }
 }
 

@@ -71,6 +71,14 @@ pub fn spin_path(socket: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The published commit generations of open stores (`<socket>.gen`,
+/// [`asebytes_protocol::published`]).
+pub fn gen_path(socket: &Path) -> PathBuf {
+    let mut p = socket.as_os_str().to_owned();
+    p.push(".gen");
+    PathBuf::from(p)
+}
+
 /// The directory that holds the socket (`.` for a bare file name).
 pub fn socket_dir(socket: &Path) -> &Path {
     match socket.parent() {

@@ -19,15 +19,17 @@
 //! of the same key waits instead of opening the same file twice.
 
 mod follow;
+mod gate;
 mod location;
 mod release;
 mod status;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::ErrorCode;
+use asebytes_protocol::published::{self, Publisher, SlotRef};
 use asebytes_protocol::request::{Open, StoreId};
 use asebytes_protocol::response::Opened;
 
@@ -36,6 +38,7 @@ use crate::backend::{self, OpenOptions};
 use crate::error::{Error, Result};
 use crate::store::StoreHandle;
 
+use gate::Gate;
 pub use location::{Location, list_groups};
 use release::Dormant;
 pub use release::Releaser;
@@ -50,6 +53,9 @@ pub const DEFAULT_GROUP: &str = "default";
 #[derive(Debug)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Gives stores with capability `exclusive` a slot in shared memory for their commit
+    /// generation (`<socket>.gen`); `None`: no store publishes (clients ask every time).
+    publisher: Option<Arc<Publisher>>,
     /// Wakes the [`Releaser`] when a store it may release opens.
     release: release::Signal,
 }
@@ -84,6 +90,8 @@ struct Entry {
     users: HashMap<ConnId, u32>,
     /// Last use seen by the releaser (which folds in [`IdSlot::used`] on every tick).
     last_use: Instant,
+    /// Where the store's generation is published, kept across releases and re-opens.
+    published: Option<Arc<published::Slot>>,
 }
 
 #[derive(Debug)]
@@ -95,26 +103,6 @@ struct IdSlot {
     /// Set by every look-up, cleared by the releaser: "used since the last tick". A plain
     /// flag under the lock the look-up takes anyway, so the hot path gains no clock read.
     used: bool,
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    done: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Gate {
-    fn wait(&self) {
-        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*done {
-            done = self.cv.wait(done).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn release(&self) {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.cv.notify_all();
-    }
 }
 
 /// A store taken out of the map, to be shut down outside the lock.
@@ -142,8 +130,9 @@ impl Inner {
         }
     }
 
-    /// Adds `conn` as a user of the ready store `key`; returns the id for the mode asked.
-    fn join(&mut self, key: &str, conn: ConnId, readonly: bool) -> (StoreId, StoreHandle) {
+    /// Adds `conn` as a user of the ready store `key`; returns the id for the mode asked,
+    /// the handle and where its generation is published.
+    fn join(&mut self, key: &str, conn: ConnId, readonly: bool) -> Joined {
         let Inner {
             slots,
             ids,
@@ -175,7 +164,8 @@ impl Inner {
             slot.used = true;
         }
         *entry.users.entry(conn).or_default() += 1;
-        (id, entry.handle.clone())
+        let published = entry.published.as_ref().map(|s| s.slot_ref());
+        (id, entry.handle.clone(), published)
     }
 
     /// Removes `conn` from the users of the store behind `id`; returns the store to close
@@ -227,6 +217,9 @@ impl Slot {
     }
 }
 
+/// A store joined: its id, handle, and published slot.
+type Joined = (StoreId, StoreHandle, Option<SlotRef>);
+
 enum Next {
     Wait(Arc<Gate>),
     Wake,
@@ -251,7 +244,17 @@ impl Registry {
         };
         Self {
             inner: Mutex::new(inner),
+            publisher: None,
             release: release::Signal::default(),
+        }
+    }
+
+    /// An empty registry whose stores publish their commit generation through
+    /// `publisher` (those with capability `exclusive`, while slots last).
+    pub fn with_publisher(publisher: Arc<Publisher>) -> Self {
+        Self {
+            publisher: Some(publisher),
+            ..Self::new()
         }
     }
 
@@ -297,9 +300,9 @@ impl Registry {
                     self.wake(&key, None)?;
                 }
                 Next::Join => {
-                    let (id, handle) = inner.join(&key, conn, req.readonly);
+                    let joined = inner.join(&key, conn, req.readonly);
                     drop(inner);
-                    return self.opened(conn, id, key, req.readonly, &handle);
+                    return self.opened(conn, joined, key, req.readonly);
                 }
                 Next::Reopen => {
                     let closing = inner.begin_close(&key);
@@ -319,6 +322,12 @@ impl Registry {
                     match start(loc.entry, &opts) {
                         Ok(handle) => {
                             log::info!("opened {key}");
+                            let published = self
+                                .publisher
+                                .as_ref()
+                                .filter(|_| handle.info().caps.exclusive)
+                                .and_then(Publisher::take)
+                                .map(Arc::new);
                             let entry = Entry {
                                 handle,
                                 opts,
@@ -327,6 +336,7 @@ impl Registry {
                                 ro_id: None,
                                 users: HashMap::new(),
                                 last_use: Instant::now(),
+                                published,
                             };
                             self.install(&key, &gate, Some(entry));
                         }
@@ -346,14 +356,8 @@ impl Registry {
     }
 
     /// Answers an open that joined `handle` as `id`.
-    fn opened(
-        &self,
-        conn: ConnId,
-        id: StoreId,
-        key: String,
-        readonly: bool,
-        handle: &StoreHandle,
-    ) -> Result<Opened> {
+    fn opened(&self, conn: ConnId, joined: Joined, key: String, readonly: bool) -> Result<Opened> {
+        let (id, handle, published) = joined;
         let len = match handle.len() {
             Ok(len) => len,
             Err(e) => {
@@ -373,6 +377,7 @@ impl Registry {
             backend: info.scheme.to_string(),
             caps,
             len,
+            published,
         })
     }
 
@@ -388,6 +393,7 @@ impl Registry {
             rw_id,
             ro_id,
             users,
+            published,
             ..
         } = entry;
         if let Err(e) = handle.shutdown() {
@@ -426,6 +432,7 @@ impl Registry {
             ro_id,
             users,
             last_use: Instant::now(),
+            published,
         });
         self.install(&key, &gate, entry);
         outcome
@@ -433,6 +440,14 @@ impl Registry {
 
     /// Publishes the outcome of an open or reopen of `key` and wakes its waiters.
     fn install(&self, key: &str, gate: &Gate, entry: Option<Entry>) {
+        // Published before any client gets the handle: a new generation, whatever changed
+        // while the daemon did not hold the store.
+        if let Some(e) = &entry
+            && let Some(slot) = &e.published
+            && let Err(err) = e.handle.publish_to(slot.clone())
+        {
+            log::warn!("cannot publish the length of {key}: {err}");
+        }
         let mut inner = self.lock();
         match entry {
             Some(entry) => {

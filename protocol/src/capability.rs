@@ -45,6 +45,13 @@ pub struct Capabilities {
     /// rather than an ability, so [`Capabilities::all`] leaves it off. Added without a
     /// protocol bump: a daemon that does not send it reads as false (stored as given).
     pub typed_values: bool,
+    /// While the daemon holds the store open, only its writer actor changes the data (no
+    /// other program or daemon can write it meanwhile), so the daemon's commit generation
+    /// covers every change: clients may then trust the generation it publishes in shared
+    /// memory (`Opened.published`) and skip round trips while it is unchanged. Off for
+    /// stores others change behind the daemon (Redis, MongoDB, files that grow). Added
+    /// without a protocol bump: an older daemon omits it (read as false: every read asks).
+    pub exclusive: bool,
 }
 
 impl Capabilities {
@@ -67,6 +74,7 @@ impl Capabilities {
             atomic_batches: true,
             packed_columns: true,
             typed_values: false,
+            exclusive: true,
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`budget`]: a byte budget that bounds the receive buffers of many streams together.
 //! - [`stream`]: a blocking Unix-socket frame stream with a bounded busy-poll before blocking.
 //! - [`spin`]: who may busy-poll: a machine-wide count of spinning waiters.
+//! - [`published`]: per-store commit generation and length in shared memory (`<socket>.gen`).
 //! - [`request`] / [`response`]: one request and one response variant per operation.
 //! - [`value`]: rows, keys and field values as they travel (opaque bytes).
 //! - [`options`]: backend options by name, carried by `Open`.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod options;
+pub mod published;
 pub mod redact;
 pub mod request;
 pub mod response;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::capability::Capabilities;
 use crate::column::PackedColumn;
 use crate::error::WireError;
+use crate::published::SlotRef;
 use crate::request::StoreId;
 use crate::value::{Bytes, Key, Row};
 
@@ -52,6 +53,12 @@ pub struct Opened {
     pub caps: Capabilities,
     /// Current number of rows.
     pub len: u64,
+    /// Where the daemon publishes this store's commit generation and length in shared
+    /// memory (`<socket>.gen`, [`crate::published`]); `None` when it does not (the store
+    /// lacks capability `exclusive`, every slot is taken, or an older daemon). Added without
+    /// a protocol bump: an older client ignores it, an older daemon omits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<SlotRef>,
 }
 
 /// Where a store stands (answer to [`crate::request::Follow`]).

@@ -5,6 +5,7 @@ use asebytes_protocol::capability::Capabilities;
 use asebytes_protocol::error::{ErrorCode, WireError};
 use asebytes_protocol::frame::{self, Envelope, HEADER_LEN, RowsFrame};
 use asebytes_protocol::handshake::{Hello, HelloReply, Welcome};
+use asebytes_protocol::published::SlotRef;
 use asebytes_protocol::request::*;
 use asebytes_protocol::response::{ClientStatus, Committed, Opened, Response, Status, StoreStatus};
 use asebytes_protocol::value::{FieldRef, key, row};
@@ -151,6 +152,11 @@ fn all_responses() -> Vec<Response> {
             backend: "lmdb".into(),
             caps: Capabilities::all(),
             len: 9,
+            published: Some(SlotRef {
+                index: 2,
+                tag: 77,
+                epoch: 5,
+            }),
         }),
         Response::Row(Some(sample_row())),
         Response::Row(None),

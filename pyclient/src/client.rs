@@ -10,6 +10,7 @@
 //! read (or `Open`), because a write may already have been applied.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use asebytes_protocol::codec::{Corrupt, Reader};
 use asebytes_protocol::frame;
@@ -201,6 +202,15 @@ pub struct Failure {
     pub error: ClientError,
 }
 
+/// Requests this process has sent to the daemon on sync connections (diagnostics: what
+/// `len()` and the read-ahead cache save is visible here).
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests this process has sent to the daemon on sync connections.
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(Ordering::Relaxed)
+}
+
 /// A connection checked out of the pool for one call; given back on drop unless it
 /// failed (a connection in an unknown state is closed, never reused).
 #[derive(Debug)]
@@ -266,6 +276,7 @@ impl Session {
             return Err(Failure { sent: false, error });
         }
         let Conn { stream, wbuf, .. } = conn;
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
         let result = blocking(py, || {
             stream.send(wbuf).map_err(|e| (false, e))?;
             stream.recv(max).map_err(|e| (true, e))
@@ -590,6 +601,7 @@ mod tests {
             backend: "memory".into(),
             caps: Capabilities::all(),
             len: 5,
+            published: None,
         });
         assert_eq!(
             parse_reply(&roundtrip(&opened)).unwrap().1,

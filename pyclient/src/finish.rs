@@ -243,6 +243,7 @@ pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bou
         atomic_batches,
         packed_columns,
         typed_values,
+        exclusive,
     } = *c;
     for (k, v) in [
         ("read", read),
@@ -258,6 +259,7 @@ pub fn capabilities_dict<'py>(py: Python<'py>, c: &Capabilities) -> PyResult<Bou
         ("snapshots", snapshots),
         ("persistent", persistent),
         ("atomic_batches", atomic_batches),
+        ("exclusive", exclusive),
         ("packed_columns", packed_columns),
         ("typed_values", typed_values),
     ] {

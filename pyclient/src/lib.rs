@@ -10,6 +10,8 @@
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
 //! - [`follow`]: the live-follow request and its protocol check.
+//! - [`generation`] / [`readahead`]: `len` and rows without a round trip while the store's
+//!   published commit generation is unchanged.
 //! - [`errors`]: the one mapping from failures to the exceptions of `asebytes.exceptions`.
 //! - [`detach`]: GIL release around blocking I/O.
 //!
@@ -27,8 +29,10 @@ pub mod detach;
 pub mod errors;
 pub mod finish;
 pub mod follow;
+pub mod generation;
 pub mod ops;
 pub mod pool;
+pub mod readahead;
 pub mod store;
 pub mod surface;
 pub mod tier;
@@ -265,6 +269,13 @@ fn daemon_main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
     })
 }
 
+/// Requests this process has sent to the daemon over sync handles (a diagnostic: `len()`
+/// and rows served while nothing changed send none).
+#[pyfunction]
+fn round_trips() -> u64 {
+    client::round_trips()
+}
+
 /// The socket this process talks to.
 #[pyfunction]
 fn socket_path() -> String {
@@ -331,6 +342,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(daemon_status, m)?)?;
     m.add_function(wrap_pyfunction!(daemon_main, m)?)?;
     m.add_function(wrap_pyfunction!(socket_path, m)?)?;
+    m.add_function(wrap_pyfunction!(round_trips, m)?)?;
     m.add_function(wrap_pyfunction!(redact_location, m)?)?;
     m.add_function(wrap_pyfunction!(set_daemon_command, m)?)?;
     Ok(())

@@ -12,15 +12,19 @@
 
 use std::sync::{Arc, Mutex};
 
+use asebytes_protocol::request::GetMany;
 use asebytes_protocol::request::StoreId;
 use asebytes_protocol::{Capabilities, Request};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::client::{self, Attempts, Reply, Session, is_unknown_store, retriable};
+use crate::finish::{Finish, expect_len, unexpected};
 use crate::follow;
+use crate::generation::{Seen, Watch};
 use crate::ops::{self, Plan, Spec};
 use crate::pool::Epoch;
+use crate::readahead::{self, Limits, ReadAhead};
 use crate::surface::{Mode, StoreOps};
 use crate::tier::{Outgoing, Tier};
 
@@ -32,6 +36,8 @@ struct OpenState {
     backend: String,
     caps: Capabilities,
     epoch: Epoch,
+    /// Where the daemon publishes the store's generation and length, if it does.
+    watch: Option<Watch>,
 }
 
 /// Why a store could not be opened on a session.
@@ -47,6 +53,8 @@ enum OpenFail {
 #[derive(Debug, Default)]
 pub struct SyncState {
     opened: Mutex<Option<Arc<OpenState>>>,
+    /// Rows read ahead or already read, served while the generation is unchanged.
+    ahead: ReadAhead,
 }
 
 impl SyncState {
@@ -95,6 +103,7 @@ impl SyncState {
             backend: opened.backend,
             caps: opened.caps,
             epoch,
+            watch: Watch::of(opened.published.filter(|_| Limits::get().shared)),
         });
         *self.opened.lock().unwrap_or_else(|p| p.into_inner()) = Some(st.clone());
         Ok(st)
@@ -152,8 +161,95 @@ impl SyncState {
         spec: &Spec,
         plan: Plan,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(done) = self.answer_locally(py, spec, &plan) {
+            return done;
+        }
         let Plan { req, finish } = plan;
         self.call(py, spec, req, |py, tier, reply| finish.run(py, tier, reply))
+    }
+
+    /// The store's published generation and length now, if the daemon publishes them for
+    /// this open and they can be trusted (see [`crate::generation`]).
+    fn published(&self) -> Option<(Arc<OpenState>, Seen)> {
+        let st = self.cached()?;
+        let now = st.watch.as_ref()?.now()?;
+        Some((st, now))
+    }
+
+    /// `len` from the published length, and `get` from the read-ahead cache (or one
+    /// batched request for a walk), while the published generation says nothing changed;
+    /// `None`: send `plan` as usual.
+    fn answer_locally<'py>(
+        &self,
+        py: Python<'py>,
+        spec: &Spec,
+        plan: &Plan,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let (st, now) = self.published()?;
+        match (&plan.req, &plan.finish) {
+            (Request::Len(_), Finish::Len) => {
+                Some(Finish::Len.run(py, spec.tier, Reply::Len(now.len)))
+            }
+            (Request::Get(_), Finish::Row | Finish::Atoms) if ReadAhead::enabled() => {
+                self.get_ahead(py, spec, &st, now, plan)
+            }
+            _ => None,
+        }
+    }
+
+    /// A `get` while the generation is `now`: from the cache, else (for a walk) one batched
+    /// request that fills it, else one row (cached too, for random access that repeats).
+    fn get_ahead<'py>(
+        &self,
+        py: Python<'py>,
+        spec: &Spec,
+        st: &OpenState,
+        now: Seen,
+        plan: &Plan,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let Request::Get(get) = &plan.req else {
+            return None;
+        };
+        // Out of range: the daemon says so, in its words.
+        let index = readahead::normalize(get.index, now.len)?;
+        let keys = get.keys.clone();
+        let tier = spec.tier.on(st.caps.typed_values);
+        if let Some(row) = self.ahead.lookup(now.stamp, keys.as_deref(), index) {
+            return Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref())));
+        }
+        let Some(indices) = self.ahead.batch(index, now.len) else {
+            let finish = &plan.finish;
+            let ahead = &self.ahead;
+            return Some(self.call(py, spec, plan.req.clone(), |py, tier, reply| {
+                if let Reply::Row(rows) = &reply {
+                    ahead.store(now.stamp, keys.as_deref(), &[index], rows);
+                }
+                finish.run(py, tier, reply)
+            }));
+        };
+        let batch = Request::GetMany(GetMany {
+            store: 0,
+            indices: indices.iter().map(|&i| i as i64).collect(),
+            keys: keys.clone(),
+            missing_ok: true,
+        });
+        let ahead = &self.ahead;
+        let fetched = self.call(py, spec, batch, |_, _, reply| match reply {
+            Reply::Rows(rows) if rows.rows.len() == indices.len() => {
+                ahead.store(now.stamp, keys.as_deref(), &indices, &rows);
+                Ok(())
+            }
+            other => Err(unexpected(&other).into()),
+        });
+        let row = ahead.peek(now.stamp, keys.as_deref(), index);
+        match (fetched, row) {
+            (Ok(()), Some(row)) => Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref()))),
+            _ => {
+                // The batch failed (or the row is one the daemon must answer): one row.
+                self.ahead.forget_walk();
+                None
+            }
+        }
     }
 
     fn open_state(&self, py: Python<'_>, spec: &Spec) -> PyResult<Arc<OpenState>> {
@@ -241,6 +337,9 @@ impl Store {
 
     fn __len__(slf: &Bound<'_, Self>) -> PyResult<usize> {
         let (spec, state) = parts(slf);
+        if let Some((_, now)) = state.published() {
+            return expect_len(Reply::Len(now.len));
+        }
         state.call(slf.py(), spec, spec.len().req, |_, _, reply| {
             ops::expect_len(reply)
         })

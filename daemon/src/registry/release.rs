@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use asebytes_protocol::published;
 use asebytes_protocol::request::StoreId;
 
 use super::{ConnId, Entry, Gate, Inner, Registry, Slot, start};
@@ -105,6 +106,9 @@ pub(super) struct Dormant {
     pub(super) last_use: Instant,
     /// Rows when it was released (shown by `status`; other programs may change it since).
     pub(super) len: u64,
+    /// Its published slot, withdrawn while released; re-published with a new generation on
+    /// re-open.
+    pub(super) published: Option<Arc<published::Slot>>,
 }
 
 impl Entry {
@@ -118,6 +122,7 @@ impl Entry {
             users: self.users,
             last_use: self.last_use,
             len,
+            published: self.published,
         };
         (self.handle, dormant)
     }
@@ -133,6 +138,7 @@ impl Dormant {
             ro_id: self.ro_id,
             users: self.users,
             last_use: Instant::now(),
+            published: self.published,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod command;
 mod ops;
+mod publish;
 mod watch;
 mod window;
 mod writer;
@@ -22,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use asebytes_protocol::frame;
+use asebytes_protocol::published::Slot;
 use asebytes_protocol::request::{Follow, StoreRef};
 use asebytes_protocol::response::Committed;
 use asebytes_protocol::{ErrorCode, Request, Response, WireError};
@@ -88,6 +90,19 @@ impl StoreHandle {
     /// Scheme, canonical location and capabilities as opened.
     pub fn info(&self) -> &BackendInfo {
         &self.inner.info
+    }
+
+    /// Publishes this store's commit generation and length in `slot` from now on (the
+    /// registry calls it once the store is opened, before any client has the handle): the
+    /// slot gets a new generation and becomes trusted. A second call does nothing.
+    pub fn publish_to(&self, slot: Arc<Slot>) -> Result<(), WireError> {
+        let len = self.len()?;
+        if self.inner.shared.published.set(slot).is_ok()
+            && let Some(slot) = publish::slot(&self.inner.shared)
+        {
+            slot.open(len);
+        }
+        Ok(())
     }
 
     /// Write transactions committed so far.
@@ -351,6 +366,8 @@ impl Inner {
             self.shared
                 .state
                 .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire);
+        // Before the files are closed: another program may change them from then on.
+        publish::withdraw(&self.shared);
         self.release_reader();
         let (reply, answer) = mpsc::sync_channel(1);
         let closed = match self.tx.send(Command::Shutdown { reply }) {

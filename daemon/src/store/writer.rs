@@ -13,13 +13,15 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Instant;
 
+use asebytes_protocol::published::Slot;
 use asebytes_protocol::{ErrorCode, Response, WireError};
 
 use super::command::{Command, Reply};
 use super::ops::{self, WriteOp};
+use super::publish;
 use super::watch::CommitWatch;
 use super::window::GroupWindow;
 use crate::backend::{self, Backend, ErrorKind, Reader};
@@ -49,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) queued: AtomicU64,
     /// Bumped after every commit; followers wait on it.
     pub(crate) watch: CommitWatch,
+    /// Where the commit generation is published in shared memory, if anywhere
+    /// ([`super::publish`]).
+    pub(crate) published: OnceLock<Arc<Slot>>,
 }
 
 /// The actor's state on its thread.
@@ -105,6 +110,7 @@ impl WriterActor {
                             // Whatever is still queued is dropped with the receiver; those
                             // callers see the REMOVED state and are told to re-open.
                             self.shared.state.store(REMOVED, Ordering::Release);
+                            publish::withdraw(&self.shared);
                             self.shared.watch.stop();
                             let _ = reply.send(Response::Ok);
                             return;
@@ -208,7 +214,9 @@ impl WriterActor {
         match outcome {
             Ok(()) => {
                 self.shared.commits.fetch_add(1, Ordering::Relaxed);
-                // Followers wake now; the writers of the batch are answered right after.
+                // Clients see the new generation and followers wake now; the writers of
+                // the batch are answered right after.
+                publish::committed(&self.shared, &*self.reader);
                 self.shared.watch.bump();
                 Ok(results)
             }

@@ -57,6 +57,8 @@ pub fn capabilities() -> Capabilities {
         atomic_batches: false,
         packed_columns: false,
         typed_values: false,
+        // A file may grow, or be replaced, behind the daemon (an MD run appending to it).
+        exclusive: false,
         ..Capabilities::all()
     }
     .read_only()

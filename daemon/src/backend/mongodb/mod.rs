@@ -123,6 +123,8 @@ impl MongoBackend {
         caps.snapshots = false;
         caps.packed_columns = false;
         caps.typed_values = true;
+        // Other daemons and plain clients write the same server.
+        caps.exclusive = false;
         if opts.readonly {
             caps = caps.read_only();
         }

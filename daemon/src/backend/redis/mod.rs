@@ -70,6 +70,8 @@ pub fn capabilities(readonly: bool) -> Capabilities {
         snapshots: false,
         packed_columns: false,
         typed_values: false,
+        // Other daemons and plain clients write the same server.
+        exclusive: false,
         ..Capabilities::all()
     };
     if readonly { caps.read_only() } else { caps }
