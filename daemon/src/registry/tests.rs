@@ -125,7 +125,7 @@ fn url_options_name_the_store_and_a_token_only_as_a_fingerprint() {
     };
     let train = loc.key_with("g", &opts("train", "hf_secret"));
     assert!(
-        train.starts_with("memory://me/ds#g?split=train~"),
+        train.starts_with("memory://me/ds#g?split=\"train\"~"),
         "{train}"
     );
     assert!(!train.contains("hf_secret"), "{train}");
