@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import ase
 import ase.constraints
@@ -148,7 +148,9 @@ def _kept(value: np.ndarray, mode: str) -> np.ndarray:
 #: every calculator a reference cycle, so every ``Atoms`` read stayed in memory until the
 #: cyclic garbage collector ran, and walking a store spent a fifth of its time in it. One
 #: shared object, no cycle: a dropped ``Atoms`` is freed at once.
-_GET_SPIN_POLARIZED = functools.partial(Calculator._deprecated_get_spin_polarized, None)
+_GET_SPIN_POLARIZED = functools.partial(
+    Calculator._deprecated_get_spin_polarized, cast(Calculator, None)
+)
 
 
 def _make_calc(atoms: ase.Atoms, results: dict[str, Any]) -> SinglePointCalculator:
