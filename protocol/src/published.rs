@@ -147,16 +147,7 @@ impl Publisher {
     /// cleared, then a new epoch written, so clients of a previous daemon trust nothing in
     /// it. The same file is reused, never replaced: an old client's mapping sees the change.
     pub fn create(path: &Path) -> std::io::Result<Arc<Self>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
-        if file.metadata()?.len() != FILE_LEN as u64 {
-            file.set_len(FILE_LEN as u64)?;
-        }
+        let file = open_sized(path, FILE_LEN as u64)?;
         let map = Mapping::new(&file, true)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -375,6 +366,22 @@ impl View {
         }
         None
     }
+}
+
+/// Opens (creating it, mode 0600) a small file shared through a mapping beside the
+/// daemon's socket, sized to exactly `len` bytes (this file, `<socket>.spin`).
+pub(crate) fn open_sized(path: &Path, len: u64) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.len() != len {
+        file.set_len(len)?;
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -23,9 +23,7 @@
 //! tasks (`/proc/loadavg`, read at most once a millisecond per process) must not exceed
 //! the cores. A lone reader on a quiet machine still spins; a crowded one blocks at once.
 
-use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -100,16 +98,7 @@ pub fn attach(path: &Path, reset: bool) -> std::io::Result<()> {
     if SHARED.get().is_some() {
         return Ok(());
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    if file.metadata()?.len() < FILE_LEN as u64 {
-        file.set_len(FILE_LEN as u64)?;
-    }
+    let file = crate::published::open_sized(path, FILE_LEN as u64)?;
     // SAFETY: a shared read/write mapping of FILE_LEN bytes of a file at least that long;
     // it is never unmapped (it lives for the process), so the reference stays valid. The
     // kernel page-aligns the address, which satisfies AtomicU32's alignment.
