@@ -150,6 +150,7 @@ bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
     {{bench_py}} benches/python/bench_concurrency.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_latency.py --ref-python {{ref_py}}
+    {{bench_py}} benches/python/bench_nochange.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_readers.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_readonly.py --ref-python {{ref_py}}
     {{bench_py}} benches/python/bench_writes.py --ref-python {{ref_py}}

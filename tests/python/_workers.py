@@ -42,9 +42,19 @@ def write_and_ack(
 
 
 def watch_len(
-    location: str, issued: Any, acked: Any, lock: Any, done: Any, size: int
+    location: str,
+    issued: Any,
+    acked: Any,
+    lock: Any,
+    watching: Any,
+    done: Any,
+    size: int,
 ) -> dict[str, Any]:
-    """Poll len() until ``done``; report every violation of the length rules."""
+    """Poll len() until ``done``; report every violation of the length rules.
+
+    ``watching`` is set after the first poll, so the writers start only once the
+    watcher is looking (a spawned process can take longer to start than they run).
+    """
     db = ObjectIO(location)
     seen: list[int] = []
     problems: list[str] = []
@@ -64,6 +74,7 @@ def watch_len(
         if n % size:
             problems.append(f"len {n} splits a batch of {size}")
         seen.append(n)
+        watching.set()
         if finished:
             return {
                 "problems": problems,

@@ -140,14 +140,19 @@ def _info_tags(db: ObjectIO) -> list[dict[str, int]]:
 def test_len_seen_by_another_process_is_always_current(backend: Backend) -> None:
     ctx = mp.get_context("spawn")
     issued, acked = ctx.Value("q", 0, lock=False), ctx.Value("q", 0, lock=False)
-    lock, done = ctx.Lock(), ctx.Event()
+    lock, watching, done = ctx.Lock(), ctx.Event(), ctx.Event()
     size, rounds = 5, 60
     queue = ctx.Queue()
     watcher = ctx.Process(
         target=_workers.report,
-        args=(queue, "watch_len", backend.location, issued, acked, lock, done, size),
+        args=(
+            queue,
+            "watch_len",
+            *(backend.location, issued, acked, lock, watching, done, size),
+        ),
     )
     watcher.start()
+    assert watching.wait(timeout=110), "the watcher never polled"
     _run_all(
         ctx,
         [("write_and_ack", (backend.location, size, rounds, issued, acked, lock))] * 2,
