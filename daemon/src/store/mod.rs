@@ -12,6 +12,7 @@
 mod command;
 mod ops;
 mod publish;
+mod read;
 mod watch;
 mod window;
 mod writer;
@@ -208,7 +209,7 @@ impl StoreHandle {
             Route::Read if self.inner.info.caps.concurrent_readers => guarded(|| {
                 let reader = self.inner.current_reader()?;
                 let snap = reader.snapshot().map_err(ops::wire)?;
-                ops::read_into(&*snap, &req, id, out)
+                read::read_into(&*snap, &req, id, out)
             }),
             _ => {
                 let response = self.run(route, req)?;
@@ -251,7 +252,7 @@ impl StoreHandle {
             Route::Read if self.inner.info.caps.concurrent_readers => guarded(|| {
                 let reader = self.inner.current_reader()?;
                 let snap = reader.snapshot().map_err(ops::wire)?;
-                ops::read(&*snap, &req)
+                read::read(&*snap, &req)
             }),
             Route::Read => self.inner.call(|reply| Command::Read { req, reply }),
             Route::Write => match WriteOp::from_request(req) {

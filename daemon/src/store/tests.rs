@@ -404,7 +404,7 @@ fn test_framed_reads_are_byte_identical_to_encoded_responses() {
             );
             // The trait's default `visit_rows` (built on `get`) answers the same.
             let snap = reader.snapshot().expect("snapshot");
-            let by_default = ops::read(&DefaultsOnly(&*snap), &req);
+            let by_default = read::read(&DefaultsOnly(&*snap), &req);
             assert_eq!(by_default.unwrap_or_else(Response::Error), want, "{req:?}");
         }
         handle.shutdown().expect("shutdown");

@@ -22,6 +22,7 @@ use asebytes_protocol::{ErrorCode, Response, WireError};
 use super::command::{Command, Reply};
 use super::ops::{self, WriteOp};
 use super::publish;
+use super::read;
 use super::watch::CommitWatch;
 use super::window::GroupWindow;
 use crate::backend::{self, Backend, ErrorKind, Reader};
@@ -99,7 +100,7 @@ impl WriterActor {
                 }
                 Command::Read { req, reply } => {
                     let resp = guarded(|| match self.reader.snapshot() {
-                        Ok(snap) => ops::read(&*snap, &req),
+                        Ok(snap) => read::read(&*snap, &req),
                         Err(e) => Err(ops::wire(e)),
                     });
                     let _ = reply.send(into_response(resp));
