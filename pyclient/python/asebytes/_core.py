@@ -252,6 +252,10 @@ class FacadeCore:
             # The native store raises KeyError("Invalid keys at index i: [...]") itself.
             return (yield ("get_atoms", (pos, wanted)))
         row = yield ("get", (pos, wanted))
+        return self._partial(index, wanted, row)
+
+    def _partial(self, index: Any, wanted: list[Any], row: Any) -> Any:
+        """The ``keys=`` selection of a row read with ``get(index, keys=wanted)``."""
         if row is None:
             return None
         missing = [k for k in wanted if k not in row]

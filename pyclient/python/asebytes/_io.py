@@ -106,6 +106,12 @@ class _Facade(Displayable, FacadeCore, MutableSequence[R], Generic[R]):
     def get(self, index: Index, keys: Sequence[Any] | None = None) -> Any:
         """Row ``index`` (``None`` for a placeholder), optionally only ``keys``; a requested
         key the row lacks raises ``KeyError("Invalid keys at index i: [...]")``."""
+        if type(index) is int and self._neg and type(keys) is list:
+            # The hot path of `get(i, keys=[...])` loops: one backend call, same result.
+            wanted = self._keys_arg(keys)
+            if self._native_atoms:
+                return self._backend.get_atoms(index, wanted)
+            return self._partial(index, wanted, self._backend.get(index, wanted))
         return self._run(self._op_get(index, keys))
 
     def keys(self, index: Index) -> list[Any]:
