@@ -20,107 +20,11 @@ use numpy::npyffi::{self, NPY_ORDER, PY_ARRAY_API, PyArray_Descr, PyArrayObject,
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyType};
 
+use crate::ase_api::{Api, api};
 use crate::client::Field;
 use crate::codec;
-
-/// Attribute names, interned once (dict lookups then compare pointers).
-struct Names {
-    cellobj: Py<PyString>,
-    pbc: Py<PyString>,
-    arrays: Py<PyString>,
-    celldisp: Py<PyString>,
-    constraints: Py<PyString>,
-    info: Py<PyString>,
-    calc: Py<PyString>,
-    array: Py<PyString>,
-    numbers: Py<PyString>,
-    positions: Py<PyString>,
-    atoms: Py<PyString>,
-    results: Py<PyString>,
-    parameters: Py<PyString>,
-    directory: Py<PyString>,
-    dot: Py<PyString>,
-    prefix: Py<PyString>,
-    use_cache: Py<PyString>,
-    get_spin_polarized: Py<PyString>,
-    copy: Py<PyString>,
-}
-
-/// The Python objects the builder needs, looked up once per process.
-struct Api {
-    atoms: Py<PyType>,
-    cell: Py<PyType>,
-    spc: Py<PyType>,
-    parameters: Py<PyType>,
-    dict_to_atoms: Py<PyAny>,
-    constraints_from: Py<PyAny>,
-    /// `_convert._GET_SPIN_POLARIZED`: every calculator's `get_spin_polarized`, unbound
-    /// so that a calculator is no reference cycle.
-    get_spin_polarized: Py<PyAny>,
-    int64: Py<PyArrayDescr>,
-    float64: Py<PyArrayDescr>,
-    bool_: Py<PyArrayDescr>,
-    n: Names,
-}
-
-static API: PyOnceLock<Api> = PyOnceLock::new();
-
-fn api(py: Python<'_>) -> PyResult<&Api> {
-    API.get_or_try_init(py, || {
-        let s = |name: &str| PyString::intern(py, name).unbind();
-        let ty = |module: &str, name: &str| -> PyResult<Py<PyType>> {
-            Ok(py
-                .import(module)?
-                .getattr(name)?
-                .cast_into::<PyType>()?
-                .unbind())
-        };
-        let np_dtype = py.import("numpy")?.getattr("dtype")?;
-        let dtype = |name: &str| -> PyResult<Py<PyArrayDescr>> {
-            Ok(np_dtype
-                .call1((name,))?
-                .cast_into::<PyArrayDescr>()?
-                .unbind())
-        };
-        let convert = py.import("asebytes._convert")?;
-        Ok(Api {
-            atoms: ty("ase", "Atoms")?,
-            cell: ty("ase.cell", "Cell")?,
-            spc: ty("ase.calculators.singlepoint", "SinglePointCalculator")?,
-            parameters: ty("ase.calculators.calculator", "Parameters")?,
-            dict_to_atoms: convert.getattr("dict_to_atoms")?.unbind(),
-            constraints_from: convert.getattr("_constraints_from")?.unbind(),
-            get_spin_polarized: convert.getattr("_GET_SPIN_POLARIZED")?.unbind(),
-            int64: dtype("int64")?,
-            float64: dtype("float64")?,
-            bool_: dtype("bool")?,
-            n: Names {
-                cellobj: s("_cellobj"),
-                pbc: s("_pbc"),
-                arrays: s("arrays"),
-                celldisp: s("_celldisp"),
-                constraints: s("_constraints"),
-                info: s("info"),
-                calc: s("_calc"),
-                array: s("array"),
-                numbers: s("numbers"),
-                positions: s("positions"),
-                atoms: s("atoms"),
-                results: s("results"),
-                parameters: s("parameters"),
-                directory: s("_directory"),
-                dot: s("."),
-                prefix: s("prefix"),
-                use_cache: s("use_cache"),
-                get_spin_polarized: s("get_spin_polarized"),
-                copy: s("copy"),
-            },
-        })
-    })
-}
 
 // ------------------------------------------------------------------------------------
 // numpy helpers

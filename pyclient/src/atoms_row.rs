@@ -23,72 +23,13 @@
 use numpy::npyffi;
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods, dtype};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::ase_api::{Api, api};
 use crate::codec;
 
 /// A stored row: `(utf-8 key, encoded value)` pairs, in the dict path's order.
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// The Python objects the fast path needs, looked up once per process.
-struct Api {
-    atoms: Py<PyType>,
-    cell: Py<PyType>,
-    atoms_to_dict: Py<PyAny>,
-    constraint_dicts: Py<PyAny>,
-    n: Names,
-}
-
-/// Attribute and keyword names, interned once.
-struct Names {
-    dict: Py<PyString>,
-    cellobj: Py<PyString>,
-    pbc: Py<PyString>,
-    arrays: Py<PyString>,
-    celldisp: Py<PyString>,
-    constraints: Py<PyString>,
-    info: Py<PyString>,
-    calc: Py<PyString>,
-    array: Py<PyString>,
-    results: Py<PyString>,
-    copy: Py<PyString>,
-}
-
-static API: PyOnceLock<Api> = PyOnceLock::new();
-
-fn api(py: Python<'_>) -> PyResult<&Api> {
-    API.get_or_try_init(py, || {
-        let s = |name: &str| PyString::intern(py, name).unbind();
-        let ty = |module: &str, name: &str| -> PyResult<Py<PyType>> {
-            Ok(py
-                .import(module)?
-                .getattr(name)?
-                .cast_into::<PyType>()?
-                .unbind())
-        };
-        let convert = py.import("asebytes._convert")?;
-        Ok(Api {
-            atoms: ty("ase", "Atoms")?,
-            cell: ty("ase.cell", "Cell")?,
-            atoms_to_dict: convert.getattr("_atoms_to_dict")?.unbind(),
-            constraint_dicts: convert.getattr("_constraint_dicts")?.unbind(),
-            n: Names {
-                dict: s("__dict__"),
-                cellobj: s("_cellobj"),
-                pbc: s("_pbc"),
-                arrays: s("arrays"),
-                celldisp: s("_celldisp"),
-                constraints: s("_constraints"),
-                info: s("info"),
-                calc: s("_calc"),
-                array: s("array"),
-                results: s("results"),
-                copy: s("copy"),
-            },
-        })
-    })
-}
 
 /// `type(obj) is ase.Atoms` or a subclass: a row the plans hand to [`encode_atoms`].
 pub fn is_atoms(obj: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -19,6 +19,7 @@
 //! runs the same code as the standalone `asebytesd` and a wheel is self-contained.
 
 pub mod args;
+pub mod ase_api;
 pub mod astore;
 pub mod atoms;
 pub mod atoms_row;
