@@ -24,7 +24,6 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use crate::args;
 use crate::client::{self, Attempts, Reply};
 use crate::errors::ClientError;
-use crate::finish::unexpected;
 use crate::follow;
 use crate::generation::{Seen, Watch};
 use crate::local::{self, Fetch, Fill, Route};
@@ -260,7 +259,7 @@ impl Call {
                 let sending = self.lock();
                 let reply = match &sending.fill {
                     None => reply,
-                    Some(fill) => fill.take(reply).map_err(|other| unexpected(&other))?,
+                    Some(fill) => fill.take(reply)?,
                 };
                 (sending.out.tier(), reply)
             };

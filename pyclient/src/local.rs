@@ -17,7 +17,8 @@ use asebytes_protocol::{Key, Request};
 use pyo3::prelude::*;
 
 use crate::client::{Reply, RowsRef};
-use crate::finish::Finish;
+use crate::errors::ClientError;
+use crate::finish::{Finish, unexpected};
 use crate::generation::{Seen, Stamp};
 use crate::ops::Plan;
 use crate::readahead::{self, ReadAhead};
@@ -63,8 +64,8 @@ impl Fill {
     }
 
     /// Caches the rows of `reply` (a non-error reply to [`Fetch::req`]) and returns the
-    /// reply the `get` would have had; `Err(reply)` if it is not the rows asked for.
-    pub fn take<'r>(&self, reply: Reply<'r>) -> Result<Reply<'r>, Reply<'r>> {
+    /// reply the `get` would have had; an error if it is not the rows asked for.
+    pub fn take<'r>(&self, reply: Reply<'r>) -> Result<Reply<'r>, ClientError> {
         let keys = self.keys.as_deref();
         match (self.batch, reply) {
             (None, Reply::Row(rows)) if rows.rows.len() == 1 => {
@@ -76,7 +77,7 @@ impl Fill {
                 self.ahead.settle(id);
                 Ok(Reply::Row(first(rows)))
             }
-            (_, other) => Err(other),
+            (_, other) => Err(unexpected(&other)),
         }
     }
 

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::client::{self, Attempts, Reply, Session, is_unknown_store, retriable};
-use crate::finish::{Finish, expect_len, unexpected};
+use crate::finish::{Finish, expect_len};
 use crate::follow;
 use crate::generation::{Seen, Watch};
 use crate::local::{self, Fetch, Route};
@@ -200,7 +200,7 @@ impl SyncState {
         let done = self.call(py, spec, req, |py, tier, reply| match fill.take(reply) {
             Ok(row) => finish.run(py, tier, row).map(Some),
             Err(_) if fill.is_batch() => Ok(None),
-            Err(other) => Err(unexpected(&other).into()),
+            Err(e) => Err(e.into()),
         });
         match done {
             Ok(Some(row)) => Some(Ok(row)),

@@ -208,7 +208,7 @@ def test_open_resolves_to_the_store_id_name_backend_and_capabilities(wire):
     assert set(opened) == {"store", "canonical", "backend", "capabilities", "published"}
     assert opened["canonical"] == f"{loc}#g" and opened["backend"] == "memory"
     assert opened["capabilities"] == _native.Store(loc, group="g").capabilities
-    index, tag, epoch = opened["published"]  # a memory store's generation is published
+    _index, tag, epoch = opened["published"]  # a memory store's generation is published
     assert tag and epoch
 
 
