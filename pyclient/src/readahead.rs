@@ -450,7 +450,10 @@ mod tests {
         let first = ra.batch(6, 100).unwrap().indices;
         assert_eq!(first.len(), FIRST_BATCH);
         assert_eq!(&first[..3], &[6, 9, 12]);
-        ra.lookup(at(1), None, 6 + 3 * 16);
+        // The walk reads the batch's rows (hits, once stored), then misses the next one.
+        for i in (9..=6 + 3 * 16).step_by(3) {
+            ra.lookup(at(1), None, i);
+        }
         let second = ra.batch(6 + 3 * 16, 100).unwrap().indices;
         assert_eq!(second.first(), Some(&54));
         assert!(second.iter().all(|&i| i < 100), "never past the end");
