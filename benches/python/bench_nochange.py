@@ -15,11 +15,14 @@ Patterns (1000 ethanol-sized frames, per frame or per call, median of rounds):
   and again on the same handle (warm: every row was read before and nothing changed since);
 * ``ObjectIO db.get(i, keys=["arrays.positions"])`` in order;
 * ``ObjectIO db[i]`` in order (dicts, no ``Atoms``);
-* ``len(db)``.
+* ``len(db)``;
+* asyncio: ``await db[i]`` of ``AsyncASEIO`` in order, on a fresh handle, and
+  ``await db.len()`` (the reference runs its own async facade).
 
 Every timed read is checked against the written data. Usage:
 ``python benches/python/bench_nochange.py --ref-python .venv-ref/bin/python``
-(``just bench-nochange``). Results: ``benches/results/nochange.json`` and ``.md``.
+(``just bench-nochange``). Results: ``benches/results/nochange.json`` and ``.md``
+(``--out DIR`` writes them elsewhere).
 """
 
 from __future__ import annotations
@@ -54,13 +57,24 @@ def per_item(fn, items: int, repeats: int) -> tuple[float, object]:
     return statistics.median(times) * 1e6, out
 
 
+async def per_item_async(make, items: int, repeats: int) -> tuple[float, object]:
+    """``per_item`` of a coroutine function."""
+    out = None
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = await make()
+        times.append((time.perf_counter() - t0) / items)
+    return statistics.median(times) * 1e6, out
+
+
 def worker(path: str, repeats: int, part: str, ref: bool) -> dict:
     """Runs in the peer's own process and virtualenv; returns µs per frame (or call).
 
-    ``part`` is ``atoms`` (ASEIO patterns) or ``object`` (ObjectIO patterns and ``len``):
-    the reference cannot open one LMDB environment twice in a process, so each part runs
-    in its own, and the reference reuses its one handle where ours takes a fresh one (a
-    cold cache)."""
+    ``part`` is ``atoms`` (ASEIO patterns), ``object`` (ObjectIO patterns and ``len``) or
+    ``async`` (the asyncio facade): the reference cannot open one LMDB environment twice
+    in a process, so each part runs in its own, and the reference reuses its one handle
+    where ours takes a fresh one (a cold cache)."""
     import numpy as np
     from asebytes import ASEIO, ObjectIO
 
@@ -70,6 +84,10 @@ def worker(path: str, repeats: int, part: str, ref: bool) -> dict:
         if len(db) == 0:
             db.extend(frames)
         return atoms_part(db, path, repeats, checksum(frames), ref)
+    if part == "async":
+        import asyncio
+
+        return asyncio.run(async_part(path, repeats, checksum(frames), ref))
     positions = [f.positions for f in frames]
     obj = ObjectIO(path)
     n = len(obj)
@@ -136,9 +154,39 @@ def atoms_part(db, path: str, repeats: int, expected: float, ref: bool) -> dict:
     return res
 
 
+async def async_part(path: str, repeats: int, expected: float, ref: bool) -> dict:
+    """``await db[i]`` of ``AsyncASEIO`` in order, and ``await db.len()``."""
+    from asebytes import AsyncASEIO
+
+    db = AsyncASEIO(path)
+    n = await db.len()
+    assert n == N_FRAMES, f"expected {N_FRAMES} rows, found {n}"
+    fresh = (lambda: db) if ref else (lambda: AsyncASEIO(path))
+    res: dict[str, float] = {}
+
+    async def in_order(h) -> list:
+        return [await h[i] for i in range(n)]
+
+    await in_order(db)  # warm the connection and page cache
+    res["async_atoms_in_order"], got = await per_item_async(
+        lambda: in_order(fresh()), n, repeats
+    )
+    assert checksum(got) == expected, "async in-order read returned wrong data"
+
+    async def lens() -> int:
+        total = 0
+        for _ in range(LEN_CALLS):
+            total += await db.len()
+        return total
+
+    res["async_len"], total = await per_item_async(lens, LEN_CALLS, repeats)
+    assert total == n * LEN_CALLS
+    return res
+
+
 def run_peer(python: str, path: str, repeats: int, env: dict, ref: bool) -> dict:
     res: dict = {}
-    for part in ("atoms", "object"):
+    for part in ("atoms", "object", "async"):
         cmd = [python, __file__, "--worker", part, "--path", path]
         cmd += ["--repeats", str(repeats)] + (["--ref"] if ref else [])
         out = subprocess.run(
@@ -155,6 +203,8 @@ ROWS = [
     ("get_positions", '`db.get(i, keys=["arrays.positions"])`, in order', 0.5),
     ("objectio_in_order", "`ObjectIO db[i]`, in order", None),
     ("len", "`len(db)`, per call", None),
+    ("async_atoms_in_order", "`AsyncASEIO await db[i]`, in order", None),
+    ("async_len", "`await db.len()`, per call", None),
 ]
 
 
@@ -165,6 +215,11 @@ def main() -> None:
     ap.add_argument("--ref-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per peer")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per round")
+    ap.add_argument(
+        "--out",
+        default=str(ROOT / "benches" / "results"),
+        help="directory for nochange.json and nochange.md",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--ref", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
@@ -213,7 +268,7 @@ def main() -> None:
             k: med["cached"][k] / med["uncached"][k] for k in med["uncached"]
         },
     }
-    out_dir = ROOT / "benches" / "results"
+    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "nochange.json").write_text(json.dumps(res, indent=2) + "\n")
     lines = [

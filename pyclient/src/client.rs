@@ -202,13 +202,18 @@ pub struct Failure {
     pub error: ClientError,
 }
 
-/// Requests this process has sent to the daemon on sync connections (diagnostics: what
-/// `len()` and the read-ahead cache save is visible here).
+/// Requests this process has sent to the daemon, by sync handles and the asyncio client
+/// (diagnostics: what `len()` and the read-ahead cache save is visible here).
 static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
 
-/// Requests this process has sent to the daemon on sync connections.
+/// Requests this process has sent to the daemon.
 pub fn round_trips() -> u64 {
     ROUND_TRIPS.load(Ordering::Relaxed)
+}
+
+/// Counts one request sent (by [`Session::exchange`], or framed for the asyncio transport).
+pub fn count_request() {
+    ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A connection checked out of the pool for one call; given back on drop unless it
@@ -276,7 +281,7 @@ impl Session {
             return Err(Failure { sent: false, error });
         }
         let Conn { stream, wbuf, .. } = conn;
-        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+        count_request();
         let result = blocking(py, || {
             stream.send(wbuf).map_err(|e| (false, e))?;
             stream.recv(max).map_err(|e| (true, e))

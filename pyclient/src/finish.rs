@@ -214,13 +214,15 @@ fn missing_everywhere(keys: &[Key], rows: &RowsRef<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// `Opened` as the dict `AsyncStore.open()` resolves to.
+/// `Opened` as the dict `AsyncStore.open()` resolves to; `published` is
+/// `(index, tag, epoch)` or `None`, for `AsyncStore.attach`.
 fn opened_dict<'py>(py: Python<'py>, o: Opened) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("store", o.store)?;
     d.set_item("canonical", o.canonical)?;
     d.set_item("backend", o.backend)?;
     d.set_item("capabilities", capabilities_dict(py, &o.caps)?)?;
+    d.set_item("published", o.published.map(|s| (s.index, s.tag, s.epoch)))?;
     Ok(d)
 }
 

@@ -10,8 +10,8 @@
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
 //! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
 //! - [`follow`]: the live-follow request and its protocol check.
-//! - [`generation`] / [`readahead`]: `len` and rows without a round trip while the store's
-//!   published commit generation is unchanged.
+//! - [`generation`] / [`readahead`] / [`local`]: `len` and rows without a round trip while
+//!   the store's published commit generation is unchanged, for both clients.
 //! - [`errors`]: the one mapping from failures to the exceptions of `asebytes.exceptions`.
 //! - [`detach`]: GIL release around blocking I/O.
 //!
@@ -31,6 +31,7 @@ pub mod errors;
 pub mod finish;
 pub mod follow;
 pub mod generation;
+pub mod local;
 pub mod ops;
 pub mod pool;
 pub mod readahead;
@@ -270,8 +271,8 @@ fn daemon_main(py: Python<'_>, argv: Vec<OsString>) -> i32 {
     })
 }
 
-/// Requests this process has sent to the daemon over sync handles (a diagnostic: `len()`
-/// and rows served while nothing changed send none).
+/// Requests this process has sent to the daemon, over sync handles and asyncio calls (a
+/// diagnostic: `len()` and rows served while nothing changed send none).
 #[pyfunction]
 fn round_trips() -> u64 {
     client::round_trips()

@@ -1,14 +1,17 @@
-//! The read-ahead cache of one sync handle: rows of an in-order or strided walk of
-//! `db[i]` / `get(i, keys)` fetched in one batched request, and rows already read, served
-//! without a round trip — only while the store's published generation
-//! ([`crate::generation`]) is the one they were read under. A commit anywhere (from any
-//! process) changes the generation before it is acknowledged, so a later read never sees
-//! a row older than an acknowledged write.
+//! The read-ahead cache of one handle (sync `Store` or asyncio `AsyncStore`): rows of an
+//! in-order or strided walk of `db[i]` / `get(i, keys)` fetched in one batched request, and
+//! rows already read, served without a round trip — only while the store's published
+//! generation ([`crate::generation`]) is the one they were read under. A commit anywhere
+//! (from any process) changes the generation before it is acknowledged, so a later read
+//! never sees a row older than an acknowledged write. When to use it is
+//! [`crate::local`]'s business; this file only keeps the rows and watches the walk.
 //!
 //! Bounded: at most `ASEBYTES_READAHEAD_ROWS` rows per batched request and
 //! `ASEBYTES_READAHEAD_BYTES` bytes of cached rows per handle (oldest dropped first); either
 //! set to 0 turns the cache off. `ASEBYTES_SHARED_GEN=0` ignores the published generation
-//! altogether (every `len` and read asks the daemon, as without it), for comparison.
+//! altogether (every `len` and read asks the daemon, as without it), for comparison. One
+//! batch per handle is tracked in flight: a read of a row it will bring (concurrent reads
+//! of an asyncio walk, or threads) fetches that row alone instead of another batch.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -152,6 +155,36 @@ struct Cache {
     /// How many accesses in a row went by `step`.
     repeats: u32,
     batch: usize,
+    /// The last batch requested and not yet answered, if any.
+    in_flight: Option<InFlight>,
+    /// The id of the last batch handed out.
+    batches: u64,
+}
+
+/// A batch on its way: rows `first + k * step` for `k < n`.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    id: u64,
+    first: u64,
+    step: i64,
+    n: u64,
+}
+
+impl InFlight {
+    fn covers(&self, index: u64) -> bool {
+        let offset = i128::from(index) - i128::from(self.first);
+        let step = i128::from(self.step);
+        step != 0 && offset % step == 0 && (0..i128::from(self.n)).contains(&(offset / step))
+    }
+}
+
+/// Rows to fetch in one request for a walk (see [`ReadAhead::batch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Names the batch while it is in flight ([`ReadAhead::settle`]).
+    pub id: u64,
+    /// The rows, the missed one first.
+    pub indices: Vec<u64>,
 }
 
 impl Cache {
@@ -165,9 +198,18 @@ impl Cache {
     fn align(&mut self, stamp: Stamp, keys: Option<&[Key]>) {
         if self.stamp != stamp || self.keys.as_deref() != keys {
             self.clear_rows();
+            self.in_flight = None;
             self.stamp = stamp;
             self.keys = keys.map(<[Key]>::to_vec);
         }
+    }
+
+    /// Whether the cache already holds a later generation of the same slot than `stamp`
+    /// (a reply that was overtaken by a commit while it was on its way).
+    fn is_newer_than(&self, stamp: Stamp) -> bool {
+        self.stamp.epoch == stamp.epoch
+            && self.stamp.tag == stamp.tag
+            && self.stamp.generation > stamp.generation
     }
 }
 
@@ -204,23 +246,17 @@ impl ReadAhead {
         c.rows.get(&index).filter(|r| r.answers(keys)).cloned()
     }
 
-    /// The row at `index` read with `keys`, if cached under `stamp`, without counting
-    /// an access (right after a batch that was fetched for it).
-    pub fn peek(&self, stamp: Stamp, keys: Option<&[Key]>, index: u64) -> Option<Arc<CachedRow>> {
-        let c = self.lock();
-        if c.stamp != stamp || c.keys.as_deref() != keys {
-            return None;
-        }
-        c.rows.get(&index).filter(|r| r.answers(keys)).cloned()
-    }
-
     /// The rows to fetch in one request for a missed `index` of a store with `len` rows:
     /// `index` and the rows the walk will read next, when the last accesses went in equal
-    /// non-zero steps; `None` otherwise (fetch the one row).
-    pub fn batch(&self, index: u64, len: u64) -> Option<Vec<u64>> {
+    /// non-zero steps and no batch in flight brings `index`; `None` otherwise (fetch the
+    /// one row). The batch counts as in flight until [`ReadAhead::settle`]d.
+    pub fn batch(&self, index: u64, len: u64) -> Option<Batch> {
         let limits = Limits::get();
         let mut c = self.lock();
         if c.step == 0 || c.repeats == 0 || c.last != Some(index) {
+            return None;
+        }
+        if c.in_flight.is_some_and(|f| f.covers(index)) {
             return None;
         }
         // The bytes limit bounds the batch too, from the rows cached so far.
@@ -243,7 +279,26 @@ impl ReadAhead {
                 u64::try_from(i).ok().filter(|&i| i < len)
             })
             .collect();
-        (indices.len() > 1).then_some(indices)
+        if indices.len() < 2 {
+            return None;
+        }
+        c.batches += 1;
+        let id = c.batches;
+        c.in_flight = Some(InFlight {
+            id,
+            first: index,
+            step,
+            n: indices.len() as u64,
+        });
+        Some(Batch { id, indices })
+    }
+
+    /// Batch `id` was answered, failed or abandoned: it is no longer in flight.
+    pub fn settle(&self, id: u64) {
+        let mut c = self.lock();
+        if c.in_flight.is_some_and(|f| f.id == id) {
+            c.in_flight = None;
+        }
     }
 
     /// Keeps `rows` (the answer for `indices`, read with `keys`) as read under
@@ -261,6 +316,9 @@ impl ReadAhead {
         rows: &RowsRef,
     ) {
         let mut c = self.lock();
+        if c.is_newer_than(stamp) {
+            return;
+        }
         c.align(stamp, keys);
         for (k, &index) in indices.iter().enumerate() {
             let row = Arc::new(CachedRow::copy(rows.row(k)));
@@ -287,6 +345,7 @@ impl ReadAhead {
         c.last = None;
         c.step = 0;
         c.repeats = 0;
+        c.in_flight = None;
     }
 
     /// Rows and bytes cached now (tests).
@@ -388,11 +447,14 @@ mod tests {
         ra.lookup(at(1), None, 3);
         assert_eq!(ra.batch(3, 100), None, "one step is no walk yet");
         ra.lookup(at(1), None, 6);
-        let first = ra.batch(6, 100).unwrap();
+        let first = ra.batch(6, 100).unwrap().indices;
         assert_eq!(first.len(), FIRST_BATCH);
         assert_eq!(&first[..3], &[6, 9, 12]);
-        ra.lookup(at(1), None, 6 + 3 * 16);
-        let second = ra.batch(6 + 3 * 16, 100).unwrap();
+        // The walk reads the batch's rows (hits, once stored), then misses the next one.
+        for i in (9..=6 + 3 * 16).step_by(3) {
+            ra.lookup(at(1), None, i);
+        }
+        let second = ra.batch(6 + 3 * 16, 100).unwrap().indices;
         assert_eq!(second.first(), Some(&54));
         assert!(second.iter().all(|&i| i < 100), "never past the end");
         // Backwards.
@@ -400,7 +462,54 @@ mod tests {
         for i in [50, 49, 48] {
             back.lookup(at(1), None, i);
         }
-        assert_eq!(&back.batch(48, 100).unwrap()[..3], &[48, 47, 46]);
+        assert_eq!(&back.batch(48, 100).unwrap().indices[..3], &[48, 47, 46]);
+    }
+
+    #[test]
+    fn a_row_a_batch_in_flight_brings_is_fetched_alone() {
+        let ra = ReadAhead::default();
+        for i in 0..3 {
+            ra.lookup(at(1), None, i);
+        }
+        let batch = ra.batch(2, 100).unwrap();
+        assert_eq!(batch.indices.len(), FIRST_BATCH);
+        // Concurrent reads of the same walk, planned before the batch is answered.
+        for i in 3..18 {
+            ra.lookup(at(1), None, i);
+            assert_eq!(ra.batch(i, 100), None, "row {i} is on its way");
+        }
+        ra.lookup(at(1), None, 18);
+        let next = ra.batch(18, 100).unwrap();
+        assert_eq!(
+            next.indices.first(),
+            Some(&18),
+            "row 18 is not: the walk goes on"
+        );
+        // Only the latest batch is tracked; settling an older one leaves it in flight.
+        ra.settle(batch.id);
+        ra.lookup(at(1), None, 19);
+        assert_eq!(ra.batch(19, 100), None);
+        ra.settle(next.id);
+        ra.lookup(at(1), None, 20);
+        assert!(ra.batch(20, 100).is_some());
+    }
+
+    #[test]
+    fn rows_overtaken_by_a_commit_are_not_kept() {
+        let ra = ReadAhead::default();
+        ra.store(at(8), None, &[0], &rows(1));
+        ra.store(at(7), None, &[1], &rows(1));
+        assert!(
+            ra.lookup(at(8), None, 0).is_some(),
+            "generation 8 rows stay"
+        );
+        assert_eq!(ra.held().0, 1, "the late generation 7 reply was dropped");
+        let restarted = Stamp { epoch: 2, ..at(1) };
+        ra.store(restarted, None, &[1], &rows(1));
+        assert!(
+            ra.lookup(restarted, None, 1).is_some(),
+            "another daemon: no order"
+        );
     }
 
     #[test]

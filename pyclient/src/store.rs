@@ -7,24 +7,25 @@
 //! (`UnknownStore`). That is what lets handles pickle and survive `fork`.
 //!
 //! Its operations are [`StoreOps`]'s, shared with `AsyncStore`; a sync handle's
-//! [`SyncState`] carries them out: the shared plan of [`crate::ops`], sent through
+//! [`SyncState`] carries them out: the shared plan of [`crate::ops`], answered locally or
+//! turned into a cache-filling fetch by the shared [`crate::local`] rules, sent through
 //! [`SyncState::call`] over a pooled blocking connection, then the shared finish.
 
 use std::sync::{Arc, Mutex};
 
-use asebytes_protocol::request::GetMany;
 use asebytes_protocol::request::StoreId;
 use asebytes_protocol::{Capabilities, Request};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::client::{self, Attempts, Reply, Session, is_unknown_store, retriable};
-use crate::finish::{Finish, expect_len, unexpected};
+use crate::finish::{Finish, expect_len};
 use crate::follow;
 use crate::generation::{Seen, Watch};
+use crate::local::{self, Fetch, Route};
 use crate::ops::{self, Plan, Spec};
 use crate::pool::Epoch;
-use crate::readahead::{self, Limits, ReadAhead};
+use crate::readahead::{Limits, ReadAhead};
 use crate::surface::{Mode, StoreOps};
 use crate::tier::{Outgoing, Tier};
 
@@ -54,7 +55,7 @@ enum OpenFail {
 pub struct SyncState {
     opened: Mutex<Option<Arc<OpenState>>>,
     /// Rows read ahead or already read, served while the generation is unchanged.
-    ahead: ReadAhead,
+    ahead: Arc<ReadAhead>,
 }
 
 impl SyncState {
@@ -154,15 +155,25 @@ impl SyncState {
         }
     }
 
-    /// Sends a planned request and finishes its reply.
+    /// Sends a planned request and finishes its reply, unless [`local::route`] answers it
+    /// here or sends a fetch that fills the read-ahead cache instead.
     pub(crate) fn run<'py>(
         &self,
         py: Python<'py>,
         spec: &Spec,
         plan: Plan,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(done) = self.answer_locally(py, spec, &plan) {
-            return done;
+        if let Some((st, now)) = self.published() {
+            let tier = spec.tier.on(st.caps.typed_values);
+            match local::route(py, &self.ahead, now, tier, &plan) {
+                Route::Done(done) => return done,
+                Route::Fetch(fetch) => {
+                    if let Some(done) = self.fetch(py, spec, &plan.finish, fetch) {
+                        return done;
+                    }
+                }
+                Route::Send => {}
+            }
         }
         let Plan { req, finish } = plan;
         self.call(py, spec, req, |py, tier, reply| finish.run(py, tier, reply))
@@ -176,79 +187,29 @@ impl SyncState {
         Some((st, now))
     }
 
-    /// `len` from the published length, and `get` from the read-ahead cache (or one
-    /// batched request for a walk), while the published generation says nothing changed;
-    /// `None`: send `plan` as usual.
-    fn answer_locally<'py>(
+    /// Sends `fetch` for a `get` and finishes the `get` from its reply; `None` when a
+    /// batch failed (the `get` is then sent as planned).
+    fn fetch<'py>(
         &self,
         py: Python<'py>,
         spec: &Spec,
-        plan: &Plan,
+        finish: &Finish,
+        fetch: Fetch,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
-        let (st, now) = self.published()?;
-        match (&plan.req, &plan.finish) {
-            (Request::Len(_), Finish::Len) => {
-                Some(Finish::Len.run(py, spec.tier, Reply::Len(now.len)))
-            }
-            (Request::Get(_), Finish::Row | Finish::Atoms) if ReadAhead::enabled() => {
-                self.get_ahead(py, spec, &st, now, plan)
-            }
-            _ => None,
-        }
-    }
-
-    /// A `get` while the generation is `now`: from the cache, else (for a walk) one batched
-    /// request that fills it, else one row (cached too, for random access that repeats).
-    fn get_ahead<'py>(
-        &self,
-        py: Python<'py>,
-        spec: &Spec,
-        st: &OpenState,
-        now: Seen,
-        plan: &Plan,
-    ) -> Option<PyResult<Bound<'py, PyAny>>> {
-        let Request::Get(get) = &plan.req else {
-            return None;
-        };
-        // Out of range: the daemon says so, in its words.
-        let index = readahead::normalize(get.index, now.len)?;
-        let keys = get.keys.clone();
-        let tier = spec.tier.on(st.caps.typed_values);
-        if let Some(row) = self.ahead.lookup(now.stamp, keys.as_deref(), index) {
-            return Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref())));
-        }
-        let Some(indices) = self.ahead.batch(index, now.len) else {
-            let finish = &plan.finish;
-            let ahead = &self.ahead;
-            return Some(self.call(py, spec, plan.req.clone(), |py, tier, reply| {
-                if let Reply::Row(rows) = &reply {
-                    ahead.store(now.stamp, keys.as_deref(), &[index], rows);
-                }
-                finish.run(py, tier, reply)
-            }));
-        };
-        let batch = Request::GetMany(GetMany {
-            store: 0,
-            indices: indices.iter().map(|&i| i as i64).collect(),
-            keys: keys.clone(),
-            missing_ok: true,
+        let Fetch { req, fill } = fetch;
+        let done = self.call(py, spec, req, |py, tier, reply| match fill.take(reply) {
+            Ok(row) => finish.run(py, tier, row).map(Some),
+            Err(_) if fill.is_batch() => Ok(None),
+            Err(e) => Err(e.into()),
         });
-        let ahead = &self.ahead;
-        let fetched = self.call(py, spec, batch, |_, _, reply| match reply {
-            Reply::Rows(rows) if rows.rows.len() == indices.len() => {
-                ahead.store(now.stamp, keys.as_deref(), &indices, &rows);
-                Ok(())
-            }
-            other => Err(unexpected(&other).into()),
-        });
-        let row = ahead.peek(now.stamp, keys.as_deref(), index);
-        match (fetched, row) {
-            (Ok(()), Some(row)) => Some(plan.finish.run(py, tier, Reply::Row(row.rows_ref()))),
-            _ => {
-                // The batch failed (or the row is one the daemon must answer): one row.
-                self.ahead.forget_walk();
+        match done {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) | Err(_) if fill.is_batch() => {
+                fill.missed();
                 None
             }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -296,7 +257,7 @@ fn parts<'a>(slf: &'a Bound<'_, Store>) -> (&'a Spec, &'a SyncState) {
     let ops: &StoreOps = slf.as_super().get();
     match &ops.mode {
         Mode::Sync(state) => (&ops.spec, state),
-        Mode::Async => unreachable!("Store is only constructed in sync mode"),
+        Mode::Async(_) => unreachable!("Store is only constructed in sync mode"),
     }
 }
 

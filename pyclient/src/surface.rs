@@ -14,7 +14,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::astore::Call;
+use crate::astore::AsyncState;
 use crate::ops::{Plan, Spec};
 use crate::store::SyncState;
 
@@ -24,7 +24,7 @@ pub enum Mode {
     /// Send it now over a pooled blocking connection (`Store`).
     Sync(SyncState),
     /// Return it as a `Call` for the asyncio transport (`AsyncStore`).
-    Async,
+    Async(AsyncState),
 }
 
 /// The operations `Store` and `AsyncStore` share. See the `.pyi` for the Python contract.
@@ -56,14 +56,14 @@ impl StoreOps {
     fn dispatch<'py>(&self, py: Python<'py>, plan: Plan) -> PyResult<Bound<'py, PyAny>> {
         match &self.mode {
             Mode::Sync(state) => state.run(py, &self.spec, plan),
-            Mode::Async => Ok(Bound::new(py, Call::new(plan, self.spec.tier))?.into_any()),
+            Mode::Async(state) => Ok(Bound::new(py, state.call(py, &self.spec, plan)?)?.into_any()),
         }
     }
 
     fn class_name(&self) -> &'static str {
         match self.mode {
             Mode::Sync(_) => "Store",
-            Mode::Async => "AsyncStore",
+            Mode::Async(_) => "AsyncStore",
         }
     }
 }
@@ -285,11 +285,13 @@ impl StoreOps {
 
     /// Removes the container. The daemon closes the store id, so a sync handle forgets its
     /// open state (the next use opens, i.e. re-creates, it afresh); the asyncio transport
-    /// does the same for its connection when the call completes.
+    /// does the same for its connection when the call completes. Either forgets where the
+    /// store's generation was published.
     fn remove<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let done = self.dispatch(py, self.spec.remove())?;
-        if let Mode::Sync(state) = &self.mode {
-            state.forget_current();
+        match &self.mode {
+            Mode::Sync(state) => state.forget_current(),
+            Mode::Async(state) => state.forget(),
         }
         Ok(done)
     }

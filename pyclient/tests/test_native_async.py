@@ -205,9 +205,11 @@ def test_close_and_remove_calls(wire):
 def test_open_resolves_to_the_store_id_name_backend_and_capabilities(wire):
     loc = name()
     opened = wire.run(_native.AsyncStore(loc, group="g").open())
-    assert set(opened) == {"store", "canonical", "backend", "capabilities"}
+    assert set(opened) == {"store", "canonical", "backend", "capabilities", "published"}
     assert opened["canonical"] == f"{loc}#g" and opened["backend"] == "memory"
     assert opened["capabilities"] == _native.Store(loc, group="g").capabilities
+    _index, tag, epoch = opened["published"]  # a memory store's generation is published
+    assert tag and epoch
 
 
 def test_pipelined_calls_are_matched_by_id(wire):

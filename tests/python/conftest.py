@@ -232,6 +232,30 @@ def sync_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bac
     _cleanup(b)
 
 
+#: Daemon backends whose commit generation the daemon publishes (capability
+#: ``exclusive``), so ``len`` and cached rows are answered without a round trip.
+PUBLISHED = ("lmdb", "memory", "zarr", "h5")
+
+
+@pytest.fixture(params=_params(PUBLISHED))
+def published_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Backend]:
+    """A store the daemon publishes a generation for, through the sync and the async
+    facades."""
+    b = _make_backend(*request.param, tmp_path)
+    yield b
+    _cleanup(b)
+
+
+@pytest.fixture(params=_params(("lmdb",)))
+def lmdb_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An LMDB file, through the sync and the async facades."""
+    b = _make_backend(*request.param, tmp_path)
+    yield b
+    _cleanup(b)
+
+
 class CountingStore:
     """Wraps a Store and records every method call (name, args) -- a spy for laziness."""
 

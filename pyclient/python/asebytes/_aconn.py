@@ -110,11 +110,14 @@ class _Protocol(asyncio.BufferedProtocol):
 
 
 class OpenStore(NamedTuple):
-    """A store as opened on one connection: its id, and whether its backend decodes
-    values (capability ``typed_values``: blob values then travel as msgpack bins)."""
+    """A store as opened on one connection: its id, whether its backend decodes values
+    (capability ``typed_values``: blob values then travel as msgpack bins), and where the
+    daemon publishes its generation (``(index, tag, epoch)``, ``None`` if it does not;
+    see ``AsyncStore.attach``)."""
 
     id: int
     typed_values: bool
+    published: tuple[int, int, int] | None
 
 
 class Connection:
@@ -226,7 +229,11 @@ class Connection:
     async def _open_store(self, open_call: Any) -> OpenStore:
         info = await self.request(open_call)
         caps = info["capabilities"]
-        return OpenStore(int(info["store"]), bool(caps.get("typed_values", False)))
+        return OpenStore(
+            int(info["store"]),
+            bool(caps.get("typed_values", False)),
+            info.get("published"),
+        )
 
     def forget_store(self, key: Hashable) -> None:
         self._stores.pop(key, None)

@@ -153,7 +153,9 @@ class AsyncStore(StoreOps[Call]):
     """``StoreOps`` for the asyncio client, without I/O: each operation returns a
     ``Call``, which the asyncio transport frames, sends and finishes. Same constructor,
     pickling and argument rules as ``Store``; holds no connection and no store id
-    (``open()``'s result carries it)."""
+    (``open()``'s result carries it). Once ``attach``-ed, it answers ``len`` and rows it
+    read before while the store's published generation is unchanged (``Call.local``),
+    and turns a missed row of a walk into one batched read, as ``Store`` does."""
 
     def __init__(
         self,
@@ -167,13 +169,26 @@ class AsyncStore(StoreOps[Call]):
     ) -> None: ...
     def open(self) -> Call:
         """Finishes to ``dict(store=int, canonical=str, backend=str,
-        capabilities=dict[str, bool])``; ``store`` is the id the other calls are framed
-        with (valid on every connection to the same daemon epoch)."""
+        capabilities=dict[str, bool], published=(index, tag, epoch) | None)``; ``store`` is
+        the id the other calls are framed with (valid on every connection to the same
+        daemon epoch), ``published`` where the daemon publishes the store's generation."""
     def close(self) -> Call: ...
+    def attach(
+        self, published: tuple[int, int, int] | None, typed_values: bool
+    ) -> None:
+        """The transport opened the store: ``published`` and the ``typed_values``
+        capability from ``open()``'s result. From then on ``len`` and cached rows are
+        answered without the daemon while the store's generation is unchanged (unless
+        ``ASEBYTES_SHARED_GEN=0``); ``None`` turns that off."""
 
 @final
 class Call:
     """One planned request of an ``AsyncStore`` (made only by its methods)."""
+
+    @property
+    def local(self) -> tuple[Any] | None:
+        """``(result,)`` when the call was answered without the daemon (the published
+        length, a cached row): nothing to send. ``None``: send it."""
 
     def frame(
         self,
@@ -197,6 +212,10 @@ class Call:
     @property
     def is_read(self) -> bool:
         """The request changes nothing: safe to resend after a lost connection."""
+    def fall_back(self) -> bool:
+        """After the call failed: whether it was a read-ahead batch, now turned into the
+        one row asked for, to be sent again with a fresh retry policy (as the sync client
+        falls back). Once per call."""
     def may_reopen(self) -> bool:
         """Whether to re-open the store and send again after the daemon answered
         ``UnknownStore`` (once per call: the sync client's retry policy)."""
@@ -248,7 +267,8 @@ def daemon_status() -> dict[str, Any]: ...
 def daemon_main(argv: list[str]) -> int: ...
 def socket_path() -> str: ...
 def round_trips() -> int:
-    """Requests this process has sent to the daemon over sync handles (diagnostics)."""
+    """Requests this process has sent to the daemon, over sync handles and asyncio calls
+    (diagnostics)."""
 
 def redact_location(location: str) -> str:
     """``location`` with passwords and tokens hidden (``user:***@host``, ``token=***``)."""

@@ -168,10 +168,15 @@ class MemoryBlobBackend(_Memory, DaemonBackend):
 
 
 def _remote(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """An async backend method that plans request ``name`` natively and sends it."""
+    """An async backend method that plans request ``name`` natively and sends it, unless
+    planning answered it already (``len`` and cached rows while nothing changed)."""
 
     async def method(self: AsyncDaemonBackend, *args: Any, **kwargs: Any) -> Any:
-        return await self._call(getattr(self._plan, name)(*args, **kwargs))
+        call = getattr(self._plan, name)(*args, **kwargs)
+        answered = call.local
+        if answered is not None:
+            return answered[0]
+        return await self._call(call)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = (
@@ -212,7 +217,10 @@ class AsyncDaemonBackend(_RemoteOperations, AsyncReadWriteBackend[Any, Any]):  #
     """A store served by the daemon, used from asyncio (``AsyncObjectIO("x.lmdb")``).
 
     Requests go over the event loop's one connection, pipelined; the store is opened on
-    that connection on first use and re-opened by itself when the daemon forgot it.
+    that connection on first use and re-opened by itself when the daemon forgot it. As
+    with the sync ``Store``, ``len`` and rows read before are answered without a request
+    while the store's published generation is unchanged, and a walk of single rows is
+    read ahead in batches (the native handle decides, ``AsyncStore.attach``).
     """
 
     _negative_indices = True
@@ -239,6 +247,8 @@ class AsyncDaemonBackend(_RemoteOperations, AsyncReadWriteBackend[Any, Any]):  #
         )
         self._options = dict(options or {})
         self._key = (self._plan.location, group, readonly, tier)
+        # The open the native handle was last told about (``AsyncStore.attach``).
+        self._attached: _aconn.OpenStore | None = None
         # Live follow waits on a connection of its own (one per event loop): the loop's
         # shared connection is answered in order, so a wait there would hold up every
         # other request.
@@ -271,14 +281,32 @@ class AsyncDaemonBackend(_RemoteOperations, AsyncReadWriteBackend[Any, Any]):  #
         call: Any,
         connect: Callable[[], Awaitable[_aconn.Connection]] = _aconn.connection,
     ) -> Any:
-        """Send ``call`` (over the loop's connection unless ``connect`` gives another).
-        When to re-open the store or resend is the sync client's policy, asked of the
-        call itself (``Call.may_reopen`` / ``Call.may_resend``)."""
+        """Send ``call`` (over the loop's connection unless ``connect`` gives another). A
+        read-ahead batch that fails is sent again as the one row asked for
+        (``Call.fall_back``), as the sync client does."""
+        while True:
+            try:
+                return await self._send(call, connect)
+            except Exception:
+                if not call.fall_back():
+                    raise
+
+    async def _send(
+        self, call: Any, connect: Callable[[], Awaitable[_aconn.Connection]]
+    ) -> Any:
+        """One attempt at ``call``. When to re-open the store or resend is the sync
+        client's policy, asked of the call itself (``Call.may_reopen`` /
+        ``Call.may_resend``)."""
         while True:
             conn = await connect()
             sent = False
             try:
                 store = await conn.open_store(self._key, self._plan.open())
+                if store is not self._attached:
+                    # Where the daemon publishes this store's generation, for the
+                    # reads planning can answer.
+                    self._plan.attach(store.published, store.typed_values)
+                    self._attached = store
                 sent = True
                 return await conn.request(call, store.id, store.typed_values)
             except _aconn.StoreGone as gone:
