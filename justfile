@@ -7,6 +7,7 @@ py := venv / "bin" / "python"
 ref_py := justfile_directory() / ".venv-ref" / "bin" / "python"
 bench_py := justfile_directory() / ".venv-bench" / "bin" / "python"
 rust_pkgs := "-p asebytes-protocol -p asebytes-daemon -p asebytes-tests"
+rust_unit_pkgs := "-p asebytes-py --lib"
 
 # List recipes.
 default:
@@ -34,10 +35,12 @@ develop: venv
 demo: develop
     {{py}} examples/quickstart.py
 
-# Rust tests: protocol, daemon (unit + end-to-end), contract suite on every backend.
+# Rust tests: protocol, daemon (unit + end-to-end), contract suite on every backend, and
+# the Python client's Rust unit tests (read-ahead, pool, codec).
 [group('test')]
 test-rs: ref-venv
     cargo test --locked {{rust_pkgs}}
+    cargo test --locked {{rust_unit_pkgs}}
 
 # Python tests against a freshly built extension and a private daemon.
 [group('test')]
