@@ -36,7 +36,7 @@ demo: develop
     {{py}} examples/quickstart.py
 
 # Rust tests: protocol, daemon (unit + end-to-end), contract suite on every backend, and
-# the Python client's Rust unit tests (read-ahead, pool, codec).
+# the Python client's Rust unit tests (read-ahead, pool, codec, columns, errors).
 [group('test')]
 test-rs: ref-venv
     cargo test --locked {{rust_pkgs}}
