@@ -247,6 +247,23 @@ pub fn drop_fields_expr(keys: &[String]) -> Bson {
     })
 }
 
+/// Field of the projected metadata holding a slice of `sort_keys` ([`sort_keys_window`]).
+pub const WINDOW: &str = "w";
+
+/// The expression of `sort_keys[start..start + len]` (shorter at the end of the array;
+/// `null` in row documents). The aggregation `$slice` rather than the projection operator
+/// `sort_keys: {$slice: …}`: same result, but SecantusDB runs the operator through a slow
+/// path (about 3 ms against 0.5 ms per call for 200 rows).
+pub fn sort_keys_window(start: Bson, len: Bson) -> Bson {
+    Bson::Document(doc! {
+        "$cond": [
+            { "$isArray": "$sort_keys" },
+            { "$slice": ["$sort_keys", start, len] },
+            Bson::Null,
+        ]
+    })
+}
+
 /// Field of a row projected by [`select_fields_projection`] holding the BSON type of its
 /// `data` (`"object"` for a row, `"null"` for a placeholder).
 pub const DATA_TYPE: &str = "t";

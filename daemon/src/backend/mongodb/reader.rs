@@ -27,8 +27,8 @@ use mongodb::bson::{Bson, Document, doc};
 
 use super::guess::{Guesses, Window};
 use super::layout::{
-    self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, as_int, data_to_row, literal,
-    meta_filter, sort_keys_filter,
+    self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, WINDOW, as_int, data_to_row,
+    literal, meta_filter, sort_keys_filter, sort_keys_window,
 };
 use super::query::{Query, int};
 use crate::backend::{Error, ErrorKind, Result, Snapshot};
@@ -130,16 +130,13 @@ impl<'a> MongoSnapshot<'a> {
         let picked = if span <= 2 * indices.len() as u64 + 64 {
             let projection = doc! {
                 "_id": 1, COUNT: 1, NEXT_SORT_KEY: 1,
-                SORT_KEYS: { "$slice": [int(lo), int(span)] },
+                WINDOW: sort_keys_window(int(lo), int(span)),
             };
             let d = self
                 .q
                 .find_one(meta_filter(), projection, "reading the sort keys")?;
             self.learn_meta(d.as_ref())?;
-            let slice = match d.as_ref().and_then(|d| d.get(SORT_KEYS)) {
-                Some(b) => ints(b)?,
-                None => Vec::new(),
-            };
+            let slice = window(d.as_ref())?;
             indices
                 .iter()
                 .map(|&i| slice.get((i - lo) as usize).copied())
@@ -218,7 +215,7 @@ impl<'a> MongoSnapshot<'a> {
             .collect();
         let mut projection = doc! {
             COUNT: 1, NEXT_SORT_KEY: 1,
-            SORT_KEYS: { "$slice": [int(w.start), int(w.len)] },
+            WINDOW: sort_keys_window(int(w.start), int(w.len)),
         };
         projection.extend(data_projection(keys));
         let docs = self.q.find(
@@ -240,10 +237,7 @@ impl<'a> MongoSnapshot<'a> {
             }
         }
         self.learn_meta(meta.as_ref())?;
-        let slice = match meta.as_ref().and_then(|d| d.get(SORT_KEYS)) {
-            Some(b) => ints(b)?,
-            None => Vec::new(),
-        };
+        let slice = window(meta.as_ref())?;
         let picked = indices
             .iter()
             .map(|&i| slice.get((i - w.start) as usize).copied())
@@ -342,6 +336,15 @@ fn moved(index: u64) -> Error {
             "row {index} was deleted or moved by another writer while it was read; read it again"
         ),
     )
+}
+
+/// The slice of `sort_keys` a read projected as [`WINDOW`] (empty without metadata or
+/// sort keys).
+fn window(meta: Option<&Document>) -> Result<Vec<i64>> {
+    match meta.and_then(|d| d.get(WINDOW)) {
+        None | Some(Bson::Null) => Ok(Vec::new()),
+        Some(b) => ints(b),
+    }
 }
 
 fn ints(b: &Bson) -> Result<Vec<i64>> {
