@@ -247,19 +247,55 @@ pub fn drop_fields_expr(keys: &[String]) -> Bson {
     })
 }
 
-/// The expression of a `data` document reduced to `keys` (literal names); `null` for a
-/// placeholder, so a row and a placeholder stay apart.
-pub fn select_fields_expr(keys: &[String]) -> Bson {
+/// Field of the projected metadata holding a slice of `sort_keys` ([`sort_keys_window`]).
+pub const WINDOW: &str = "w";
+
+/// The expression of `sort_keys[start..start + len]` (shorter at the end of the array;
+/// `null` in row documents). The aggregation `$slice` rather than the projection operator
+/// `sort_keys: {$slice: …}`: same result, but SecantusDB runs the operator through a slow
+/// path (about 3 ms against 0.5 ms per call for 200 rows).
+pub fn sort_keys_window(start: Bson, len: Bson) -> Bson {
     Bson::Document(doc! {
         "$cond": [
-            { "$eq": [{ "$type": "$data" }, "object"] },
-            { "$arrayToObject": { "$filter": {
-                "input": { "$objectToArray": "$data" },
-                "cond": { "$in": ["$$this.k", literal(keys.to_vec())] },
-            } } },
+            { "$isArray": "$sort_keys" },
+            { "$slice": ["$sort_keys", start, len] },
             Bson::Null,
         ]
     })
+}
+
+/// Field of a row projected by [`select_fields_projection`] holding the BSON type of its
+/// `data` (`"object"` for a row, `"null"` for a placeholder).
+pub const DATA_TYPE: &str = "t";
+
+/// A projection of row documents reduced to `keys` (literal names: `"calc.energy"` is one
+/// field): field `f<j>` holds the value of `keys[j]` where the row has it (and is absent
+/// where it does not), [`DATA_TYPE`] tells a row from a placeholder. One `$getField` per
+/// key costs the server less than filtering the whole `data` document.
+pub fn select_fields_projection(keys: &[String]) -> Document {
+    let mut p = doc! { DATA_TYPE: { "$type": "$data" } };
+    for (j, k) in keys.iter().enumerate() {
+        p.insert(
+            format!("f{j}"),
+            doc! { "$getField": { "field": literal(k.as_str()), "input": "$data" } },
+        );
+    }
+    p
+}
+
+/// The `data` of a row document projected by [`select_fields_projection`]: the keys it has
+/// as a document, `null` for a placeholder.
+pub fn selected_data(d: &mut Document, keys: &[String]) -> Bson {
+    if d.get_str(DATA_TYPE) != Ok("object") {
+        return Bson::Null;
+    }
+    let mut data = Document::new();
+    for (j, k) in keys.iter().enumerate() {
+        if let Some(v) = d.remove(format!("f{j}")) {
+            data.insert(k.clone(), v);
+        }
+    }
+    Bson::Document(data)
 }
 
 #[cfg(test)]
@@ -342,6 +378,22 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::TypeMismatch);
         let e = field_to_bson(&Key::from(b"k".to_vec()), &[0xc1]).unwrap_err();
         assert_eq!(e.kind, ErrorKind::TypeMismatch);
+    }
+
+    #[test]
+    fn test_selected_fields_keep_rows_and_placeholders_apart() {
+        let keys = ["calc.energy".to_string(), "info.gone".to_string()];
+        let p = select_fields_projection(&keys);
+        assert_eq!(p.len(), 3);
+        let mut row = doc! { "_id": 1, DATA_TYPE: "object", "f0": -1.5 };
+        assert_eq!(
+            selected_data(&mut row, &keys),
+            Bson::Document(doc! { "calc.energy": -1.5 })
+        );
+        let mut empty = doc! { "_id": 2, DATA_TYPE: "object" };
+        assert_eq!(selected_data(&mut empty, &keys), Bson::Document(doc! {}));
+        let mut placeholder = doc! { "_id": 3, DATA_TYPE: "null", "f0": Bson::Null };
+        assert_eq!(selected_data(&mut placeholder, &keys), Bson::Null);
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //!
 //! Layer: a server backend under [`crate::store`]. [`config`] parses the location,
 //! [`layout`] says what the documents look like, [`query`] makes the server calls (and maps
-//! driver errors), [`reader`] answers reads, [`writer`] applies a batch inside one MongoDB
-//! transaction. `docs/backends/mongodb.md` says what lands on the server and why.
+//! driver errors), [`reader`] answers reads (in one call where [`guess`] knows the rows'
+//! sort keys), [`writer`] applies a batch inside one MongoDB transaction. `docs/backends/mongodb.md` says what lands on the server and why.
 //!
 //! The official driver's blocking API is used (the `sync` feature: the driver's own runtime,
 //! no thread per call). The driver reconnects by itself after the server comes back; calls
 //! in flight while it is away fail as `Unavailable` (Python `ConnectionError`).
 
 pub mod config;
+pub mod guess;
 pub mod layout;
 pub mod query;
 pub mod reader;
@@ -28,6 +29,7 @@ use mongodb::bson::Document;
 use mongodb::sync::{Client, Collection};
 
 use self::config::MongoConfig;
+use self::guess::Guesses;
 use self::query::{Query, driver_error, is_conflict};
 use self::reader::MongoSnapshot;
 use self::writer::MongoTxn;
@@ -79,6 +81,8 @@ struct Conn {
     coll: Collection<Document>,
     /// Keys this backend knows are in the metadata's `schema` (only the writer uses it).
     known: Mutex<HashSet<String>>,
+    /// Sort keys seen at row positions: reads of a few rows in one call.
+    guesses: Guesses,
 }
 
 impl Conn {
@@ -115,6 +119,7 @@ impl MongoBackend {
             client,
             coll,
             known: Mutex::default(),
+            guesses: Guesses::default(),
         };
         // One cheap read: the server is there, the credentials work, the metadata reads.
         MongoSnapshot::new(conn.query()).len()?;
@@ -180,7 +185,7 @@ impl MongoBackend {
                 .known
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let mut txn = MongoTxn::new(q, &known);
+            let mut txn = MongoTxn::new(q, &known, &self.conn.guesses);
             let outcome = f(&mut txn);
             let recorded = txn.into_recorded();
             drop(known);
@@ -270,6 +275,9 @@ struct MongoReader {
 
 impl Reader for MongoReader {
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>> {
-        Ok(Box::new(MongoSnapshot::new(self.conn.query())))
+        Ok(Box::new(MongoSnapshot::with_guesses(
+            self.conn.query(),
+            &self.conn.guesses,
+        )))
     }
 }

@@ -134,14 +134,21 @@ impl Query<'_> {
         .map_err(self.fail(what))
     }
 
-    /// `find(filter)`, every document.
-    pub fn find(&self, filter: Document, what: &str) -> Result<Vec<Document>> {
+    /// `find(filter, projection)`, every document.
+    pub fn find(
+        &self,
+        filter: Document,
+        projection: Option<Document>,
+        what: &str,
+    ) -> Result<Vec<Document>> {
+        let mut action = self.coll.find(filter);
+        if let Some(p) = projection {
+            action = action.projection(p);
+        }
         match self.session {
             Some(s) => {
                 let mut session = s.borrow_mut();
-                let mut cursor = self
-                    .coll
-                    .find(filter)
+                let mut cursor = action
                     .session(&mut *session)
                     .run()
                     .map_err(self.fail(what))?;
@@ -150,9 +157,7 @@ impl Query<'_> {
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(self.fail(what))
             }
-            None => self
-                .coll
-                .find(filter)
+            None => action
                 .run()
                 .and_then(|c| c.collect::<std::result::Result<Vec<_>, _>>())
                 .map_err(self.fail(what)),

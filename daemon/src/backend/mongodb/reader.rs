@@ -6,9 +6,16 @@
 //! with the transaction's session). Selected keys and columns are reduced on the server to
 //! the literal fields asked for (`"calc.energy"` is one field, not a path).
 //!
-//! Outside a transaction a request reads the metadata, then the rows: another daemon may
-//! write in between (MongoDB offers no snapshot across calls here, so `snapshots` is off).
-//! A row deleted in that window is reported as such, never read as another row.
+//! A read of a few rows whose sort keys the store has seen ([`super::guess`]) is ONE
+//! `find`: the metadata (count and the slice of `sort_keys` at those positions) and the
+//! guessed rows by `_id`. The slice confirms each guess; a row is served only under the
+//! sort key the slice names, so a guess gone stale (another writer inserted or deleted
+//! rows) costs a second call for the right rows, never a wrong row. Other reads (and cold
+//! ones) read the metadata, then the rows.
+//!
+//! Another daemon may write between the metadata and the rows (MongoDB offers no snapshot
+//! across documents here, so `snapshots` is off). A row deleted in that window is reported
+//! as such, never read as another row.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -18,9 +25,10 @@ use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Key, Row};
 use mongodb::bson::{Bson, Document, doc};
 
+use super::guess::{Guesses, Window};
 use super::layout::{
-    self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, as_int, data_to_row, literal,
-    meta_filter, sort_keys_filter,
+    self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, WINDOW, as_int, data_to_row,
+    literal, meta_filter, sort_keys_filter, sort_keys_window,
 };
 use super::query::{Query, int};
 use crate::backend::{Error, ErrorKind, Result, Snapshot};
@@ -40,6 +48,8 @@ pub struct MongoSnapshot<'a> {
     pub(super) q: Query<'a>,
     /// The metadata, read on first use (and kept current by the writer in a transaction).
     pub(super) meta: Cell<Option<Meta>>,
+    /// The store's guessed sort keys, for reads in one call (readers only).
+    guesses: Option<&'a Guesses>,
 }
 
 impl<'a> MongoSnapshot<'a> {
@@ -48,6 +58,16 @@ impl<'a> MongoSnapshot<'a> {
         Self {
             q,
             meta: Cell::new(None),
+            guesses: None,
+        }
+    }
+
+    /// A view reading through `q` that reads a few rows in one call when `guesses` knows
+    /// their sort keys, and teaches `guesses` what it reads.
+    pub fn with_guesses(q: Query<'a>, guesses: &'a Guesses) -> Self {
+        Self {
+            guesses: Some(guesses),
+            ..Self::new(q)
         }
     }
 
@@ -110,16 +130,13 @@ impl<'a> MongoSnapshot<'a> {
         let picked = if span <= 2 * indices.len() as u64 + 64 {
             let projection = doc! {
                 "_id": 1, COUNT: 1, NEXT_SORT_KEY: 1,
-                SORT_KEYS: { "$slice": [int(lo), int(span)] },
+                WINDOW: sort_keys_window(int(lo), int(span)),
             };
             let d = self
                 .q
                 .find_one(meta_filter(), projection, "reading the sort keys")?;
             self.learn_meta(d.as_ref())?;
-            let slice = match d.as_ref().and_then(|d| d.get(SORT_KEYS)) {
-                Some(b) => ints(b)?,
-                None => Vec::new(),
-            };
+            let slice = window(d.as_ref())?;
             indices
                 .iter()
                 .map(|&i| slice.get((i - lo) as usize).copied())
@@ -145,7 +162,12 @@ impl<'a> MongoSnapshot<'a> {
                 .map(|(j, _)| got.get(j).copied().flatten())
                 .collect()
         };
-        // The count came with the sort keys (or was known): bounds checked in the same read.
+        self.checked(indices, picked)
+    }
+
+    /// The sort keys `picked` at `indices`, once the count that came with them (or was
+    /// known) says every index is in bounds: bounds checked in the same read.
+    fn checked(&self, indices: &[u64], picked: Vec<Option<i64>>) -> Result<Vec<i64>> {
         let count = self.meta()?.count;
         if let Some(&past) = indices.iter().find(|&&i| i >= count) {
             return Err(Error::out_of_range(past, count));
@@ -155,6 +177,92 @@ impl<'a> MongoSnapshot<'a> {
             .zip(indices)
             .map(|(sk, &i)| sk.ok_or_else(|| moved(i)))
             .collect()
+    }
+
+    /// The sort keys at `indices` and the `data` of those rows (all fields, or only
+    /// `keys`) by sort key: one call when the sort keys are guessed right, else two.
+    fn locate(
+        &self,
+        indices: &[u64],
+        keys: Option<&[String]>,
+    ) -> Result<(Vec<i64>, HashMap<i64, Bson>)> {
+        if let Some(g) = self.guesses
+            && let Some(w) = g.window(indices)
+        {
+            return self.locate_guessed(g, w, indices, keys);
+        }
+        let sks = self.sort_keys_at(indices)?;
+        let data = self.data_by_sort_key(&sks, keys)?;
+        Ok((sks, data))
+    }
+
+    /// [`MongoSnapshot::locate`] in one `find` of the metadata (with the slice `w` of
+    /// `sort_keys`) and the guessed rows; the rows the slice does not confirm are read in
+    /// a second call.
+    fn locate_guessed(
+        &self,
+        g: &Guesses,
+        w: Window,
+        indices: &[u64],
+        keys: Option<&[String]>,
+    ) -> Result<(Vec<i64>, HashMap<i64, Bson>)> {
+        let guessed = g.get(indices);
+        let mut asked: Vec<i64> = guessed.iter().flatten().copied().collect();
+        asked.sort_unstable();
+        asked.dedup();
+        let ids: Vec<Bson> = std::iter::once(Bson::from(META_ID))
+            .chain(asked.iter().map(|&sk| Bson::Int64(sk)))
+            .collect();
+        let mut projection = doc! {
+            COUNT: 1, NEXT_SORT_KEY: 1,
+            WINDOW: sort_keys_window(int(w.start), int(w.len)),
+        };
+        projection.extend(data_projection(keys));
+        let docs = self.q.find(
+            doc! { "_id": { "$in": ids } },
+            Some(projection),
+            "reading rows",
+        )?;
+        let mut meta = None;
+        let mut data = HashMap::with_capacity(docs.len());
+        for mut d in docs {
+            match d.get("_id") {
+                Some(Bson::String(id)) if id == META_ID => meta = Some(d),
+                Some(id) => {
+                    if let Some(sk) = as_int(id) {
+                        data.insert(sk, row_data(&mut d, keys));
+                    }
+                }
+                None => {}
+            }
+        }
+        self.learn_meta(meta.as_ref())?;
+        let slice = window(meta.as_ref())?;
+        let picked = indices
+            .iter()
+            .map(|&i| slice.get((i - w.start) as usize).copied())
+            .collect();
+        let sks = self.checked(indices, picked)?;
+        if guessed
+            .iter()
+            .zip(&sks)
+            .any(|(guess, sk)| guess.is_some_and(|g| g != *sk))
+        {
+            // Rows moved since the guesses were made: the other guesses are as stale.
+            g.forget();
+        }
+        g.learn(w.start, &slice);
+        let mut missing: Vec<i64> = sks
+            .iter()
+            .copied()
+            .filter(|sk| asked.binary_search(sk).is_err())
+            .collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            missing.dedup();
+            data.extend(self.data_by_sort_key(&missing, keys)?);
+        }
+        Ok((sks, data))
     }
 
     /// The `data` of the rows with sort keys `sks` (all fields, or only `keys`), by sort
@@ -167,22 +275,17 @@ impl<'a> MongoSnapshot<'a> {
         let mut unique = sks.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        let docs = match keys {
-            None => self.q.find(sort_keys_filter(&unique), "reading rows")?,
-            Some(keys) => self.q.aggregate(
-                vec![
-                    doc! { "$match": sort_keys_filter(&unique) },
-                    doc! { "$project": { DATA: layout::select_fields_expr(keys) } },
-                ],
-                "reading rows",
-            )?,
-        };
+        let docs = self.q.find(
+            sort_keys_filter(&unique),
+            Some(data_projection(keys)),
+            "reading rows",
+        )?;
         let mut out = HashMap::with_capacity(docs.len());
         for mut d in docs {
             let Some(sk) = d.get("_id").and_then(as_int) else {
                 continue;
             };
-            out.insert(sk, d.remove(DATA).unwrap_or(Bson::Null));
+            out.insert(sk, row_data(&mut d, keys));
         }
         Ok(out)
     }
@@ -190,8 +293,7 @@ impl<'a> MongoSnapshot<'a> {
     /// Rows at `indices` (placeholders as `None`), optionally reduced to `keys`.
     pub fn rows(&self, indices: &[u64], keys: Option<&[Key]>) -> Result<Vec<Option<Row>>> {
         let names = keys.map(names).transpose()?;
-        let sks = self.sort_keys_at(indices)?;
-        let data = self.data_by_sort_key(&sks, names.as_deref())?;
+        let (sks, data) = self.locate(indices, names.as_deref())?;
         sks.iter()
             .zip(indices)
             .map(|(sk, &i)| match data.get(sk) {
@@ -199,6 +301,22 @@ impl<'a> MongoSnapshot<'a> {
                 None => Err(moved(i)),
             })
             .collect()
+    }
+}
+
+/// The projection of a row's `data`: all of it, or reduced to `keys` on the server.
+fn data_projection(keys: Option<&[String]>) -> Document {
+    match keys {
+        None => doc! { DATA: 1 },
+        Some(keys) => layout::select_fields_projection(keys),
+    }
+}
+
+/// A row document's `data`, projected by [`data_projection`] (`null` for a placeholder).
+fn row_data(d: &mut Document, keys: Option<&[String]>) -> Bson {
+    match keys {
+        None => d.remove(DATA).unwrap_or(Bson::Null),
+        Some(keys) => layout::selected_data(d, keys),
     }
 }
 
@@ -218,6 +336,15 @@ fn moved(index: u64) -> Error {
             "row {index} was deleted or moved by another writer while it was read; read it again"
         ),
     )
+}
+
+/// The slice of `sort_keys` a read projected as [`WINDOW`] (empty without metadata or
+/// sort keys).
+fn window(meta: Option<&Document>) -> Result<Vec<i64>> {
+    match meta.and_then(|d| d.get(WINDOW)) {
+        None | Some(Bson::Null) => Ok(Vec::new()),
+        Some(b) => ints(b),
+    }
 }
 
 fn ints(b: &Bson) -> Result<Vec<i64>> {
@@ -265,9 +392,8 @@ impl Snapshot for MongoSnapshot<'_> {
         let Ok(name) = layout::field_name(key) else {
             return Ok(vec![None; indices.len()]);
         };
-        let sks = self.sort_keys_at(indices)?;
         let names = [name];
-        let data = self.data_by_sort_key(&sks, Some(&names))?;
+        let (sks, data) = self.locate(indices, Some(&names))?;
         sks.iter()
             .zip(indices)
             .map(|(sk, &i)| match data.get(sk) {

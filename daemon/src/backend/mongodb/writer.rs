@@ -9,7 +9,10 @@
 //! writer (a conflicting writer aborts and retries, never interleaves).
 //!
 //! Sort keys come from the metadata read inside the transaction (never from a
-//! `findAndModify` pre-image, which SecantusDB serves stale under concurrency).
+//! `findAndModify` pre-image, which SecantusDB serves stale under concurrency). The
+//! readers' guessed sort keys ([`super::guess`]) learn the rows this store appends and are
+//! forgotten when it moves rows (insert, delete, clear); they are only guesses, so a
+//! transaction that aborts afterwards leaves nothing wrong behind.
 
 use std::collections::HashSet;
 
@@ -17,6 +20,7 @@ use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Bytes, Key, Row};
 use mongodb::bson::{Bson, Document, doc};
 
+use super::guess::Guesses;
 use super::layout::{
     self, COUNT, DATA, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, field_name, field_to_bson, literal,
     meta_filter, row_document, rows_filter, sort_keys_filter,
@@ -43,16 +47,20 @@ pub struct MongoTxn<'a> {
     known: &'a HashSet<String>,
     /// Keys this transaction records; known once it commits.
     recorded: Vec<String>,
+    /// The readers' guessed sort keys.
+    guesses: &'a Guesses,
 }
 
 impl<'a> MongoTxn<'a> {
     /// A transaction writing through `q` (whose session has a transaction started);
-    /// `known` are the keys earlier commits recorded in the schema.
-    pub fn new(q: Query<'a>, known: &'a HashSet<String>) -> Self {
+    /// `known` are the keys earlier commits recorded in the schema; `guesses` the readers'
+    /// guessed sort keys, kept in step with the rows this transaction moves.
+    pub fn new(q: Query<'a>, known: &'a HashSet<String>, guesses: &'a Guesses) -> Self {
         Self {
             snap: MongoSnapshot::new(q),
             known,
             recorded: Vec::new(),
+            guesses,
         }
     }
 
@@ -156,13 +164,14 @@ impl Writer for MongoTxn<'_> {
         self.q().update_one(
             meta_filter(),
             doc! {
-                "$push": { SORT_KEYS: { "$each": sks } },
+                "$push": { SORT_KEYS: { "$each": sks.as_slice() } },
                 "$inc": { COUNT: n as i64, NEXT_SORT_KEY: n as i64 },
                 "$addToSet": { SCHEMA: { "$each": new } },
             },
             true,
             "appending rows",
         )?;
+        self.guesses.learn(meta.count, &sks);
         let meta = Meta {
             count: meta.count + n,
             next_sort_key: first + n as i64,
@@ -186,6 +195,7 @@ impl Writer for MongoTxn<'_> {
             true,
             "inserting a row",
         )?;
+        self.guesses.forget();
         self.set_meta(Meta {
             count: meta.count + 1,
             next_sort_key: sk + 1,
@@ -266,6 +276,7 @@ impl Writer for MongoTxn<'_> {
         )?;
         self.q()
             .delete_many(sort_keys_filter(&sks), "deleting rows")?;
+        self.guesses.forget();
         self.set_meta(Meta {
             count: meta.count - n as u64,
             ..meta
@@ -294,6 +305,7 @@ impl Writer for MongoTxn<'_> {
             true,
             "clearing rows",
         )?;
+        self.guesses.forget();
         self.set_meta(Meta::default());
         Ok(())
     }
