@@ -80,14 +80,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        sent = 0
-        if self.command != "HEAD":
-            self.wfile.write(body)
-            sent = len(body)
+        sent = 0 if self.command == "HEAD" else len(body)
+        # Logged before the body goes out: a client that has its answer finds it counted.
         with self.state.lock:
             self.state.log.append(
                 Request(self.command, self.path, self.headers.get("Range"), sent)
             )
+        if sent:
+            self.wfile.write(body)
 
     def do_HEAD(self) -> None:
         self.do_GET()
