@@ -234,7 +234,7 @@ def sync_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bac
 
 #: Daemon backends whose commit generation the daemon publishes (capability
 #: ``exclusive``), so ``len`` and cached rows are answered without a round trip.
-PUBLISHED = ("lmdb", "memory", "zarr", "h5")
+PUBLISHED = ("lmdb", "memory", "zarr", "zarrp", "h5", "h5p", "h5md")
 
 
 @pytest.fixture(params=_params(PUBLISHED))
