@@ -8,7 +8,8 @@
 //! - [`tier`]: object and blob rows, and the blob tier on stores that decode values.
 //! - [`codec`]: the msgpack-numpy field codec (byte-compatible with the reference).
 //! - [`atoms`]: `ase.Atoms` built natively from stored rows (what ASEIO reads return).
-//! - [`client`] / [`pool`]: request/response over pooled, fork-safe connections.
+//! - [`client`] / [`pool`] / [`reply`]: request/response over pooled, fork-safe connections,
+//!   replies read without copying.
 //! - [`follow`]: the live-follow request and its protocol check.
 //! - [`generation`] / [`readahead`] / [`local`]: `len` and rows without a round trip while
 //!   the store's published commit generation is unchanged, for both clients.
@@ -35,6 +36,7 @@ pub mod local;
 pub mod ops;
 pub mod pool;
 pub mod readahead;
+pub mod reply;
 pub mod store;
 pub mod surface;
 pub mod tier;
