@@ -4,7 +4,9 @@ A worker whose measurement overlapped foreign load is run again (``bench_suite.p
 our reads are request/response between two busy-polling processes and need two free
 cores, so a compiler or test suite running beside them inflates them several-fold, while
 an in-process peer barely notices. Foreign CPU = every busy CPU second of the machine
-(``/proc/stat``, steal included) minus the worker's (child rusage) and our daemon's.
+(``/proc/stat``, steal included) minus the worker's (child rusage), our daemon's and that
+of the servers the suite runs for its peers (Redis, SecantusDB: its live children), which a
+Redis or MongoDB worker keeps busy by design.
 """
 
 from __future__ import annotations
@@ -46,6 +48,22 @@ def _daemon_cpu(socket: str) -> float:
     return 0.0
 
 
+def _live_children_cpu() -> float:
+    """CPU seconds of this process's children still running (the suite's servers)."""
+    me = str(os.getpid())
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat[1] == me:
+            total += (int(stat[11]) + int(stat[12])) / HZ
+    return total
+
+
 class LoadMeter:
     """``start()`` before a worker, ``foreign()`` after it: the share of the machine's
     CPU capacity that other programs used meanwhile (0 to 1)."""
@@ -55,7 +73,7 @@ class LoadMeter:
         self._t = self._busy = self._own = 0.0
 
     def _own_cpu(self) -> float:
-        return _children_cpu() + _daemon_cpu(self.socket)
+        return _children_cpu() + _live_children_cpu() + _daemon_cpu(self.socket)
 
     def start(self) -> None:
         self._t = time.monotonic()
