@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_daemon import private_daemon
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_latency import N_FRAMES, checksum, make_frames
@@ -228,10 +230,10 @@ def main() -> None:
         print(json.dumps(worker(args.path, args.repeats, args.worker, args.ref)))
         return
 
-    with tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp:
-        env = dict(os.environ)
-        env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
-        env["ASEBYTES_IDLE_TIMEOUT"] = "0"
+    with (
+        tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp,
+        private_daemon(tmp) as env,
+    ):
         ours = str(Path(tmp) / "ours.lmdb")
         peers = {
             "cached": (sys.executable, ours, env),
@@ -239,20 +241,11 @@ def main() -> None:
             "ref": (args.ref_python, str(Path(tmp) / "ref.lmdb"), env),
         }
         rounds: dict[str, list[dict]] = {k: [] for k in peers}
-        try:
-            for _ in range(args.rounds):
-                for name, (python, path, peer_env) in peers.items():
-                    rounds[name].append(
-                        run_peer(python, path, args.repeats, peer_env, name == "ref")
-                    )
-        finally:
-            subprocess.run(
-                [sys.executable, "-m", "asebytes.daemon", "stop"],
-                check=False,
-                env=env,
-                capture_output=True,
-                timeout=60,
-            )
+        for _ in range(args.rounds):
+            for name, (python, path, peer_env) in peers.items():
+                rounds[name].append(
+                    run_peer(python, path, args.repeats, peer_env, name == "ref")
+                )
 
     med = {
         name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
