@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -30,6 +31,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from bench_daemon import private_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -167,7 +170,11 @@ def main() -> None:
     args = ap.parse_args()
     import ase.io
 
-    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp,
+        private_daemon(tmp) as env,
+    ):
+        os.environ.update(env)  # ours runs in this process
         work = Path(tmp)
         path = str(work / "bench.extxyz")
         ase.io.write(path, make_frames(args.frames), format="extxyz")

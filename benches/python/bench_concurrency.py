@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from bench_daemon import private_daemon
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WRITERS = 4
@@ -322,25 +324,14 @@ def main() -> None:
         },
         "peers": {},
     }
-    with tempfile.TemporaryDirectory(prefix="asebytes-conc-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="asebytes-conc-") as tmp,
+        private_daemon(tmp) as env,
+    ):
         os.chmod(tmp, 0o700)
-        env = dict(os.environ)
-        env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
-        env["ASEBYTES_IDLE_TIMEOUT"] = "0"
-        try:
-            for peer, (venv, _, _) in PEERS.items():
-                res["peers"][peer] = scenario(
-                    peer, pythons[venv], tmp, env, batches, size
-                )
-                print(f"{peer} done", file=sys.stderr)
-        finally:
-            subprocess.run(
-                [sys.executable, "-m", "asebytes.daemon", "stop"],
-                check=False,
-                env=env,
-                capture_output=True,
-                timeout=60,
-            )
+        for peer, (venv, _, _) in PEERS.items():
+            res["peers"][peer] = scenario(peer, pythons[venv], tmp, env, batches, size)
+            print(f"{peer} done", file=sys.stderr)
     out = Path(a.out or ROOT / "benches" / "results" / ("quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     stem = "concurrency-quick" if a.quick else "concurrency"

@@ -32,6 +32,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from bench_daemon import private_daemon
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 
@@ -135,7 +137,9 @@ def main() -> None:
     rng = random.Random(9)
     idx = [rng.randrange(args.frames) for _ in range(args.reads)]
     repo, sizes = make_repo(args.frames, parts=4, row_group=1000)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, private_daemon(tmp) as env:
+        # Ours runs in this process; the daemon it starts inherits the Hub settings below.
+        os.environ.update(env)
         server = HubServer(HubState({REPO: repo}))
         os.environ["HF_ENDPOINT"] = server.url
         os.environ["HF_HOME"] = os.path.join(tmp, "hf")

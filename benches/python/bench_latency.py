@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_daemon import private_daemon
+
 N_FRAMES = 1000
 SEED = 42
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,27 +170,18 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.path, args.repeats)))
         return
 
-    with tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp:
-        env = dict(os.environ)
-        env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
-        env["ASEBYTES_IDLE_TIMEOUT"] = "0"
+    with (
+        tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp,
+        private_daemon(tmp) as env,
+    ):
         peers = {
             "ours": (sys.executable, str(Path(tmp) / "ours.lmdb")),
             "ref": (args.ref_python, str(Path(tmp) / "ref.lmdb")),
         }
         rounds: dict[str, list[dict]] = {k: [] for k in peers}
-        try:
-            for _ in range(args.rounds):
-                for impl, (python, path) in peers.items():
-                    rounds[impl].append(run_peer(python, impl, path, args.repeats, env))
-        finally:
-            subprocess.run(
-                [sys.executable, "-m", "asebytes.daemon", "stop"],
-                check=False,
-                env=env,
-                capture_output=True,
-                timeout=60,
-            )
+        for _ in range(args.rounds):
+            for impl, (python, path) in peers.items():
+                rounds[impl].append(run_peer(python, impl, path, args.repeats, env))
 
     def med(impl: str, key: str) -> float | None:
         vals = [r[key] for r in rounds[impl] if key in r]

@@ -7,6 +7,8 @@ Peers, interleaved round by round, each in its own process:
   generation, walks served by the read-ahead cache);
 * ``uncached``: the same build with ``ASEBYTES_SHARED_GEN=0`` (every ``len`` and every row is
   a round trip, as before the cache existed);
+* ``tracked``: the same build with ``ASEBYTES_GC_UNTRACK=0`` (every part of a returned
+  ``Atoms`` tracked by Python's cycle collector, as before it left the cycle-free parts out);
 * ``ref``: asebytes 0.3.3 in-process on its own LMDB file.
 
 Patterns (1000 ethanol-sized frames, per frame or per call, median of rounds):
@@ -37,12 +39,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_daemon import private_daemon
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_latency import N_FRAMES, checksum, make_frames
 
 ROOT = Path(__file__).resolve().parents[2]
-PEERS = ("cached", "uncached", "ref")
+PEERS = ("cached", "uncached", "tracked", "ref")
 LEN_CALLS = 20_000
 
 
@@ -228,31 +232,24 @@ def main() -> None:
         print(json.dumps(worker(args.path, args.repeats, args.worker, args.ref)))
         return
 
-    with tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp:
-        env = dict(os.environ)
-        env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
-        env["ASEBYTES_IDLE_TIMEOUT"] = "0"
+    with (
+        tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp,
+        private_daemon(tmp) as env,
+    ):
         ours = str(Path(tmp) / "ours.lmdb")
         peers = {
             "cached": (sys.executable, ours, env),
             "uncached": (sys.executable, ours, {**env, "ASEBYTES_SHARED_GEN": "0"}),
+            # The same build with every part of an Atoms tracked by the cyclic GC (before).
+            "tracked": (sys.executable, ours, {**env, "ASEBYTES_GC_UNTRACK": "0"}),
             "ref": (args.ref_python, str(Path(tmp) / "ref.lmdb"), env),
         }
         rounds: dict[str, list[dict]] = {k: [] for k in peers}
-        try:
-            for _ in range(args.rounds):
-                for name, (python, path, peer_env) in peers.items():
-                    rounds[name].append(
-                        run_peer(python, path, args.repeats, peer_env, name == "ref")
-                    )
-        finally:
-            subprocess.run(
-                [sys.executable, "-m", "asebytes.daemon", "stop"],
-                check=False,
-                env=env,
-                capture_output=True,
-                timeout=60,
-            )
+        for _ in range(args.rounds):
+            for name, (python, path, peer_env) in peers.items():
+                rounds[name].append(
+                    run_peer(python, path, args.repeats, peer_env, name == "ref")
+                )
 
     med = {
         name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
@@ -267,6 +264,9 @@ def main() -> None:
         "ratios_vs_uncached": {
             k: med["cached"][k] / med["uncached"][k] for k in med["uncached"]
         },
+        "ratios_vs_tracked": {
+            k: med["cached"][k] / med["tracked"][k] for k in med["tracked"]
+        },
     }
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,15 +274,18 @@ def main() -> None:
     lines = [
         (
             "| pattern (µs per frame or call) | cached | uncached (`ASEBYTES_SHARED_GEN=0`) "
-            "| asebytes 0.3.3 | cached / 0.3.3 | cached / uncached | target vs 0.3.3 |"
+            "| GC-tracked (`ASEBYTES_GC_UNTRACK=0`) | asebytes 0.3.3 | cached / 0.3.3 "
+            "| cached / uncached | cached / GC-tracked | target vs 0.3.3 |"
         ),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label, target in ROWS:
         c, u, r = med["cached"][key], med["uncached"][key], med["ref"][key]
+        t = med["tracked"][key]
         goal = f"≤ {target}" if target else ""
         lines.append(
-            f"| {label} | {c:.2f} | {u:.2f} | {r:.2f} | {c / r:.2f} | {c / u:.2f} | {goal} |"
+            f"| {label} | {c:.2f} | {u:.2f} | {t:.2f} | {r:.2f} | {c / r:.2f} "
+            f"| {c / u:.2f} | {c / t:.2f} | {goal} |"
         )
     table = "\n".join(lines) + "\n"
     (out_dir / "nochange.md").write_text(table)

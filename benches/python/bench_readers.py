@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_daemon import private_daemon
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_latency import N_FRAMES, make_frames
@@ -163,13 +165,11 @@ def main() -> None:
         print(json.dumps(lone(a.lone, a.repeats)))
         return
 
-    with tempfile.TemporaryDirectory(prefix="asebytes-readers-") as tmp:
-        base = dict(os.environ)
-        base["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
-        base["ASEBYTES_IDLE_TIMEOUT"] = "0"
-        ungated = dict(
-            base, ASEBYTES_SPIN_GATE="0", ASEBYTES_SOCKET=str(Path(tmp) / "u.sock")
-        )
+    with (
+        tempfile.TemporaryDirectory(prefix="asebytes-readers-") as tmp,
+        private_daemon(tmp) as base,
+        private_daemon(tmp, {**base, "ASEBYTES_SPIN_GATE": "0"}, "u") as ungated,
+    ):
         peers = {
             "ours": (sys.executable, str(Path(tmp) / "ours.lmdb"), base),
             "ours-ungated": (sys.executable, str(Path(tmp) / "ungated.lmdb"), ungated),
@@ -178,24 +178,14 @@ def main() -> None:
         results: dict[str, dict[str, list[float]]] = {
             k: {"rows_per_s": [], "lone_us": []} for k in peers
         }
-        try:
-            for python, path, env in peers.values():
-                seed_store(python, path, env)
-            for _ in range(a.rounds):
-                for name, (python, path, env) in peers.items():
-                    got = run_readers(python, path, env, a.readers, a.seconds)
-                    results[name]["rows_per_s"].append(got["rows_per_s"])
-                    results[name]["lone_us"].append(
-                        run_lone(python, path, env, a.repeats)["us_per_frame"]
-                    )
-        finally:
-            for env in (base, ungated):
-                subprocess.run(
-                    [sys.executable, "-m", "asebytes.daemon", "stop"],
-                    check=False,
-                    env=env,
-                    capture_output=True,
-                    timeout=60,
+        for python, path, env in peers.values():
+            seed_store(python, path, env)
+        for _ in range(a.rounds):
+            for name, (python, path, env) in peers.items():
+                got = run_readers(python, path, env, a.readers, a.seconds)
+                results[name]["rows_per_s"].append(got["rows_per_s"])
+                results[name]["lone_us"].append(
+                    run_lone(python, path, env, a.repeats)["us_per_frame"]
                 )
 
     med = {

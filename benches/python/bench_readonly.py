@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from bench_daemon import private_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 9
@@ -228,7 +231,11 @@ def main() -> None:
     fast = [int(i) for i in rng.integers(0, args.frames, size=args.fast_reads)]
     slow = [int(i) for i in rng.integers(0, args.frames, size=args.slow_reads)]
     frames = make_frames(args.frames)
-    with tempfile.TemporaryDirectory(prefix="abench-ro-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="abench-ro-") as tmp,
+        private_daemon(tmp) as env,
+    ):
+        os.environ.update(env)  # ours runs in this process
         paths = write_sources(Path(tmp), frames)
         results = {
             "extxyz": bench_ase_file(

@@ -28,6 +28,7 @@ from typing import Any
 import bench_datasets as data
 import bench_mongo
 import bench_report
+from bench_daemon import private_daemon, stop_daemon
 from bench_load import LoadMeter
 from bench_peers import NA_REASONS, PEERS, start_redis
 from bench_worker import OPS, supports
@@ -154,11 +155,11 @@ def main() -> None:
     pythons = {"bench": sys.executable, "ref": os.path.abspath(args.ref_python)}
 
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="asebytes-bench-") as tmp,
+        private_daemon(tmp) as env,
+    ):
         os.chmod(tmp, 0o700)
-        env = dict(os.environ)
-        env["ASEBYTES_SOCKET"] = str(Path(tmp) / "d.sock")
-        env["ASEBYTES_IDLE_TIMEOUT"] = "0"
         redis_server = start_redis(peers, env)
         mongo = bench_mongo.start_if_needed(peers, tmp, env)
         try:
@@ -166,13 +167,7 @@ def main() -> None:
                 args, tmp, env, pythons, peers, ops, datasets, rounds, repeats, single
             )
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "asebytes.daemon", "stop"],
-                check=False,
-                env=env,
-                capture_output=True,
-                timeout=60,
-            )
+            stop_daemon(env)  # before its servers: the daemon holds their connections
             if redis_server is not None:
                 redis_server.close()
             bench_mongo.stop(mongo)

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_daemon import private_daemon
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -126,10 +128,29 @@ def run_config(
 ) -> dict[str, Any]:
     suffix = ".xyz" if kind == "extxyz" else ".lmdb"
     path = str(tmp / f"{key}{suffix}")
-    env = dict(os.environ, **env_extra)
     # One daemon per configuration, so its environment is the configuration's.
-    env["ASEBYTES_SOCKET"] = str(tmp / f"{key}.sock")
-    env["PYTHONPATH"] = str(HERE)
+    with private_daemon(tmp, dict(os.environ, **env_extra), key) as env:
+        env["PYTHONPATH"] = str(HERE)
+        results = run_workers(python, kind, path, env, procs, n, timeout, key)
+        stored = count(python, kind, path, env)
+    wall = max(r["seconds"] for r in results)
+    total = sum(r["frames"] for r in results)
+    if stored != total:
+        raise SystemExit(f"{key}: {stored} frames stored, {total} written")
+    return {"us_per_frame": wall / total * 1e6, "frames": total}
+
+
+def run_workers(
+    python: str,
+    kind: str,
+    path: str,
+    env: dict[str, str],
+    procs: int,
+    n: int,
+    timeout: float,
+    key: str,
+) -> list[dict[str, Any]]:
+    """``procs`` worker processes appending ``n`` frames each, started at one instant."""
     start_at = time.time() + 2.0 + 0.5 * procs
     children = [
         subprocess.Popen(
@@ -155,19 +176,7 @@ def run_config(
         if child.returncode != 0:
             raise SystemExit(f"{key}: worker failed ({child.returncode})")
         results.append(json.loads(out.strip().splitlines()[-1]))
-    wall = max(r["seconds"] for r in results)
-    total = sum(r["frames"] for r in results)
-    stored = count(python, kind, path, env)
-    if stored != total:
-        raise SystemExit(f"{key}: {stored} frames stored, {total} written")
-    if kind != "extxyz":
-        subprocess.run(
-            [sys.executable, "-m", "asebytes.daemon", "stop"],
-            env=env,
-            check=False,
-            capture_output=True,
-        )
-    return {"us_per_frame": wall / total * 1e6, "frames": total}
+    return results
 
 
 def count(python: str, kind: str, path: str, env: dict[str, str]) -> int:

@@ -44,6 +44,10 @@ pub enum ErrorCode {
     /// The remote refused access (a gated or private dataset without a token that may read
     /// it; `PermissionError`). Added in 0.1 without a protocol bump, as [`ErrorCode::DiskFull`].
     PermissionDenied,
+    /// A store's source file is missing: not there at open, or deleted or moved away while
+    /// open (`FileNotFoundError` with `errno.ENOENT`). Added in 0.1 without a protocol bump,
+    /// as [`ErrorCode::DiskFull`].
+    FileNotFound,
     /// A code this build does not know (sent by a newer peer).
     #[serde(other)]
     Unknown,

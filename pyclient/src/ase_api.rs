@@ -47,6 +47,9 @@ pub(crate) struct Api {
     pub int64: Py<PyArrayDescr>,
     pub float64: Py<PyArrayDescr>,
     pub bool_: Py<PyArrayDescr>,
+    /// Whether built `Atoms` leave their cycle-free parts out of the cyclic GC
+    /// ([`crate::atoms`]); `ASEBYTES_GC_UNTRACK=0` turns it off.
+    pub untrack: bool,
     pub n: Names,
 }
 
@@ -83,6 +86,7 @@ pub(crate) fn api(py: Python<'_>) -> PyResult<&Api> {
             int64: dtype("int64")?,
             float64: dtype("float64")?,
             bool_: dtype("bool")?,
+            untrack: std::env::var("ASEBYTES_GC_UNTRACK").map_or(true, |v| v != "0"),
             n: Names {
                 dict: s("__dict__"),
                 cellobj: s("_cellobj"),

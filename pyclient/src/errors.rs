@@ -21,9 +21,12 @@ pyo3::import_exception!(asebytes.exceptions, DaemonUnavailableError);
 pyo3::import_exception!(asebytes.exceptions, ProtocolVersionError);
 pyo3::import_exception!(asebytes.exceptions, DiskFullError);
 pyo3::import_exception!(asebytes.exceptions, PermissionDeniedError);
+pyo3::import_exception!(asebytes.exceptions, SourceNotFoundError);
 
 /// `errno.ENOSPC` on Linux and macOS, which a `DiskFullError` carries as its `errno`.
 const ENOSPC: i32 = 28;
+/// `errno.ENOENT`, which a `SourceNotFoundError` carries.
+const ENOENT: i32 = 2;
 
 /// The reference's wording, which users' code and tests match on.
 pub const READ_ONLY_MESSAGE: &str = "Backend is read-only";
@@ -106,6 +109,7 @@ pub fn to_pyerr(e: ClientError) -> PyErr {
             // OSError(errno, strerror): `e.errno == errno.ENOSPC`, the message names the store.
             ErrorCode::DiskFull => DiskFullError::new_err((ENOSPC, w.message)),
             ErrorCode::PermissionDenied => PermissionDeniedError::new_err(w.message),
+            ErrorCode::FileNotFound => SourceNotFoundError::new_err((ENOENT, w.message)),
             ErrorCode::AlreadyExists
             | ErrorCode::Corrupt
             | ErrorCode::Unexpected

@@ -167,6 +167,78 @@ def test_a_dropped_atoms_is_freed_without_the_cycle_collector(
         gc.enable()
 
 
+def _with_calc(frames: list[Atoms | None]) -> int:
+    return next(i for i, f in enumerate(frames) if f is not None and f.calc is not None)
+
+
+def test_the_cycle_free_parts_are_left_out_of_the_cycle_collector(
+    stored: tuple[ASEIO, Any, list[Atoms | None]],
+) -> None:
+    # The Atoms, its constraints list and its calculator stay tracked (programs build
+    # cycles through them); both Cells, the calculator's Parameters and its snapshot (with
+    # the snapshot's constraints list) are never part of one, so they cost the GC nothing.
+    db, store, frames = stored
+    i = _with_calc(frames)
+    for got in (store.get_atoms(i), db[i], db[0:].to_list()[i]):
+        snap = got.calc.atoms
+        assert [gc.is_tracked(o) for o in (got, got.constraints, got.calc)] == [
+            True
+        ] * 3
+        untracked = (got.cell, got.calc.parameters, snap, snap.cell, snap.constraints)
+        assert not any(gc.is_tracked(o) for o in untracked)
+        # The snapshot still does its job: results stay valid until an atom moves.
+        assert got.get_potential_energy() == frames[i].get_potential_energy()
+        got.positions[0] += 1.0
+        with pytest.raises(PropertyNotImplementedError):
+            got.get_potential_energy()
+
+
+def test_cycles_programs_build_through_an_atoms_are_still_collected(
+    stored: tuple[ASEIO, Any, list[Atoms | None]],
+) -> None:
+    db, _, frames = stored
+    i = _with_calc(frames)
+    got = db[i]
+    got.calc.atoms = got  # a calculator holding its own Atoms, as some calculators do
+    got.set_constraint(FixAtoms(indices=[0]))
+    got.constraints[0].owner = got  # and a constraint holding it
+    got.info["self"] = got
+    refs = [weakref.ref(o) for o in (got, got.calc, got.constraints[0])]
+    del got
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+
+
+def test_untracking_can_be_turned_off() -> None:
+    code = """
+import gc, tempfile, numpy as np
+from ase.build import molecule
+from ase.calculators.singlepoint import SinglePointCalculator
+from asebytes import ASEIO
+with tempfile.TemporaryDirectory() as d:
+    db = ASEIO(d + "/x.lmdb")
+    a = molecule("H2O")
+    a.calc = SinglePointCalculator(a, energy=-1.0)
+    db.extend([a])
+    got = db[0]
+    print(gc.is_tracked(got.cell), gc.is_tracked(got.calc.atoms))
+"""
+    import os
+    import subprocess
+    import sys
+
+    for value, want in (("0", "True True"), ("1", "False False")):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "ASEBYTES_GC_UNTRACK": value},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert out.stdout.split("\n")[0] == want, out.stdout + out.stderr
+
+
 def test_native_reads_never_fall_back_to_python(
     stored: tuple[ASEIO, Any, list[Atoms | None]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

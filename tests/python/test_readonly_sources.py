@@ -5,6 +5,7 @@ write refused with ``TypeError("Backend is read-only")`` leaving the source unch
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,29 @@ def test_every_write_is_refused_and_changes_nothing(source: Any) -> None:
     assert db[0].info["step"] == 0
     if before is not None:
         assert Path(path).stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("kind", SOURCES)
+def test_a_missing_source_is_file_not_found(kind: str, tmp_path: Path) -> None:
+    if kind == "aselmdb":
+        pytest.importorskip("ase_db_backends.aselmdb")
+    missing = tmp_path / {"extxyz": "no.extxyz", "traj": "no.traj"}.get(
+        kind, "no.aselmdb"
+    )
+    with pytest.raises(FileNotFoundError) as got:
+        len(asebytes.ASEIO(str(missing)))
+    assert isinstance(got.value, asebytes.exceptions.SourceNotFoundError)
+    assert got.value.errno == errno.ENOENT
+    assert str(missing) in str(got.value)
+
+
+def test_a_source_deleted_while_open_is_file_not_found(tmp_path: Path) -> None:
+    """extxyz is followed while it grows: once the file is gone, the next call that
+    looks at it says so (it does not serve a length or rows of a file no longer there as
+    if nothing happened, and it does not say ``KeyError``)."""
+    path = _write("extxyz", tmp_path)
+    db = asebytes.ASEIO(path)
+    assert len(db) == N
+    Path(path).unlink()
+    with pytest.raises(FileNotFoundError, match="src.extxyz"):
+        len(db)

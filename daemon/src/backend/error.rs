@@ -29,6 +29,8 @@ pub enum ErrorKind {
     DiskFull,
     /// The remote refused access (credentials missing or not allowed).
     PermissionDenied,
+    /// A file the store reads is not there (a read-only source deleted or never created).
+    FileNotFound,
     /// Anything else.
     Unexpected,
 }
@@ -48,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => ErrorCode::Corrupt,
             ErrorKind::DiskFull => ErrorCode::DiskFull,
             ErrorKind::PermissionDenied => ErrorCode::PermissionDenied,
+            ErrorKind::FileNotFound => ErrorCode::FileNotFound,
             ErrorKind::Unexpected => ErrorCode::Unexpected,
         }
     }
@@ -76,6 +79,21 @@ impl Error {
             source: None,
             range: None,
         }
+    }
+
+    /// A failed filesystem call (`what`: "open", "stat", "read") on a file the store reads:
+    /// a missing file is `FileNotFound`, one the daemon may not read `PermissionDenied`, a
+    /// full disk `DiskFull`; the message names the file.
+    pub fn io(what: &str, path: &std::path::Path, e: std::io::Error) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::FileNotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                ErrorKind::DiskFull
+            }
+            _ => ErrorKind::Unexpected,
+        };
+        Self::new(kind, format!("cannot {what} {}: {e}", path.display()))
     }
 
     /// `IndexOutOfRange` for `index` checked against `len`, worded as the layer above

@@ -69,6 +69,8 @@ pub static BACKENDS: &[BackendEntry] = &[
     super::h5md::ENTRY,
     #[cfg(feature = "redis")]
     super::redis::ENTRY,
+    #[cfg(feature = "redis")]
+    super::redis::ENTRY_TLS,
     #[cfg(feature = "asefiles")]
     super::extxyz::ENTRY,
     #[cfg(feature = "asefiles")]

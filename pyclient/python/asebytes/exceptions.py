@@ -53,6 +53,14 @@ class PermissionDeniedError(AsebytesError, PermissionError):
     that may read it (set ``HF_TOKEN`` or pass ``token=``)."""
 
 
+class SourceNotFoundError(AsebytesError, FileNotFoundError):
+    """A file a store reads is not there: an ASE file or aselmdb shard that does not exist,
+    or was deleted or moved away while the store was open.
+
+    Raised as ``SourceNotFoundError(errno.ENOENT, message)``; the message names the file.
+    """
+
+
 class ProtocolVersionError(AsebytesError, RuntimeError):
     """Client and daemon share no protocol version (restart the daemon: ``asebytesd stop``)."""
 
@@ -68,5 +76,6 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolVersionError",
     "ReadOnlyError",
+    "SourceNotFoundError",
     "UnsupportedOperationError",
 ]

@@ -69,14 +69,7 @@ impl Shard {
     pub fn open(path: &Path) -> Result<Self> {
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         let size = std::fs::metadata(path)
-            .map_err(|e| {
-                let kind = if e.kind() == std::io::ErrorKind::NotFound {
-                    ErrorKind::NotFound
-                } else {
-                    ErrorKind::Unexpected
-                };
-                Error::new(kind, format!("cannot open {}: {e}", path.display()))
-            })?
+            .map_err(|e| Error::io("open", path, e))?
             .len();
         options.map_size((size as usize).max(1 << 20).next_multiple_of(1 << 20));
         // SAFETY: NO_SUB_DIR, READ_ONLY and NO_LOCK only change how the file is mapped: it
@@ -203,12 +196,7 @@ pub fn shard_paths(location: &Path) -> Result<Vec<PathBuf>> {
     if !location.is_dir() {
         return Ok(vec![location.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(location).map_err(|e| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!("cannot list {}: {e}", location.display()),
-        )
-    })?;
+    let entries = std::fs::read_dir(location).map_err(|e| Error::io("list", location, e))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -217,7 +205,7 @@ pub fn shard_paths(location: &Path) -> Result<Vec<PathBuf>> {
     paths.sort();
     if paths.is_empty() {
         return Err(Error::new(
-            ErrorKind::NotFound,
+            ErrorKind::FileNotFound,
             format!("{} holds no *.aselmdb shards", location.display()),
         ));
     }
@@ -243,7 +231,7 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(
             shard_paths(empty.path()).unwrap_err().kind,
-            ErrorKind::NotFound
+            ErrorKind::FileNotFound
         );
     }
 }

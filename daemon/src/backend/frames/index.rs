@@ -120,14 +120,6 @@ fn settled(id: &Identity) -> bool {
     now.saturating_sub(id.mtime_ns) >= SETTLE.as_nanos() as i64
 }
 
-fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
-    let kind = match e.kind() {
-        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-        _ => ErrorKind::Unexpected,
-    };
-    Error::new(kind, format!("cannot {what} {}: {e}", path.display()))
-}
-
 fn crc_of(file: &File, start: u64, stop: u64) -> u32 {
     let mut buf = vec![0u8; stop.saturating_sub(start) as usize];
     match file.read_exact_at(&mut buf, start) {
@@ -183,8 +175,8 @@ impl TrackedFile {
     /// when it still describes the file, else by scanning. `format` names the scanner
     /// (part of the cache key).
     pub fn open(path: &Path, format: &str, scanner: &dyn Scanner) -> Result<Self> {
-        let file = File::open(path).map_err(|e| io_err(path, "open", e))?;
-        let meta = file.metadata().map_err(|e| io_err(path, "stat", e))?;
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
         if meta.is_dir() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -214,13 +206,13 @@ impl TrackedFile {
     /// Catches up with the file: nothing when it is unchanged, the new frames when it grew,
     /// a full re-index when it was replaced or rewritten.
     pub fn refresh(&mut self, scanner: &dyn Scanner) -> Result<()> {
-        let meta = std::fs::metadata(&self.path).map_err(|e| io_err(&self.path, "stat", e))?;
+        let meta = std::fs::metadata(&self.path).map_err(|e| Error::io("stat", &self.path, e))?;
         let now = Identity::of(&meta);
         if now == self.id && !(self.pending_tail && settled(&now)) {
             return Ok(());
         }
         if now.dev != self.id.dev || now.ino != self.id.ino {
-            let file = File::open(&self.path).map_err(|e| io_err(&self.path, "open", e))?;
+            let file = File::open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
             self.file = Arc::new(file);
             return self.rebuild(scanner, now);
         }
@@ -403,6 +395,6 @@ pub fn read_range(file: &File, path: &Path, offsets: &Offsets, i: u64) -> Result
     })?;
     let mut buf = vec![0u8; (stop - start) as usize];
     file.read_exact_at(&mut buf, start)
-        .map_err(|e| io_err(path, "read", e))?;
+        .map_err(|e| Error::io("read", path, e))?;
     Ok(buf)
 }

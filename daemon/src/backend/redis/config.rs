@@ -1,10 +1,14 @@
 //! Where a Redis store's server is and how to talk to it: the location
-//! `redis://[[user]:password@]host[:port][/db]` plus the open options, parsed once per open.
+//! `redis[s]://[[user]:password@]host[:port][/db]` plus the open options, parsed once per
+//! open. `rediss://` is TLS (rustls): the server's certificate is checked against the
+//! system's roots, or against `tls_ca_file=` (a PEM file) for a private CA;
+//! `tls_cert_file=` and `tls_key_file=` present a client certificate (mutual TLS).
 //!
 //! Layer: inside [`super`] (the Redis backend). Nothing here prints the location: every
 //! message names the server as `host:port` only, so a password never reaches a log, a
 //! status line or an error.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use asebytes_protocol::OptionValue;
@@ -19,7 +23,13 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// one call).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The option names a Redis open accepts (the backend table lists them).
-pub const OPTIONS: &[&str] = &["connect_timeout", "timeout"];
+pub const OPTIONS: &[&str] = &[
+    "connect_timeout",
+    "timeout",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+];
 
 /// A parsed Redis location and its options.
 #[derive(Clone, PartialEq)]
@@ -38,6 +48,13 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// Read/write timeout of one call.
     pub timeout: Duration,
+    /// `rediss://`: TLS to the server.
+    pub tls: bool,
+    /// PEM file of the CA that signed the server's certificate (instead of the system's
+    /// roots).
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for a server that asks for one.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -49,6 +66,9 @@ impl std::fmt::Debug for RedisConfig {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_client", &self.tls_client)
             .finish()
     }
 }
@@ -63,20 +83,47 @@ impl RedisConfig {
         if let Some(t) = seconds(options, "timeout")? {
             cfg.timeout = t;
         }
+        cfg.tls_ca_file = file(options, "tls_ca_file")?;
+        cfg.tls_client = match (
+            file(options, "tls_cert_file")?,
+            file(options, "tls_key_file")?,
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "a client certificate needs both options tls_cert_file= and tls_key_file="
+                        .into(),
+                ));
+            }
+        };
+        if !cfg.tls && (cfg.tls_ca_file.is_some() || cfg.tls_client.is_some()) {
+            return Err(invalid(format!(
+                "the options tls_ca_file=, tls_cert_file= and tls_key_file= are for a TLS \
+                 server: write its location rediss://{}/{}",
+                cfg.server(),
+                cfg.db
+            )));
+        }
         Ok(cfg)
     }
 
-    /// Parses `redis://[[user]:password@]host[:port][/db]` (what redis-py accepts for a
-    /// plain TCP server); user and password may be percent-encoded.
+    /// Parses `redis[s]://[[user]:password@]host[:port][/db]` (what redis-py accepts for
+    /// a TCP server, `rediss` with TLS); user and password may be percent-encoded.
     pub fn parse_url(location: &str) -> Result<Self> {
-        let rest = match location.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("redis") => rest,
+        let (tls, rest) = match location.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("redis") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("rediss") => (true, rest),
             Some((scheme, _)) => {
                 return Err(invalid(format!(
-                    "a Redis location starts with redis://, not {scheme}://"
+                    "a Redis location starts with redis:// or rediss:// (TLS), not {scheme}://"
                 )));
             }
-            None => return Err(invalid("a Redis location starts with redis://".into())),
+            None => {
+                return Err(invalid(
+                    "a Redis location starts with redis:// or rediss:// (TLS)".into(),
+                ));
+            }
         };
         let (rest, fragment) = rest.split_once('#').unwrap_or((rest, ""));
         if !fragment.is_empty() {
@@ -136,6 +183,9 @@ impl RedisConfig {
             password,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
+            tls,
+            tls_ca_file: None,
+            tls_client: None,
         })
     }
 
@@ -147,7 +197,16 @@ impl RedisConfig {
     /// What the driver needs to connect.
     pub fn connection_info(&self) -> Result<redis::ConnectionInfo> {
         use redis::IntoConnectionInfo;
-        let addr = redis::ConnectionAddr::Tcp(self.host.clone(), self.port);
+        let addr = if self.tls {
+            redis::ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
         let mut settings = redis::RedisConnectionInfo::default()
             .set_db(self.db)
             .set_skip_set_lib_name();
@@ -164,6 +223,27 @@ impl RedisConfig {
             )
         })?;
         Ok(info.set_redis_settings(settings))
+    }
+
+    /// The PEM files the TLS options name, read now (`None` without them: the system's
+    /// roots, no client certificate). A file that cannot be read is reported by name.
+    pub fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>> {
+        if self.tls_ca_file.is_none() && self.tls_client.is_none() {
+            return Ok(None);
+        }
+        let read = |path: &Path| std::fs::read(path).map_err(|e| Error::io("read", path, e));
+        let root_cert = self.tls_ca_file.as_deref().map(read).transpose()?;
+        let client_tls = match &self.tls_client {
+            Some((cert, key)) => Some(redis::ClientTlsConfig {
+                client_cert: read(cert)?,
+                client_key: read(key)?,
+            }),
+            None => None,
+        };
+        Ok(Some(redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }))
     }
 }
 
@@ -254,6 +334,21 @@ fn seconds(options: &Options, name: &str) -> Result<Option<Duration>> {
     Ok(Some(Duration::from_secs_f64(secs)))
 }
 
+/// A file path option (a string).
+fn file(options: &Options, name: &str) -> Result<Option<PathBuf>> {
+    match options.get(name) {
+        None => Ok(None),
+        Some(OptionValue::Str(s)) if !s.is_empty() => Ok(Some(PathBuf::from(s))),
+        Some(v) => Err(Error::new(
+            ErrorKind::TypeMismatch,
+            format!(
+                "option {name}= ({}) is not valid: expected the path of a PEM file",
+                v.type_name()
+            ),
+        )),
+    }
+}
+
 fn invalid(message: String) -> Error {
     Error::new(ErrorKind::InvalidArgument, message)
 }
@@ -308,6 +403,44 @@ mod tests {
         }
         let e = parse("redis://h:1/bench_prefix").unwrap_err();
         assert!(e.message.contains("database number"), "{}", e.message);
+    }
+
+    #[test]
+    fn rediss_is_tls_and_the_tls_options_need_it() {
+        let c = parse("rediss://:pw@h:6380/1").unwrap();
+        assert!(c.tls);
+        assert!(!parse("REDIS://h").unwrap().tls);
+        let o = Options::default()
+            .with("tls_ca_file", OptionValue::Str("/ca.pem".into()))
+            .with("tls_cert_file", OptionValue::Str("/c.pem".into()))
+            .with("tls_key_file", OptionValue::Str("/k.pem".into()));
+        let c = RedisConfig::from_options("rediss://h", &o).unwrap();
+        assert_eq!(c.tls_ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(
+            c.tls_client,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+        );
+        let e = RedisConfig::from_options("redis://:pw@h", &o).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(e.message.contains("rediss://h:6379/0"), "{}", e.message);
+        let half = Options::default().with("tls_cert_file", OptionValue::Str("/c".into()));
+        let e = RedisConfig::from_options("rediss://h", &half).unwrap_err();
+        assert!(e.message.contains("both"), "{}", e.message);
+        let e = RedisConfig::from_options(
+            "rediss://h",
+            &Options::default().with("tls_ca_file", OptionValue::Int(1)),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TypeMismatch);
+    }
+
+    #[test]
+    fn a_missing_pem_file_is_named() {
+        let o = Options::default().with("tls_ca_file", OptionValue::Str("/nonexistent/ca.pem".into()));
+        let c = RedisConfig::from_options("rediss://h", &o).unwrap();
+        let e = c.tls_certificates().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::FileNotFound);
+        assert!(e.message.contains("/nonexistent/ca.pem"), "{}", e.message);
     }
 
     #[test]

@@ -57,8 +57,12 @@ impl Pool {
     /// A pool for `cfg`'s server; connects once, so a server that is down or refuses the
     /// credentials is reported at open, naming host and port.
     pub fn connect(cfg: Arc<RedisConfig>) -> Result<Self> {
-        let client =
-            redis::Client::open(cfg.connection_info()?).map_err(|e| map_err(&cfg.server(), e))?;
+        let info = cfg.connection_info()?;
+        let client = match cfg.tls_certificates()? {
+            Some(certs) => redis::Client::build_with_tls(info, certs),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| map_err(&cfg.server(), e))?;
         let pool = Self {
             cfg,
             client,

@@ -48,6 +48,13 @@ pub const ENTRY: BackendEntry = BackendEntry {
     list_groups,
 };
 
+/// `rediss://`: the same backend over TLS.
+pub const ENTRY_TLS: BackendEntry = BackendEntry {
+    scheme: "rediss",
+    label: "Redis (TLS)",
+    ..ENTRY
+};
+
 /// SCAN page size for `list_groups` and `remove`.
 const SCAN_COUNT: usize = 1000;
 

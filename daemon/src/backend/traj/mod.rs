@@ -43,14 +43,7 @@ pub const ENTRY: BackendEntry = BackendEntry {
 /// Opens a trajectory read-only.
 pub fn open(opts: &OpenOptions) -> Result<FramesBackend<TrajSource>> {
     let path = PathBuf::from(&opts.path);
-    let file = File::open(&path).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::NotFound
-        } else {
-            ErrorKind::Unexpected
-        };
-        Error::new(kind, format!("cannot open {}: {e}", path.display()))
-    })?;
+    let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
     ulm::header(&file, &path, TAG)?;
     Ok(FramesBackend::new(
         SCHEME,
