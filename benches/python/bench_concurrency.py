@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from bench_daemon import private_daemon
 
 HERE = Path(__file__).resolve().parent

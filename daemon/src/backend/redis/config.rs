@@ -436,7 +436,10 @@ mod tests {
 
     #[test]
     fn a_missing_pem_file_is_named() {
-        let o = Options::default().with("tls_ca_file", OptionValue::Str("/nonexistent/ca.pem".into()));
+        let o = Options::default().with(
+            "tls_ca_file",
+            OptionValue::Str("/nonexistent/ca.pem".into()),
+        );
         let c = RedisConfig::from_options("rediss://h", &o).unwrap();
         let e = c.tls_certificates().unwrap_err();
         assert_eq!(e.kind, ErrorKind::FileNotFound);
