@@ -145,9 +145,10 @@ bench-venv: venv
     {{bench_py}} -m pip install -q --disable-pip-version-check --no-deps --force-reinstall target/bench-wheels/*.whl
 
 # The benchmark suite against aselmdb, znh5md, extxyz, ASE SQLite, atompack and asebytes
-# 0.3.3, then the multi-process scenarios, latency, the read-only sources, the Hub, the
-# write path and cache_to; results in benches/results/, plots in docs/benchmarks/ (about
-# 40 min on 2 cores). Extra arguments go to bench_suite.py.
+# 0.3.3 (with Redis and MongoDB on private servers), then the multi-process scenarios,
+# latency, the read-only sources, the Hub, the write path and cache_to; results in
+# benches/results/, plots in docs/benchmarks/ (the suite alone took 87 min on 2 cores on
+# 2026-12-02). Extra arguments go to bench_suite.py.
 [group('bench')]
 bench *ARGS: bench-venv ref-venv
     {{bench_py}} benches/python/bench_suite.py --ref-python {{ref_py}} {{ARGS}}
