@@ -351,7 +351,15 @@ fn fast<'py>(
 
     let numbers = match numbers {
         Some(a) => a,
-        None => zeros(py, &[0], &api.int64)?,
+        // A partial row (`get(i, keys=["arrays.positions"])`, a column view): atoms of
+        // unknown element (0, ASE's "X"), as many as its per-atom arrays have.
+        None => {
+            let n = positions
+                .as_ref()
+                .or_else(|| custom.first().map(|(_, a)| a))
+                .map_or(0, dim0);
+            zeros(py, &[n], &api.int64)?
+        }
     };
     let n = dim0(&numbers);
     let positions = match positions {

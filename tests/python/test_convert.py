@@ -349,6 +349,31 @@ def test_dict_to_atoms_unusual_input_is_converted_like_ase(
     assert atoms.numbers.dtype == np.int64 and atoms.positions.dtype == np.float64
 
 
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"arrays.positions": np.arange(9.0).reshape(3, 3)},
+        {"arrays.forces": np.ones((3, 3)), "calc.energy": 1.5},
+        {"arrays.positions": np.arange(9.0).reshape(3, 3), "arrays.tags": np.arange(3)},
+    ],
+    ids=["positions", "forces", "positions_and_tags"],
+)
+def test_dict_to_atoms_without_numbers_gives_atoms_of_unknown_element(
+    data: dict[str, Any], fast: bool
+) -> None:
+    # A partial row (`ASEIO.get(i, keys=["arrays.positions"])`, a column view): asebytes
+    # 0.3.3 builds it too (its numbers are left empty); ours says "X" for each atom.
+    atoms = dict_to_atoms(data, fast=fast)
+    assert len(atoms) == 3
+    assert_same(atoms.numbers, np.zeros(3, dtype=np.int64))
+    assert atoms.get_chemical_symbols() == ["X"] * 3
+    if "arrays.positions" in data:
+        assert_same(atoms.positions, data["arrays.positions"])
+    if "arrays.tags" in data:
+        assert_same(atoms.get_tags(), data["arrays.tags"])
+
+
 def test_dict_to_atoms_inconsistent_lengths_raise_like_ase() -> None:
     data = {"arrays.numbers": np.array([1, 2]), "arrays.positions": np.zeros((3, 3))}
     with pytest.raises(ValueError):

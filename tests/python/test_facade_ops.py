@@ -589,6 +589,27 @@ def test_aseio_get_with_keys_builds_atoms_from_those_keys(any_backend: Backend) 
         db.get(0, keys=["calc.stress"])
 
 
+def test_aseio_positions_without_numbers_are_atoms_of_unknown_element(
+    any_backend: Backend,
+) -> None:
+    # The pattern of a loop over positions: asebytes 0.3.3 answers it with an Atoms
+    # holding the positions (and empty numbers); ours with as many atoms of element 0.
+    db = any_backend.open(ASEIO)
+    original = make_atoms(3)
+    db.extend([original, None])
+    n = len(original)
+    for atoms in (
+        db.get(0, keys=["arrays.positions"]),
+        db[0:1]["arrays.positions"].to_list()[0],
+        db[[0]][["arrays.positions"]].to_list()[0],
+    ):
+        assert len(atoms) == n
+        assert_same(atoms.positions, original.positions)
+        assert_same(atoms.numbers, np.zeros(n, dtype=np.int64))
+    assert db.get(1, keys=["arrays.positions"]) is None
+    assert_same(db[0:1]["arrays.positions"].to_numpy()[0], original.positions)
+
+
 @pytest.mark.parametrize("bad", ["H2O", {"arrays.numbers": [1]}, 3, [make_atoms(0)]])
 def test_aseio_non_atoms_is_type_error_and_writes_nothing(
     any_backend: Backend, bad: Any

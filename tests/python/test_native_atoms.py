@@ -46,9 +46,28 @@ UNUSUAL_ROWS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Partial rows (a positions-only `get`, a column view): atoms of element 0, as many as the
+# per-atom arrays have, the same on the native and the Python path.
+PARTIAL_ROWS: dict[str, dict[str, Any]] = {
+    "positions_without_numbers": {"arrays.positions": np.arange(6.0).reshape(2, 3)},
+    "forces_without_numbers": {"calc.forces": np.ones((2, 3)), "arrays.tags": [1, 2]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL_ROWS))
+def test_partial_rows_are_atoms_of_unknown_element_on_both_paths(
+    backend: Backend, name: str
+) -> None:
+    ObjectIO(backend.location).extend([PARTIAL_ROWS[name]])
+    store = ASEIO(backend.location)._backend
+    got = store.get_atoms(0)
+    assert len(got) == 2 and got.numbers.tolist() == [0, 0]
+    assert_equivalent(got, _python_path(store, 0, fast=False))
+    assert_equivalent(store.get_atoms_many([0])[0], _python_path(store, 0))
+
+
 # Rows the Python path refuses; the native read must raise the same error.
 BAD_ROWS: dict[str, dict[str, Any]] = {
-    "positions_without_numbers": {"arrays.positions": np.zeros((2, 3))},
     "inconsistent_lengths": {
         "arrays.numbers": np.array([1, 2]),
         "arrays.positions": np.zeros((3, 3)),

@@ -16,7 +16,7 @@ atoms, so moving an atom makes ``get_potential_energy()`` raise
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import ase
@@ -276,7 +276,9 @@ def _fast_dict_to_atoms(
             constraint_dicts = value
 
     if numbers is None:
-        numbers = np.zeros(0, dtype=_INT)
+        # A partial row (`get(i, keys=["arrays.positions"])`, a column view): atoms of
+        # unknown element (0, ASE's "X"), as many as its per-atom arrays have.
+        numbers = np.zeros(_atom_count(positions, arrays.values()), dtype=_INT)
     n = len(numbers)
     if positions is None:
         positions = np.zeros((n, 3))
@@ -303,6 +305,17 @@ def _fast_dict_to_atoms(
     return atoms
 
 
+def _atom_count(positions: np.ndarray | None, arrays: Iterable[np.ndarray]) -> int:
+    """Atoms in a row without ``arrays.numbers``: the length of its positions, else of its
+    first per-atom array, else none."""
+    if positions is not None:
+        return len(positions)
+    for a in arrays:
+        if a.ndim > 0:
+            return len(a)
+    return 0
+
+
 def _constraints_from(value: Any) -> list[Any]:
     if not value:
         return []
@@ -315,8 +328,16 @@ def _public_dict_to_atoms(data: Mapping[str, Any], sep: str, copy: bool) -> ase.
     numbers = data.get(f"{arrays_prefix}numbers")
     positions = data.get(f"{arrays_prefix}positions")
     pbc = data.get("pbc")
+    if numbers is None:
+        per_atom = [
+            np.asarray(v)
+            for k, v in data.items()
+            if k.startswith(arrays_prefix) and k != f"{arrays_prefix}positions"
+        ]
+        at = None if positions is None else np.asarray(positions)
+        numbers = np.zeros(_atom_count(at, per_atom), dtype=int)
     atoms: ase.Atoms = ase.Atoms(
-        numbers=np.zeros(0, dtype=int) if numbers is None else numbers,
+        numbers=numbers,
         positions=positions,
         cell=data.get("cell"),
         pbc=None if pbc is None else np.asarray(pbc, dtype=bool),
