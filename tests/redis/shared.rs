@@ -11,6 +11,7 @@ use std::thread;
 
 use asebytes_daemon::backend::OpenOptions;
 use asebytes_daemon::backend::redis::RedisBackend;
+use asebytes_daemon::backend::redis::writer::NATIVE_APPEND_MIN_ROWS;
 use asebytes_daemon::store::StoreHandle;
 use asebytes_protocol::{Response, Row};
 use asebytes_tests::redis_server::RedisServer;
@@ -47,9 +48,14 @@ fn field(row: &Row, key: &str) -> String {
 
 /// Appends `BATCHES` batches of `ROWS` tagged rows; the lengths each extend answered.
 fn append(store: &StoreHandle, writer: &str) -> Vec<u64> {
+    append_batches(store, writer, ROWS)
+}
+
+/// Appends `BATCHES` batches of `rows` tagged rows; the lengths each extend answered.
+fn append_batches(store: &StoreHandle, writer: &str, rows: usize) -> Vec<u64> {
     (0..BATCHES)
         .map(|b| {
-            let rows = (0..ROWS).map(|j| row(writer, b, j)).collect();
+            let rows = (0..rows).map(|j| row(writer, b, j)).collect();
             as_len(store.execute(extend(rows), false)).expect("extend")
         })
         .collect()
@@ -68,21 +74,33 @@ fn all_rows(store: &StoreHandle) -> Vec<Row> {
 
 #[test]
 fn two_stores_append_at_once_and_every_batch_stays_whole() {
+    appends_at_once_stay_whole(ROWS);
+}
+
+#[test]
+fn two_stores_append_large_batches_at_once_and_every_batch_stays_whole() {
+    // Batches this large are sent as native commands (WATCH, then MULTI/EXEC).
+    appends_at_once_stay_whole(NATIVE_APPEND_MIN_ROWS + 3);
+}
+
+fn appends_at_once_stay_whole(rows_per_batch: usize) {
     let server = RedisServer::start().expect("redis-server");
     let (a, b) = (open(&server.url()), open(&server.url()));
     let mut lens = thread::scope(|s| {
-        let from_a = s.spawn(|| append(&a, "a"));
-        let from_b = s.spawn(|| append(&b, "b"));
+        let from_a = s.spawn(|| append_batches(&a, "a", rows_per_batch));
+        let from_b = s.spawn(|| append_batches(&b, "b", rows_per_batch));
         let mut lens = from_a.join().expect("a");
         lens.extend(from_b.join().expect("b"));
         lens
     });
     // Every extend answered the length right after its own batch: all different.
     lens.sort_unstable();
-    let want: Vec<u64> = (1..=2 * BATCHES).map(|i| (i * ROWS) as u64).collect();
+    let want: Vec<u64> = (1..=2 * BATCHES)
+        .map(|i| (i * rows_per_batch) as u64)
+        .collect();
     assert_eq!(lens, want, "an extend answered a stale length");
     let rows = all_rows(&a);
-    assert_eq!(rows.len(), 2 * BATCHES * ROWS);
+    assert_eq!(rows.len(), 2 * BATCHES * rows_per_batch);
     assert_eq!(
         b.len().expect("len"),
         rows.len() as u64,
@@ -97,9 +115,9 @@ fn two_stores_append_at_once_and_every_batch_stays_whole() {
         tags.len(),
         "duplicates"
     );
-    for batch in tags.chunks(ROWS) {
+    for batch in tags.chunks(rows_per_batch) {
         let (w, b, _) = &batch[0];
-        let want: Vec<_> = (0..ROWS)
+        let want: Vec<_> = (0..rows_per_batch)
             .map(|j| (w.clone(), b.clone(), j.to_string()))
             .collect();
         assert_eq!(batch, &want[..], "a batch was split or reordered");
@@ -141,4 +159,63 @@ fn positional_writes_of_one_store_land_on_the_rows_it_meant_while_another_append
         fronts.windows(2).all(|w| w[0] > w[1]),
         "inserts at 0 keep their order at the front: {fronts:?}"
     );
+}
+
+#[test]
+fn reads_of_many_rows_come_from_one_instant_while_another_store_moves_rows() {
+    // Store b keeps `LIVE` rows whose numbers count down from the front: it inserts the
+    // next number at 0, then deletes the last row. Every read of a whole state sees a run
+    // of consecutive numbers, counting down, `LIVE` or `LIVE + 1` long; a read that took
+    // the positions from one instant and the rows from another would see a hole, a
+    // repeat or a deleted row.
+    const LIVE: usize = 300;
+    const MOVES: usize = 150;
+    let server = RedisServer::start().expect("redis-server");
+    let (a, b) = (open(&server.url()), open(&server.url()));
+    let numbered = |n: usize| Some(r(&[("n", &n.to_string())]));
+    let rows: Vec<_> = (0..LIVE).rev().map(numbered).collect();
+    as_len(b.execute(extend(rows), false)).expect("seed");
+    let numbers = |rows: Vec<Option<Row>>| -> Vec<i64> {
+        rows.into_iter()
+            .map(|r| field(&r.expect("a read row is never a deleted one"), "n"))
+            .map(|n| n.parse().expect("number"))
+            .collect()
+    };
+    let reads = thread::scope(|s| {
+        let mover = s.spawn(|| {
+            for n in LIVE..LIVE + MOVES {
+                assert!(matches!(
+                    b.execute(insert(0, numbered(n)), false),
+                    Response::Len(_)
+                ));
+                assert!(matches!(b.execute(delete(-1), false), Response::Len(_)));
+            }
+        });
+        let mut reads = 0;
+        while !mover.is_finished() || reads == 0 {
+            // Whole rows, then one field of each row (the column and field modes).
+            let all: Vec<i64> = (0..LIVE as i64).collect();
+            let got = match a.execute(get_many(all.clone(), None), false) {
+                Response::Rows(rows) => numbers(rows),
+                other => panic!("get_many: {other:?}"),
+            };
+            let fields = match a.execute(get_many(all, Some(&["n"])), false) {
+                Response::Rows(rows) => numbers(rows),
+                other => panic!("get_many with keys: {other:?}"),
+            };
+            for run in [got, fields] {
+                assert_eq!(run.len(), LIVE);
+                assert!(
+                    run.windows(2).all(|w| w[0] == w[1] + 1),
+                    "not one instant: {run:?}"
+                );
+            }
+            reads += 1;
+        }
+        mover.join().expect("mover");
+        reads
+    });
+    assert!(reads > 0);
+    let last = all_rows(&a);
+    assert_eq!(field(&last[0], "n"), (LIVE + MOVES - 1).to_string());
 }

@@ -172,6 +172,14 @@ impl Conn<'_> {
     }
 }
 
+impl Conn<'_> {
+    /// Drops the connection instead of giving it back (it is in a state the next user
+    /// must not inherit); the next call opens a new one.
+    pub fn discard(&mut self) {
+        self.conn = None;
+    }
+}
+
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {

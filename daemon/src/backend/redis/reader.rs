@@ -1,7 +1,15 @@
 //! Reads of a Redis store: the length, rows, one field of rows, field names. Each read of
-//! up to [`CHUNK`] rows is one server call (the [`scripts::READ`] script), so those rows
-//! come from one instant even while other daemons write; successive chunks may not
-//! (`snapshots` is off for Redis).
+//! up to [`CHUNK`] rows comes from one instant even while other daemons write; successive
+//! chunks may not (`snapshots` is off for Redis).
+//!
+//! A few rows (up to [`SCRIPT_MAX_ROWS`]) are one server call, the [`scripts::READ`]
+//! script. More rows are two calls of native commands, because Redis spends 5-8× more
+//! time answering a row through Lua (every value becomes a Lua string and back) than
+//! through `HGETALL` itself: the sort keys at the positions, then one `MULTI`/`EXEC` that
+//! reads those sort keys again and the rows they name. Sort keys are never reused, so the
+//! same sort keys at the same positions inside the transaction mean the rows read are the
+//! rows at those positions at that instant; if another writer moved rows in between, the
+//! read is tried again (and after a few tries done by the script, which cannot be raced).
 //!
 //! Layer: inside [`super`] (the Redis backend). Readers take their own connections from
 //! the store's pool, so they run beside the writer (`concurrent_readers`).
@@ -53,9 +61,134 @@ pub fn len(conn: &mut Conn<'_>, names: &KeyNames) -> Result<u64> {
     conn.read(|c| redis::cmd("LLEN").arg(&names.sort_keys).query(c))
 }
 
-/// Runs the read script over `positions` (at most [`CHUNK`] of them), returning one item
-/// per position. A position past the end (the list shrank meanwhile) is `IndexOutOfRange`.
+/// Reads that the read script answers in one call; larger ones take two calls of native
+/// commands ([`read_by_exec`]).
+pub const SCRIPT_MAX_ROWS: usize = 16;
+/// Transactional reads raced by other writers before the script reads the chunk instead.
+const EXEC_ATTEMPTS: usize = 4;
+
+/// Reads `positions` (at most [`CHUNK`] of them) in one instant, returning one item per
+/// position, as the read script shapes them: whole rows as flat field/value lists, the
+/// asked fields' values, one value, or field names; `Nil` for a placeholder (field names:
+/// an empty list). A position past the end is `IndexOutOfRange`.
 pub fn read_chunk(
+    conn: &mut Conn<'_>,
+    names: &KeyNames,
+    mode: Mode,
+    fields: &[Key],
+    positions: &[u64],
+) -> Result<Vec<Value>> {
+    if positions.len() > SCRIPT_MAX_ROWS {
+        for _ in 0..EXEC_ATTEMPTS {
+            if let Some(items) = read_by_exec(conn, names, mode, fields, positions)? {
+                return Ok(items);
+            }
+        }
+    }
+    read_by_script(conn, names, mode, fields, positions)
+}
+
+/// [`read_chunk`] in two calls of native commands: the length and the sort keys at
+/// `positions`, then a transaction reading those sort keys again and their rows. `None`
+/// when the sort keys changed in between (another writer got in): try again.
+fn read_by_exec(
+    conn: &mut Conn<'_>,
+    names: &KeyNames,
+    mode: Mode,
+    fields: &[Key],
+    positions: &[u64],
+) -> Result<Option<Vec<Value>>> {
+    let runs = runs(positions);
+    let mut locate = redis::pipe();
+    locate.cmd("LLEN").arg(&names.sort_keys);
+    for &(start, count) in &runs {
+        locate
+            .cmd("LRANGE")
+            .arg(&names.sort_keys)
+            .arg(start)
+            .arg(start + count - 1);
+    }
+    let mut located = conn.read(|c| locate.query::<Vec<Value>>(c))?.into_iter();
+    let n = match located.next() {
+        Some(Value::Int(n)) => u64::try_from(n).unwrap_or(0),
+        other => return Err(bad_reply(&format!("length {other:?}"))),
+    };
+    if let Some(&past) = positions.iter().find(|&&p| p >= n) {
+        return Err(Error::out_of_range(past, n));
+    }
+    let located: Vec<Value> = located.collect();
+
+    let mut read = redis::pipe();
+    read.atomic();
+    for &(start, count) in &runs {
+        read.cmd("LRANGE")
+            .arg(&names.sort_keys)
+            .arg(start)
+            .arg(start + count - 1);
+    }
+    let mut row_key = names.row_prefix.clone().into_bytes();
+    let prefix_len = row_key.len();
+    for run in &located {
+        let Value::Array(sks) = run else {
+            return Err(bad_reply(&format!("{run:?} where sort keys were due")));
+        };
+        for sk in sks {
+            row_key.truncate(prefix_len);
+            let Value::BulkString(sk) = sk else {
+                return Err(bad_reply(&format!("{sk:?} where a sort key was due")));
+            };
+            row_key.extend_from_slice(sk);
+            match mode {
+                Mode::Rows => {
+                    read.cmd("HGETALL").arg(&row_key[..]);
+                }
+                Mode::Fields => {
+                    read.cmd("EXISTS").arg(&row_key[..]);
+                    if !fields.is_empty() {
+                        let hmget = read.cmd("HMGET").arg(&row_key[..]);
+                        for f in fields {
+                            hmget.arg(&f[..]);
+                        }
+                    }
+                }
+                Mode::Column => {
+                    read.cmd("HGET").arg(&row_key[..]).arg(&fields[0][..]);
+                }
+                Mode::Names => {
+                    read.cmd("HKEYS").arg(&row_key[..]);
+                }
+            }
+        }
+    }
+    let reply: Vec<Value> = conn.read(|c| read.query(c))?;
+    if reply.len() < runs.len() || reply[..runs.len()] != located[..] {
+        return Ok(None);
+    }
+    let mut items = reply.into_iter().skip(runs.len());
+    let mut out = Vec::with_capacity(positions.len());
+    while let Some(item) = items.next() {
+        out.push(match (mode, item) {
+            // No hash: a placeholder.
+            (Mode::Rows, Value::Array(flat)) if flat.is_empty() => Value::Nil,
+            (Mode::Fields, Value::Int(exists)) => {
+                let values = if fields.is_empty() {
+                    Value::Array(Vec::new())
+                } else {
+                    items.next().unwrap_or(Value::Nil)
+                };
+                if exists == 0 { Value::Nil } else { values }
+            }
+            (_, item) => item,
+        });
+    }
+    if out.len() != positions.len() {
+        return Err(bad_reply("row count"));
+    }
+    Ok(Some(out))
+}
+
+/// [`read_chunk`] as one call of the read script.
+fn read_by_script(
     conn: &mut Conn<'_>,
     names: &KeyNames,
     mode: Mode,

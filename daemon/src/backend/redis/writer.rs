@@ -5,6 +5,11 @@
 //! the batch is planned again against it (the store layer re-normalises every index), so
 //! no write ever lands on a row it did not mean.
 //!
+//! A batch that only appends many rows ([`NATIVE_APPEND_MIN_ROWS`] or more) is sent as
+//! native commands instead ([`append_native`]): Redis takes about a third less time to
+//! store a row by `HSET` than through the script (whose every argument becomes a Lua
+//! string), at the price of one more call, which a large batch pays once.
+//!
 //! Layer: inside [`super`] (the Redis backend), driven by [`crate::backend::Backend::write`].
 //! Planning reads nothing but the length; rows are sent as the client gave them (the
 //! stored bytes are the wire bytes).
@@ -24,6 +29,9 @@ use crate::backend::{Error, ErrorKind, Result, Snapshot, Writer};
 /// How often one batch is planned again because other writers got in first before we
 /// call the store too contended.
 const MAX_ATTEMPTS: usize = 1000;
+
+/// Batches that append at least this many rows and do nothing else go as native commands.
+pub const NATIVE_APPEND_MIN_ROWS: usize = 16;
 
 /// Runs `f` as one atomic batch. `known_len` is the length this store saw last (kept
 /// between batches to save a round trip; a stale value costs one more attempt, never a
@@ -55,7 +63,7 @@ fn write_on(
         };
         let mut txn = RedisTxn::new(conn, names, planned_len);
         let planned = f(&mut txn);
-        let RedisTxn { inv, ops, .. } = txn;
+        let plan = txn.into_plan();
         if let Err(e) = planned {
             // A refusal decided against a remembered length may be wrong: check the
             // length and plan again if it moved.
@@ -69,10 +77,23 @@ fn write_on(
             *known_len = Some(planned_len);
             return Err(e);
         }
-        if ops == 0 {
-            *known_len = Some(planned_len);
-            return Ok(());
-        }
+        let inv = match plan {
+            Plan::Nothing => {
+                *known_len = Some(planned_len);
+                return Ok(());
+            }
+            Plan::Append(rows) => match append_native(conn, names, planned_len, &rows)? {
+                Ok(n) => {
+                    *known_len = Some(n);
+                    return Ok(());
+                }
+                Err(now) => {
+                    *known_len = now;
+                    continue;
+                }
+            },
+            Plan::Script(inv) => inv,
+        };
         let reply: Vec<Value> = conn.run(|c| inv.invoke(c))?;
         match reply.as_slice() {
             [Value::Int(1), Value::Int(n)] => {
@@ -99,6 +120,71 @@ fn write_on(
     ))
 }
 
+/// Appends `rows` as native commands in two calls: `WATCH` the list, read its length and
+/// take `rows.len()` sort keys (`INCRBY`); then `MULTI`, each row's `HSET`, one `RPUSH`,
+/// `EXEC`, which Redis refuses if the list changed after the `WATCH`. `Ok(length after)`,
+/// or `Err(length now, if known)` when the list is no longer `planned_len` long (another
+/// writer got in): nothing was written, the batch is planned again. Sort keys taken by a
+/// refused attempt stay unused, as after any failed write.
+fn append_native(
+    conn: &mut Conn<'_>,
+    names: &KeyNames,
+    planned_len: u64,
+    rows: &[Option<Row>],
+) -> Result<std::result::Result<u64, Option<u64>>> {
+    let m = rows.len() as u64;
+    let mut begin = redis::pipe();
+    begin
+        .cmd("WATCH")
+        .arg(&names.sort_keys)
+        .ignore()
+        .cmd("LLEN")
+        .arg(&names.sort_keys)
+        .cmd("INCRBY")
+        .arg(&names.next_sk)
+        .arg(m);
+    let (len, next) = match conn.run(|c| begin.query::<(u64, i64)>(c)) {
+        Ok(v) => v,
+        Err(e) => {
+            // Maybe still watching: this connection must not serve another transaction.
+            conn.discard();
+            return Err(e);
+        }
+    };
+    if len != planned_len {
+        conn.run(|c| redis::cmd("UNWATCH").query::<()>(c))?;
+        return Ok(Err(Some(len)));
+    }
+    let first = next - m as i64;
+    let mut commit = redis::pipe();
+    commit.atomic();
+    let mut sks = Vec::with_capacity(rows.len());
+    for (j, row) in rows.iter().enumerate() {
+        let sk = (first + j as i64).to_string();
+        if let Some(row) = row.as_ref().filter(|r| !r.is_empty()) {
+            let hset = commit.cmd("HSET").arg(names.row(sk.as_bytes()));
+            for (k, v) in row {
+                hset.arg(&k[..]).arg(&v[..]);
+            }
+            hset.ignore();
+        }
+        sks.push(sk);
+    }
+    commit.cmd("RPUSH").arg(&names.sort_keys).arg(&sks);
+    let committed: Option<(u64,)> = conn.run(|c| commit.query(c))?;
+    Ok(committed.map(|(n,)| n).ok_or(None))
+}
+
+/// What a planned batch sends.
+enum Plan {
+    /// No write at all.
+    Nothing,
+    /// Only appends, enough rows for [`append_native`].
+    Append(Vec<Option<Row>>),
+    /// One call of the write script.
+    Script(ScriptInvocation<'static>),
+}
+
 /// One planned batch: the script invocation being filled, and the length the store will
 /// have after the ops planned so far.
 struct RedisTxn<'c, 'p> {
@@ -107,6 +193,9 @@ struct RedisTxn<'c, 'p> {
     inv: ScriptInvocation<'static>,
     len: u64,
     ops: usize,
+    /// The rows of a batch that so far only appends, kept apart (a large batch of them is
+    /// sent by [`append_native`]); the first other op moves them into the script.
+    appended: Vec<Option<Row>>,
 }
 
 impl<'c, 'p> RedisTxn<'c, 'p> {
@@ -122,12 +211,39 @@ impl<'c, 'p> RedisTxn<'c, 'p> {
             inv,
             len,
             ops: 0,
+            appended: Vec::new(),
         }
     }
 
     fn op(&mut self, code: &str) -> &mut ScriptInvocation<'static> {
+        self.script_appended();
         self.ops += 1;
         self.inv.arg(code)
+    }
+
+    /// Moves the rows kept apart into the script, as one `E` op.
+    fn script_appended(&mut self) {
+        if self.appended.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.appended);
+        self.ops += 1;
+        self.inv.arg("E").arg(rows.len());
+        for row in &rows {
+            self.push_row(row.as_ref());
+        }
+    }
+
+    fn into_plan(mut self) -> Plan {
+        if self.ops == 0 && self.appended.len() >= NATIVE_APPEND_MIN_ROWS {
+            return Plan::Append(self.appended);
+        }
+        self.script_appended();
+        if self.ops == 0 {
+            Plan::Nothing
+        } else {
+            Plan::Script(self.inv)
+        }
     }
 
     /// `c` then the pairs; a missing or empty row is a placeholder (`c = 0`).
@@ -147,7 +263,7 @@ impl<'c, 'p> RedisTxn<'c, 'p> {
     /// Reads inside a batch see the store as committed; refused once the batch holds a
     /// write it could not see (the store layer reads only the length, which is tracked).
     fn committed(&self) -> Result<std::cell::RefMut<'_, &'c mut Conn<'p>>> {
-        if self.ops > 0 {
+        if self.ops > 0 || !self.appended.is_empty() {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 "a Redis write batch cannot read rows after planning a write",
@@ -207,11 +323,15 @@ impl Writer for RedisTxn<'_, '_> {
         if rows.is_empty() {
             return Ok(self.len);
         }
-        self.op("E").arg(rows.len());
-        for row in &rows {
-            self.push_row(row.as_ref());
-        }
         self.len += rows.len() as u64;
+        if self.ops == 0 {
+            self.appended.extend(rows);
+        } else {
+            self.op("E").arg(rows.len());
+            for row in &rows {
+                self.push_row(row.as_ref());
+            }
+        }
         Ok(self.len)
     }
 
