@@ -15,7 +15,7 @@ use asebytes_daemon::backend::redis::writer::NATIVE_APPEND_MIN_ROWS;
 use asebytes_daemon::store::StoreHandle;
 use asebytes_protocol::{Response, Row};
 use asebytes_tests::redis_server::RedisServer;
-use asebytes_tests::{as_len, delete, extend, get_many, insert, r};
+use asebytes_tests::{as_len, delete, extend, get, get_many, insert, r};
 
 const BATCHES: usize = 40;
 const ROWS: usize = 8;
@@ -218,4 +218,54 @@ fn reads_of_many_rows_come_from_one_instant_while_another_store_moves_rows() {
     assert!(reads > 0);
     let last = all_rows(&a);
     assert_eq!(field(&last[0], "n"), (LIVE + MOVES - 1).to_string());
+}
+
+#[test]
+fn rows_read_by_guessed_sort_keys_are_never_rows_that_moved() {
+    // Store a reads single rows (one call each, by the sort keys it has seen); store b,
+    // another daemon, shifts every row by inserting at the front and deleting at the end.
+    // Each read after a shift must serve the row now at that position, never the one a
+    // stale guess names, and a position past the new end is out of range.
+    let server = RedisServer::start().expect("redis-server");
+    let (a, b) = (open(&server.url()), open(&server.url()));
+    let numbered = |n: usize| Some(r(&[("n", &n.to_string())]));
+    let mut expected: Vec<usize> = (0..50).collect();
+    as_len(b.execute(
+        extend(expected.iter().map(|&n| numbered(n)).collect()),
+        false,
+    ))
+    .expect("seed");
+    let read = |p: usize| -> String {
+        match a.execute(get(p as i64), false) {
+            Response::Row(Some(row)) => field(&row, "n"),
+            other => panic!("get({p}): {other:?}"),
+        }
+    };
+    for p in 0..expected.len() {
+        assert_eq!(read(p), expected[p].to_string());
+    }
+    for k in 0..20 {
+        let n = 1000 + k;
+        assert!(matches!(
+            b.execute(insert(0, numbered(n)), false),
+            Response::Len(_)
+        ));
+        expected.insert(0, n);
+        for p in [0, 1, 25, expected.len() - 1] {
+            assert_eq!(
+                read(p),
+                expected[p].to_string(),
+                "position {p} after {k} shifts"
+            );
+        }
+        if k % 5 == 4 {
+            assert!(matches!(b.execute(delete(-1), false), Response::Len(_)));
+            expected.pop();
+            let past = expected.len() as i64;
+            assert!(
+                matches!(a.execute(get(past), false), Response::Error(e) if e.index == Some(past)),
+                "reading past the end after b deleted"
+            );
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub mod error;
 pub mod extxyz;
 #[cfg(feature = "asefiles")]
 pub mod frames;
+#[cfg(any(feature = "mongodb", feature = "redis"))]
+pub mod guess;
 #[cfg(feature = "hdf5")]
 pub mod h5md;
 #[cfg(feature = "hdf5")]

@@ -4,7 +4,7 @@
 //!
 //! Layer: a server backend under [`crate::store`]. [`config`] parses the location,
 //! [`layout`] says what the documents look like, [`query`] makes the server calls (and maps
-//! driver errors), [`reader`] answers reads (in one call where [`guess`] knows the rows'
+//! driver errors), [`reader`] answers reads (in one call where [`crate::backend::guess`] knows the rows'
 //! sort keys), [`writer`] applies a batch inside one MongoDB transaction. `docs/backends/mongodb.md` says what lands on the server and why.
 //!
 //! The official driver's blocking API is used (the `sync` feature: the driver's own runtime,
@@ -12,7 +12,6 @@
 //! in flight while it is away fail as `Unavailable` (Python `ConnectionError`).
 
 pub mod config;
-pub mod guess;
 pub mod layout;
 pub mod query;
 pub mod reader;
@@ -29,7 +28,6 @@ use mongodb::bson::Document;
 use mongodb::sync::{Client, Collection};
 
 use self::config::MongoConfig;
-use self::guess::Guesses;
 use self::query::{Query, driver_error, is_conflict};
 use self::reader::MongoSnapshot;
 use self::writer::MongoTxn;
@@ -37,6 +35,7 @@ use super::{
     Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader,
     Result, Snapshot, Writer,
 };
+use crate::backend::guess::Guesses;
 
 /// The MongoDB backend's line in the backend table.
 pub const ENTRY: BackendEntry = BackendEntry {

@@ -6,7 +6,7 @@
 //! with the transaction's session). Selected keys and columns are reduced on the server to
 //! the literal fields asked for (`"calc.energy"` is one field, not a path).
 //!
-//! A read of a few rows whose sort keys the store has seen ([`super::guess`]) is ONE
+//! A read of a few rows whose sort keys the store has seen ([`crate::backend::guess`]) is ONE
 //! `find`: the metadata (count and the slice of `sort_keys` at those positions) and the
 //! guessed rows by `_id`. The slice confirms each guess; a row is served only under the
 //! sort key the slice names, so a guess gone stale (another writer inserted or deleted
@@ -25,12 +25,12 @@ use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Key, Row};
 use mongodb::bson::{Bson, Document, doc};
 
-use super::guess::{Guesses, Window};
 use super::layout::{
     self, COUNT, DATA, META_ID, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, WINDOW, as_int, data_to_row,
     literal, meta_filter, sort_keys_filter, sort_keys_window,
 };
 use super::query::{Query, int};
+use crate::backend::guess::{Guesses, Window};
 use crate::backend::{Error, ErrorKind, Result, Snapshot};
 
 /// What the metadata document says, without the sort keys.

@@ -10,7 +10,7 @@
 //!
 //! Sort keys come from the metadata read inside the transaction (never from a
 //! `findAndModify` pre-image, which SecantusDB serves stale under concurrency). The
-//! readers' guessed sort keys ([`super::guess`]) learn the rows this store appends and are
+//! readers' guessed sort keys ([`crate::backend::guess`]) learn the rows this store appends and are
 //! forgotten when it moves rows (insert, delete, clear); they are only guesses, so a
 //! transaction that aborts afterwards leaves nothing wrong behind.
 
@@ -20,13 +20,13 @@ use asebytes_protocol::value::FieldRef;
 use asebytes_protocol::{Bytes, Key, Row};
 use mongodb::bson::{Bson, Document, doc};
 
-use super::guess::Guesses;
 use super::layout::{
     self, COUNT, DATA, NEXT_SORT_KEY, SCHEMA, SORT_KEYS, field_name, field_to_bson, literal,
     meta_filter, row_document, rows_filter, sort_keys_filter,
 };
 use super::query::Query;
 use super::reader::{Meta, MongoSnapshot};
+use crate::backend::guess::Guesses;
 use crate::backend::{Error, ErrorKind, Result, Snapshot, Writer};
 
 /// The keys of `rows` as field names (keys that cannot be one were refused already).

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod conn;
 pub mod layout;
+pub mod native;
 pub mod reader;
 pub mod scripts;
 pub mod writer;
@@ -30,6 +31,7 @@ use super::{
     Backend, BackendEntry, BackendInfo, Error, ErrorKind, LocationKind, OpenOptions, Reader,
     Result, Writer,
 };
+use crate::backend::guess::Guesses;
 
 /// URI scheme and backend name.
 pub const SCHEME: &str = "redis";
@@ -66,6 +68,8 @@ pub struct RedisBackend {
     names: Arc<KeyNames>,
     /// The list length after this store's last write (see [`writer::write`]).
     known_len: Option<u64>,
+    /// Sort keys by position, for reads of a few rows in one call ([`native`]).
+    guesses: Arc<Guesses>,
     removed: bool,
 }
 
@@ -100,6 +104,7 @@ impl RedisBackend {
             pool,
             names: Arc::new(KeyNames::new(&opts.group)),
             known_len: None,
+            guesses: Arc::default(),
             removed: false,
         })
     }
@@ -127,12 +132,18 @@ impl Backend for RedisBackend {
         Arc::new(RedisReader {
             pool: self.pool.clone(),
             names: self.names.clone(),
+            guesses: self.guesses.clone(),
         })
     }
 
     fn write(&mut self, f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>) -> Result<()> {
         self.check_writable()?;
-        writer::write(&self.pool, &self.names, &mut self.known_len, f)
+        let store = writer::Store {
+            pool: &self.pool,
+            names: &self.names,
+            guesses: &self.guesses,
+        };
+        writer::write(&store, &mut self.known_len, f)
     }
 
     /// Deletes the group's keys: rows, list and counter in one script, then any row hash

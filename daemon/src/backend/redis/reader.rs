@@ -2,14 +2,9 @@
 //! up to [`CHUNK`] rows comes from one instant even while other daemons write; successive
 //! chunks may not (`snapshots` is off for Redis).
 //!
-//! A few rows (up to [`SCRIPT_MAX_ROWS`]) are one server call, the [`scripts::READ`]
-//! script. More rows are two calls of native commands, because Redis spends 5-8× more
-//! time answering a row through Lua (every value becomes a Lua string and back) than
-//! through `HGETALL` itself: the sort keys at the positions, then one `MULTI`/`EXEC` that
-//! reads those sort keys again and the rows they name. Sort keys are never reused, so the
-//! same sort keys at the same positions inside the transaction mean the rows read are the
-//! rows at those positions at that instant; if another writer moved rows in between, the
-//! read is tried again (and after a few tries done by the script, which cannot be raced).
+//! A few rows (up to [`SCRIPT_MAX_ROWS`]) are one server call: guessed rows
+//! ([`native::read_guessed`]) or the [`scripts::READ`] script. More rows are two calls of
+//! native commands ([`native::read_by_exec`]), which Redis answers 5-8× faster than Lua.
 //!
 //! Layer: inside [`super`] (the Redis backend). Readers take their own connections from
 //! the store's pool, so they run beside the writer (`concurrent_readers`).
@@ -26,7 +21,8 @@ use serde_bytes::ByteBuf;
 
 use super::conn::{Conn, Pool};
 use super::layout::KeyNames;
-use super::scripts;
+use super::{native, scripts};
+use crate::backend::guess::Guesses;
 use crate::backend::{Error, ErrorKind, Reader, Result, Snapshot};
 
 /// Most rows one read script touches (bounds the reply and the time the server is busy).
@@ -61,8 +57,8 @@ pub fn len(conn: &mut Conn<'_>, names: &KeyNames) -> Result<u64> {
     conn.read(|c| redis::cmd("LLEN").arg(&names.sort_keys).query(c))
 }
 
-/// Reads that the read script answers in one call; larger ones take two calls of native
-/// commands ([`read_by_exec`]).
+/// Reads that the read script (or guessed sort keys) answer in one call; larger ones take
+/// two calls of native commands ([`native::read_by_exec`]).
 pub const SCRIPT_MAX_ROWS: usize = 16;
 /// Transactional reads raced by other writers before the script reads the chunk instead.
 const EXEC_ATTEMPTS: usize = 4;
@@ -71,120 +67,34 @@ const EXEC_ATTEMPTS: usize = 4;
 /// position, as the read script shapes them: whole rows as flat field/value lists, the
 /// asked fields' values, one value, or field names; `Nil` for a placeholder (field names:
 /// an empty list). A position past the end is `IndexOutOfRange`.
+/// `guesses`: the store's guessed sort keys (readers), learned from and used for reads of a
+/// few rows.
 pub fn read_chunk(
     conn: &mut Conn<'_>,
     names: &KeyNames,
+    guesses: Option<&Guesses>,
     mode: Mode,
     fields: &[Key],
     positions: &[u64],
 ) -> Result<Vec<Value>> {
+    let read = native::Read {
+        names,
+        mode,
+        fields,
+        positions,
+    };
     if positions.len() > SCRIPT_MAX_ROWS {
         for _ in 0..EXEC_ATTEMPTS {
-            if let Some(items) = read_by_exec(conn, names, mode, fields, positions)? {
+            if let Some(items) = native::read_by_exec(conn, &read, guesses)? {
                 return Ok(items);
             }
         }
+    } else if let Some(g) = guesses
+        && let Some(items) = native::read_guessed(conn, &read, g)?
+    {
+        return Ok(items);
     }
     read_by_script(conn, names, mode, fields, positions)
-}
-
-/// [`read_chunk`] in two calls of native commands: the length and the sort keys at
-/// `positions`, then a transaction reading those sort keys again and their rows. `None`
-/// when the sort keys changed in between (another writer got in): try again.
-fn read_by_exec(
-    conn: &mut Conn<'_>,
-    names: &KeyNames,
-    mode: Mode,
-    fields: &[Key],
-    positions: &[u64],
-) -> Result<Option<Vec<Value>>> {
-    let runs = runs(positions);
-    let mut locate = redis::pipe();
-    locate.cmd("LLEN").arg(&names.sort_keys);
-    for &(start, count) in &runs {
-        locate
-            .cmd("LRANGE")
-            .arg(&names.sort_keys)
-            .arg(start)
-            .arg(start + count - 1);
-    }
-    let mut located = conn.read(|c| locate.query::<Vec<Value>>(c))?.into_iter();
-    let n = match located.next() {
-        Some(Value::Int(n)) => u64::try_from(n).unwrap_or(0),
-        other => return Err(bad_reply(&format!("length {other:?}"))),
-    };
-    if let Some(&past) = positions.iter().find(|&&p| p >= n) {
-        return Err(Error::out_of_range(past, n));
-    }
-    let located: Vec<Value> = located.collect();
-
-    let mut read = redis::pipe();
-    read.atomic();
-    for &(start, count) in &runs {
-        read.cmd("LRANGE")
-            .arg(&names.sort_keys)
-            .arg(start)
-            .arg(start + count - 1);
-    }
-    let mut row_key = names.row_prefix.clone().into_bytes();
-    let prefix_len = row_key.len();
-    for run in &located {
-        let Value::Array(sks) = run else {
-            return Err(bad_reply(&format!("{run:?} where sort keys were due")));
-        };
-        for sk in sks {
-            row_key.truncate(prefix_len);
-            let Value::BulkString(sk) = sk else {
-                return Err(bad_reply(&format!("{sk:?} where a sort key was due")));
-            };
-            row_key.extend_from_slice(sk);
-            match mode {
-                Mode::Rows => {
-                    read.cmd("HGETALL").arg(&row_key[..]);
-                }
-                Mode::Fields => {
-                    read.cmd("EXISTS").arg(&row_key[..]);
-                    if !fields.is_empty() {
-                        let hmget = read.cmd("HMGET").arg(&row_key[..]);
-                        for f in fields {
-                            hmget.arg(&f[..]);
-                        }
-                    }
-                }
-                Mode::Column => {
-                    read.cmd("HGET").arg(&row_key[..]).arg(&fields[0][..]);
-                }
-                Mode::Names => {
-                    read.cmd("HKEYS").arg(&row_key[..]);
-                }
-            }
-        }
-    }
-    let reply: Vec<Value> = conn.read(|c| read.query(c))?;
-    if reply.len() < runs.len() || reply[..runs.len()] != located[..] {
-        return Ok(None);
-    }
-    let mut items = reply.into_iter().skip(runs.len());
-    let mut out = Vec::with_capacity(positions.len());
-    while let Some(item) = items.next() {
-        out.push(match (mode, item) {
-            // No hash: a placeholder.
-            (Mode::Rows, Value::Array(flat)) if flat.is_empty() => Value::Nil,
-            (Mode::Fields, Value::Int(exists)) => {
-                let values = if fields.is_empty() {
-                    Value::Array(Vec::new())
-                } else {
-                    items.next().unwrap_or(Value::Nil)
-                };
-                if exists == 0 { Value::Nil } else { values }
-            }
-            (_, item) => item,
-        });
-    }
-    if out.len() != positions.len() {
-        return Err(bad_reply("row count"));
-    }
-    Ok(Some(out))
 }
 
 /// [`read_chunk`] as one call of the read script.
@@ -227,7 +137,7 @@ fn read_by_script(
 }
 
 /// Consecutive ascending positions as `(start, count)` runs, in order.
-fn runs(positions: &[u64]) -> Vec<(u64, u64)> {
+pub(super) fn runs(positions: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for &p in positions {
         match out.last_mut() {
@@ -238,7 +148,7 @@ fn runs(positions: &[u64]) -> Vec<(u64, u64)> {
     out
 }
 
-fn bad_reply(what: &str) -> Error {
+pub(super) fn bad_reply(what: &str) -> Error {
     Error::new(
         ErrorKind::Unexpected,
         format!("the Redis read script answered something unexpected ({what})"),
@@ -294,6 +204,7 @@ fn to_row(item: Value, fields: Option<&[Key]>) -> Result<Option<Row>> {
 pub fn visit(
     conn: &mut Conn<'_>,
     names: &KeyNames,
+    guesses: Option<&Guesses>,
     positions: &[u64],
     fields: Option<&[Key]>,
     f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
@@ -304,7 +215,7 @@ pub fn visit(
         Mode::Rows
     };
     for chunk in positions.chunks(CHUNK) {
-        let rows = read_chunk(conn, names, mode, fields.unwrap_or(&[]), chunk)?
+        let rows = read_chunk(conn, names, guesses, mode, fields.unwrap_or(&[]), chunk)?
             .into_iter()
             .map(|item| to_row(item, fields))
             .collect::<Result<Vec<_>>>()?;
@@ -330,12 +241,14 @@ pub fn visit(
 pub fn column(
     conn: &mut Conn<'_>,
     names: &KeyNames,
+    guesses: Option<&Guesses>,
     key: &Key,
     positions: &[u64],
 ) -> Result<Vec<Option<Vec<u8>>>> {
     let mut out = Vec::with_capacity(positions.len());
     for chunk in positions.chunks(CHUNK) {
-        let items = read_chunk(conn, names, Mode::Column, std::slice::from_ref(key), chunk)?;
+        let key = std::slice::from_ref(key);
+        let items = read_chunk(conn, names, guesses, Mode::Column, key, chunk)?;
         for item in items {
             out.push(match item {
                 Value::Nil => None,
@@ -350,11 +263,12 @@ pub fn column(
 pub fn names_of(
     conn: &mut Conn<'_>,
     names: &KeyNames,
+    guesses: Option<&Guesses>,
     positions: &[u64],
     f: &mut dyn FnMut(Vec<Key>),
 ) -> Result<()> {
     for chunk in positions.chunks(CHUNK) {
-        for item in read_chunk(conn, names, Mode::Names, &[], chunk)? {
+        for item in read_chunk(conn, names, guesses, Mode::Names, &[], chunk)? {
             let keys = array(item)?
                 .into_iter()
                 .map(|k| bytes(k).map(ByteBuf::from))
@@ -374,7 +288,7 @@ pub fn schema(conn: &mut Conn<'_>, names: &KeyNames) -> Result<Vec<Key>> {
     while start < n {
         let stop = (start + CHUNK as u64).min(n);
         let positions: Vec<u64> = (start..stop).collect();
-        match names_of(conn, names, &positions, &mut |keys| all.extend(keys)) {
+        match names_of(conn, names, None, &positions, &mut |keys| all.extend(keys)) {
             Ok(()) => {}
             // The list shrank under us: what was read so far is the answer.
             Err(e) if e.kind == ErrorKind::IndexOutOfRange => break,
@@ -390,6 +304,9 @@ pub fn schema(conn: &mut Conn<'_>, names: &KeyNames) -> Result<Vec<Key>> {
 pub struct RedisReader {
     pub(super) pool: Arc<Pool>,
     pub(super) names: Arc<KeyNames>,
+    /// The store's guessed sort keys (shared with its writer, which forgets them when it
+    /// moves rows).
+    pub(super) guesses: Arc<Guesses>,
 }
 
 impl Reader for RedisReader {
@@ -397,6 +314,7 @@ impl Reader for RedisReader {
         Ok(Box::new(RedisSnapshot {
             conn: RefCell::new(self.pool.take()?),
             names: &self.names,
+            guesses: &self.guesses,
             len: Cell::new(None),
         }))
     }
@@ -409,6 +327,7 @@ impl Reader for RedisReader {
 pub struct RedisSnapshot<'a> {
     conn: RefCell<Conn<'a>>,
     names: &'a KeyNames,
+    guesses: &'a Guesses,
     len: Cell<Option<u64>>,
 }
 
@@ -432,6 +351,7 @@ impl Snapshot for RedisSnapshot<'_> {
         let mut items = read_chunk(
             &mut self.conn.borrow_mut(),
             self.names,
+            Some(self.guesses),
             if keys.is_some() {
                 Mode::Fields
             } else {
@@ -449,11 +369,13 @@ impl Snapshot for RedisSnapshot<'_> {
         keys: Option<&[Key]>,
         f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
     ) -> Result<()> {
-        visit(&mut self.conn.borrow_mut(), self.names, indices, keys, f)
+        let g = Some(self.guesses);
+        visit(&mut self.conn.borrow_mut(), self.names, g, indices, keys, f)
     }
 
     fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
-        column(&mut self.conn.borrow_mut(), self.names, key, indices)
+        let g = Some(self.guesses);
+        column(&mut self.conn.borrow_mut(), self.names, g, key, indices)
     }
 
     fn keys(&self, index: u64) -> Result<Vec<Key>> {
@@ -461,6 +383,7 @@ impl Snapshot for RedisSnapshot<'_> {
         names_of(
             &mut self.conn.borrow_mut(),
             self.names,
+            Some(self.guesses),
             &[index],
             &mut |k| out = k,
         )?;

@@ -24,6 +24,7 @@ use redis::{ScriptInvocation, Value};
 use super::conn::{Conn, Pool};
 use super::layout::KeyNames;
 use super::{reader, scripts};
+use crate::backend::guess::Guesses;
 use crate::backend::{Error, ErrorKind, Result, Snapshot, Writer};
 
 /// How often one batch is planned again because other writers got in first before we
@@ -33,17 +34,28 @@ const MAX_ATTEMPTS: usize = 1000;
 /// Batches that append at least this many rows and do nothing else go as native commands.
 pub const NATIVE_APPEND_MIN_ROWS: usize = 16;
 
+/// The store a batch writes.
+#[derive(Debug)]
+pub struct Store<'a> {
+    /// Its connections.
+    pub pool: &'a Pool,
+    /// Its keys.
+    pub names: &'a KeyNames,
+    /// Its readers' guessed sort keys: taught the rows a native append adds, forgotten
+    /// when a batch moves rows (insert, delete, clear).
+    pub guesses: &'a Guesses,
+}
+
 /// Runs `f` as one atomic batch. `known_len` is the length this store saw last (kept
 /// between batches to save a round trip; a stale value costs one more attempt, never a
 /// wrong write); it is updated to the length after the batch, or cleared on failure.
 pub fn write(
-    pool: &Pool,
-    names: &KeyNames,
+    store: &Store<'_>,
     known_len: &mut Option<u64>,
     f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>,
 ) -> Result<()> {
-    let mut conn = pool.take()?;
-    let outcome = write_on(&mut conn, names, known_len, f);
+    let mut conn = store.pool.take()?;
+    let outcome = write_on(&mut conn, store, known_len, f);
     if outcome.is_err() {
         *known_len = None;
     }
@@ -52,10 +64,11 @@ pub fn write(
 
 fn write_on(
     conn: &mut Conn<'_>,
-    names: &KeyNames,
+    store: &Store<'_>,
     known_len: &mut Option<u64>,
     f: &mut dyn FnMut(&mut dyn Writer) -> Result<()>,
 ) -> Result<()> {
+    let names = store.names;
     for _ in 0..MAX_ATTEMPTS {
         let (planned_len, fresh) = match *known_len {
             Some(n) => (n, false),
@@ -83,7 +96,9 @@ fn write_on(
                 return Ok(());
             }
             Plan::Append(rows) => match append_native(conn, names, planned_len, &rows)? {
-                Ok(n) => {
+                Ok((n, first)) => {
+                    let sks: Vec<i64> = (first..).take(rows.len()).collect();
+                    store.guesses.learn(planned_len, &sks);
                     *known_len = Some(n);
                     return Ok(());
                 }
@@ -92,7 +107,13 @@ fn write_on(
                     continue;
                 }
             },
-            Plan::Script(inv) => inv,
+            Plan::Script { inv, moves_rows } => {
+                if moves_rows {
+                    // Positions shift: the guesses would cost a wasted call each.
+                    store.guesses.forget();
+                }
+                inv
+            }
         };
         let reply: Vec<Value> = conn.run(|c| inv.invoke(c))?;
         match reply.as_slice() {
@@ -122,7 +143,8 @@ fn write_on(
 
 /// Appends `rows` as native commands in two calls: `WATCH` the list, read its length and
 /// take `rows.len()` sort keys (`INCRBY`); then `MULTI`, each row's `HSET`, one `RPUSH`,
-/// `EXEC`, which Redis refuses if the list changed after the `WATCH`. `Ok(length after)`,
+/// `EXEC`, which Redis refuses if the list changed after the `WATCH`. `Ok((length after,
+/// first sort key))`,
 /// or `Err(length now, if known)` when the list is no longer `planned_len` long (another
 /// writer got in): nothing was written, the batch is planned again. Sort keys taken by a
 /// refused attempt stay unused, as after any failed write.
@@ -131,7 +153,7 @@ fn append_native(
     names: &KeyNames,
     planned_len: u64,
     rows: &[Option<Row>],
-) -> Result<std::result::Result<u64, Option<u64>>> {
+) -> Result<std::result::Result<(u64, i64), Option<u64>>> {
     let m = rows.len() as u64;
     let mut begin = redis::pipe();
     begin
@@ -172,7 +194,7 @@ fn append_native(
     }
     commit.cmd("RPUSH").arg(&names.sort_keys).arg(&sks);
     let committed: Option<(u64,)> = conn.run(|c| commit.query(c))?;
-    Ok(committed.map(|(n,)| n).ok_or(None))
+    Ok(committed.map(|(n,)| (n, first)).ok_or(None))
 }
 
 /// What a planned batch sends.
@@ -181,8 +203,11 @@ enum Plan {
     Nothing,
     /// Only appends, enough rows for [`append_native`].
     Append(Vec<Option<Row>>),
-    /// One call of the write script.
-    Script(ScriptInvocation<'static>),
+    /// One call of the write script; `moves_rows` when it inserts or deletes rows.
+    Script {
+        inv: ScriptInvocation<'static>,
+        moves_rows: bool,
+    },
 }
 
 /// One planned batch: the script invocation being filled, and the length the store will
@@ -196,6 +221,8 @@ struct RedisTxn<'c, 'p> {
     /// The rows of a batch that so far only appends, kept apart (a large batch of them is
     /// sent by [`append_native`]); the first other op moves them into the script.
     appended: Vec<Option<Row>>,
+    /// Whether an op inserts or deletes rows (positions after it shift).
+    moves_rows: bool,
 }
 
 impl<'c, 'p> RedisTxn<'c, 'p> {
@@ -212,6 +239,7 @@ impl<'c, 'p> RedisTxn<'c, 'p> {
             len,
             ops: 0,
             appended: Vec::new(),
+            moves_rows: false,
         }
     }
 
@@ -242,7 +270,10 @@ impl<'c, 'p> RedisTxn<'c, 'p> {
         if self.ops == 0 {
             Plan::Nothing
         } else {
-            Plan::Script(self.inv)
+            Plan::Script {
+                inv: self.inv,
+                moves_rows: self.moves_rows,
+            }
         }
     }
 
@@ -298,18 +329,24 @@ impl Snapshot for RedisTxn<'_, '_> {
         keys: Option<&[Key]>,
         f: &mut dyn FnMut(Option<&[FieldRef<'_>]>) -> ControlFlow<()>,
     ) -> Result<()> {
-        reader::visit(&mut **self.committed()?, self.names, indices, keys, f)
+        reader::visit(&mut **self.committed()?, self.names, None, indices, keys, f)
     }
 
     fn get_column(&self, key: &Key, indices: &[u64]) -> Result<Vec<Option<Vec<u8>>>> {
-        reader::column(&mut **self.committed()?, self.names, key, indices)
+        reader::column(&mut **self.committed()?, self.names, None, key, indices)
     }
 
     fn keys(&self, index: u64) -> Result<Vec<Key>> {
         let mut out = Vec::new();
-        reader::names_of(&mut **self.committed()?, self.names, &[index], &mut |k| {
-            out = k;
-        })?;
+        reader::names_of(
+            &mut **self.committed()?,
+            self.names,
+            None,
+            &[index],
+            &mut |k| {
+                out = k;
+            },
+        )?;
         Ok(out)
     }
 
@@ -337,6 +374,7 @@ impl Writer for RedisTxn<'_, '_> {
 
     fn insert(&mut self, index: u64, row: Option<Row>) -> Result<()> {
         self.positioned("I", index, row.as_ref());
+        self.moves_rows = true;
         self.len += 1;
         Ok(())
     }
@@ -379,6 +417,7 @@ impl Writer for RedisTxn<'_, '_> {
             return Ok(());
         }
         self.op("D").arg(start).arg(stop);
+        self.moves_rows = true;
         self.len -= stop - start;
         Ok(())
     }
@@ -407,6 +446,7 @@ impl Writer for RedisTxn<'_, '_> {
 
     fn clear(&mut self) -> Result<()> {
         self.op("X");
+        self.moves_rows = true;
         self.len = 0;
         Ok(())
     }

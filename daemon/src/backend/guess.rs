@@ -1,14 +1,16 @@
-//! Sort keys this store has seen, by row position: guesses that let a read of a few rows
-//! ask for the metadata and the guessed rows in ONE server call ([`super::reader`]).
+//! Sort keys a store has seen, by row position: guesses that let a read of a few rows of a
+//! server store (MongoDB, Redis: layouts that map positions to sort keys on the server)
+//! name the rows it wants in the same server call that confirms where they are.
 //!
-//! Layer: shared by the readers and the writer of one MongoDB store ([`super::Conn`]).
-//! A guess is never served on its own word: the read asks for the metadata's slice of
-//! `sort_keys` at the same positions in the same call, and a row is served only when the
-//! slice names the guessed sort key; otherwise the read asks again for the right rows (a
-//! second call, as when nothing is guessed). So stale guesses, left by another daemon or
-//! an asebytes 0.3.3 client that inserted or deleted rows, cost one call, never a wrong
-//! row, and the contract's "every acknowledged write is visible to every later read"
-//! holds without asking anyone to invalidate anything.
+//! Layer: shared by the readers and the writer of one store ([`super::mongodb`],
+//! [`super::redis`]). A guess is never served on its own word: the read asks for the
+//! sort keys at the same positions in the same call (MongoDB: the metadata's slice of
+//! `sort_keys`; Redis: `LINDEX` inside the `MULTI`/`EXEC`), and a row is served only when
+//! the server names the guessed sort key; otherwise the read asks again for the right rows
+//! (one more call, as when nothing is guessed). Sort keys are never reused, so stale
+//! guesses, left by another daemon or an asebytes 0.3.3 client that inserted or deleted
+//! rows, cost one call, never a wrong row, and the contract's "every acknowledged write is
+//! visible to every later read" holds without asking anyone to invalidate anything.
 //!
 //! Bounded: at most [`CAPACITY`] positions (forgotten all at once when full). Each read
 //! learns the slice it brought back, which reaches [`AHEAD`] rows past the last row asked
