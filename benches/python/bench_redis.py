@@ -90,7 +90,7 @@ REDIS_NA = {
 
 REDIS_NOTES = {
     "ours-redis": "as ours-lmdb, on the suite's private redis-server (no persistence); "
-    "every write batch is one Lua script",
+    "every write batch is one Lua script or one MULTI/EXEC",
     "asebytes-redis": "the reference's ObjectIO/ASEIO over its RedisBlobBackend, on the "
     "same server",
 }

@@ -4,8 +4,9 @@
 //!
 //! Layer: a server backend under [`crate::store`]. [`config`] parses the location,
 //! [`layout`] says what the documents look like, [`query`] makes the server calls (and maps
-//! driver errors), [`reader`] answers reads (in one call where [`crate::backend::guess`] knows the rows'
-//! sort keys), [`writer`] applies a batch inside one MongoDB transaction. `docs/backends/mongodb.md` says what lands on the server and why.
+//! driver errors), [`reader`] answers reads (in one call where
+//! [`crate::backend::guess`] knows the rows' sort keys), [`writer`] applies a batch inside
+//! one MongoDB transaction. `docs/backends/mongodb.md` says what lands on the server and why.
 //!
 //! The official driver's blocking API is used (the `sync` feature: the driver's own runtime,
 //! no thread per call). The driver reconnects by itself after the server comes back; calls

@@ -6,8 +6,8 @@
 //! with the transaction's session). Selected keys and columns are reduced on the server to
 //! the literal fields asked for (`"calc.energy"` is one field, not a path).
 //!
-//! A read of a few rows whose sort keys the store has seen ([`crate::backend::guess`]) is ONE
-//! `find`: the metadata (count and the slice of `sort_keys` at those positions) and the
+//! A read of a few rows whose sort keys the store has seen ([`crate::backend::guess`]) is
+//! ONE `find`: the metadata (count and the slice of `sort_keys` at those positions) and the
 //! guessed rows by `_id`. The slice confirms each guess; a row is served only under the
 //! sort key the slice names, so a guess gone stale (another writer inserted or deleted
 //! rows) costs a second call for the right rows, never a wrong row. Other reads (and cold

@@ -10,8 +10,8 @@
 //!
 //! Sort keys come from the metadata read inside the transaction (never from a
 //! `findAndModify` pre-image, which SecantusDB serves stale under concurrency). The
-//! readers' guessed sort keys ([`crate::backend::guess`]) learn the rows this store appends and are
-//! forgotten when it moves rows (insert, delete, clear); they are only guesses, so a
+//! readers' guessed sort keys ([`crate::backend::guess`]) learn the rows this store appends
+//! and are forgotten when it moves rows (insert, delete, clear); they are only guesses, so a
 //! transaction that aborts afterwards leaves nothing wrong behind.
 
 use std::collections::HashSet;
