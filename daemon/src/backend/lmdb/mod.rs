@@ -27,6 +27,7 @@
 //! (`MDB_MAP_RESIZED`), we adopt the larger size the same way. Callers must therefore not
 //! hold a snapshot while waiting for a write of the same store.
 
+pub mod block_index;
 pub mod config;
 pub mod durability;
 mod env;

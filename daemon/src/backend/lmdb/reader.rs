@@ -22,7 +22,8 @@ use asebytes_protocol::{Bytes, Key, Row};
 use heed::types::Bytes as RawBytes;
 use heed::{RoRange, RoTxn, WithoutTls};
 
-use super::layout::{self, BlockIndex};
+use super::block_index::BlockIndex;
+use super::layout;
 use super::{GateGuard, Shared, map_heed_err};
 use crate::backend::{Error, ErrorKind, Reader, Result, Snapshot};
 

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use asebytes_protocol::{Key, Row};
 use heed::{RoTxn, RwTxn};
 
-use super::layout::{self, BlockIndex, Touched};
+use super::block_index::{BlockIndex, Touched};
+use super::layout;
 use super::map_heed_err;
 use super::reader::{self, IndexCache, IndexState, Markers, Store};
 use crate::backend::{Error, ErrorKind, Result, Snapshot, Writer};
