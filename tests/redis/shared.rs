@@ -241,8 +241,8 @@ fn rows_read_by_guessed_sort_keys_are_never_rows_that_moved() {
             other => panic!("get({p}): {other:?}"),
         }
     };
-    for p in 0..expected.len() {
-        assert_eq!(read(p), expected[p].to_string());
+    for (p, n) in expected.iter().enumerate() {
+        assert_eq!(read(p), n.to_string());
     }
     for k in 0..20 {
         let n = 1000 + k;
