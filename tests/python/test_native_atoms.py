@@ -54,13 +54,18 @@ PARTIAL_ROWS: dict[str, dict[str, Any]] = {
 }
 
 
+def _stored_and_read(backend: Backend, row: dict[str, Any]) -> tuple[Any, Any]:
+    """Store ``row`` as row 0 through ``ObjectIO``; the ASE store and its native read."""
+    ObjectIO(backend.location).extend([row])
+    store = ASEIO(backend.location)._backend
+    return store, store.get_atoms(0)
+
+
 @pytest.mark.parametrize("name", sorted(PARTIAL_ROWS))
 def test_partial_rows_are_atoms_of_unknown_element_on_both_paths(
     backend: Backend, name: str
 ) -> None:
-    ObjectIO(backend.location).extend([PARTIAL_ROWS[name]])
-    store = ASEIO(backend.location)._backend
-    got = store.get_atoms(0)
+    store, got = _stored_and_read(backend, PARTIAL_ROWS[name])
     assert len(got) == 2 and got.numbers.tolist() == [0, 0]
     assert_equivalent(got, _python_path(store, 0, fast=False))
     assert_equivalent(store.get_atoms_many([0])[0], _python_path(store, 0))
@@ -278,9 +283,7 @@ def test_native_reads_never_fall_back_to_python(
 def test_rows_outside_the_fast_path_are_built_by_the_python_path(
     backend: Backend, name: str
 ) -> None:
-    ObjectIO(backend.location).extend([UNUSUAL_ROWS[name]])
-    store = ASEIO(backend.location)._backend
-    got = store.get_atoms(0)
+    store, got = _stored_and_read(backend, UNUSUAL_ROWS[name])
     assert_equivalent(got, _python_path(store, 0, fast=False))
     assert_equivalent(got, _python_path(store, 0, copy=False))
     assert_equivalent(store.get_atoms_many([0])[0], _python_path(store, 0, fast=False))
