@@ -19,7 +19,7 @@ use redis::{Pipeline, Value};
 
 use super::conn::Conn;
 use super::layout::KeyNames;
-use super::reader::{Mode, bad_reply, runs};
+use super::reader::{Mode, bad_reply, int, runs};
 use crate::backend::guess::Guesses;
 use crate::backend::{Error, Key, Result};
 
@@ -63,8 +63,7 @@ impl Read<'_> {
     }
 
     /// The replies of the queued rows as the read script shapes its items.
-    fn items(&self, replies: impl Iterator<Item = Value>) -> Result<Vec<Value>> {
-        let mut replies = replies;
+    fn items(&self, mut replies: impl Iterator<Item = Value>) -> Result<Vec<Value>> {
         let mut out = Vec::with_capacity(self.positions.len());
         while let Some(reply) = replies.next() {
             out.push(match (self.mode, reply) {
@@ -200,13 +199,6 @@ fn learn<S: AsRef<[u8]>>(g: &Guesses, start: u64, sks: &[S]) {
         .map_while(|sk| std::str::from_utf8(sk.as_ref()).ok()?.parse().ok())
         .collect();
     g.learn(start, &parsed);
-}
-
-fn int(v: Option<Value>) -> Result<u64> {
-    match v {
-        Some(Value::Int(n)) => Ok(u64::try_from(n).unwrap_or(0)),
-        other => Err(bad_reply(&format!("length {other:?}"))),
-    }
 }
 
 fn bulk_strings(v: &Value) -> Result<Vec<&[u8]>> {

@@ -67,6 +67,7 @@ const EXEC_ATTEMPTS: usize = 4;
 /// position, as the read script shapes them: whole rows as flat field/value lists, the
 /// asked fields' values, one value, or field names; `Nil` for a placeholder (field names:
 /// an empty list). A position past the end is `IndexOutOfRange`.
+///
 /// `guesses`: the store's guessed sort keys (readers), learned from and used for reads of a
 /// few rows.
 pub fn read_chunk(
@@ -121,10 +122,7 @@ fn read_by_script(
         inv.invoke(c)
     })?;
     let mut items = reply.into_iter();
-    let n = match items.next() {
-        Some(Value::Int(n)) => u64::try_from(n).unwrap_or(0),
-        other => return Err(bad_reply(&format!("length {other:?}"))),
-    };
+    let n = int(items.next())?;
     let items: Vec<Value> = items.collect();
     if items.len() != positions.len() {
         if items.is_empty() {
@@ -148,10 +146,18 @@ pub(super) fn runs(positions: &[u64]) -> Vec<(u64, u64)> {
     out
 }
 
+/// A length in a read's reply.
+pub(super) fn int(v: Option<Value>) -> Result<u64> {
+    match v {
+        Some(Value::Int(n)) => Ok(u64::try_from(n).unwrap_or(0)),
+        other => Err(bad_reply(&format!("length {other:?}"))),
+    }
+}
+
 pub(super) fn bad_reply(what: &str) -> Error {
     Error::new(
         ErrorKind::Unexpected,
-        format!("the Redis read script answered something unexpected ({what})"),
+        format!("the Redis server answered a read with something unexpected ({what})"),
     )
 }
 

@@ -144,10 +144,9 @@ fn write_on(
 /// Appends `rows` as native commands in two calls: `WATCH` the list, read its length and
 /// take `rows.len()` sort keys (`INCRBY`); then `MULTI`, each row's `HSET`, one `RPUSH`,
 /// `EXEC`, which Redis refuses if the list changed after the `WATCH`. `Ok((length after,
-/// first sort key))`,
-/// or `Err(length now, if known)` when the list is no longer `planned_len` long (another
-/// writer got in): nothing was written, the batch is planned again. Sort keys taken by a
-/// refused attempt stay unused, as after any failed write.
+/// first sort key))`, or `Err(length now, if known)` when the list is no longer
+/// `planned_len` long (another writer got in): nothing was written, the batch is planned
+/// again. Sort keys taken by a refused attempt stay unused, as after any failed write.
 fn append_native(
     conn: &mut Conn<'_>,
     names: &KeyNames,
